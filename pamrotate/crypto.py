@@ -1,0 +1,168 @@
+"""Encrypt secrets at rest with AES-GCM under a key ring whose first key encrypts.
+
+A ciphertext reads ``pr1:<key id>:<base64url(nonce | ciphertext+tag)>``. The key id is the first
+8 hex digits of SHA-256 over the key, so any key in the ring can be found for decryption and a
+ciphertext tells which key made it.
+
+Keys come from ``settings.ENCRYPTION_KEYS`` (PAMROTATE_ENCRYPTION_KEY: base64url keys separated by
+commas or white space) or, when that is empty, from ``settings.ENCRYPTION_KEY_FILE`` (one key a
+line). In dev mode a missing key file is created with one random key, mode 0600.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+PREFIX = "pr1"
+_lock = threading.Lock()
+_ring: KeyRing | None = None
+
+
+class DecryptionError(Exception):
+    """A stored secret could not be decrypted with any key in the ring."""
+
+
+@dataclass(frozen=True)
+class Key:
+    """One AES-256 key and its id."""
+
+    kid: str
+    material: bytes
+
+    @classmethod
+    def from_text(cls, text: str) -> Key:
+        """Parse a base64url key of 32 bytes."""
+        try:
+            material = base64.urlsafe_b64decode(text.strip() + "=" * (-len(text.strip()) % 4))
+        except ValueError:
+            raise ImproperlyConfigured("an encryption key is not valid base64") from None
+        if len(material) != 32:
+            raise ImproperlyConfigured("an encryption key must be 32 bytes (base64url-encoded)")
+        return cls(kid=hashlib.sha256(material).hexdigest()[:8], material=material)
+
+    @classmethod
+    def generate(cls) -> Key:
+        """Return a new random key."""
+        return cls.from_text(base64.urlsafe_b64encode(os.urandom(32)).decode())
+
+    def to_text(self) -> str:
+        """Return the key as base64url text."""
+        return base64.urlsafe_b64encode(self.material).decode()
+
+
+class KeyRing:
+    """The keys that decrypt secrets; the first one also encrypts."""
+
+    def __init__(self, keys: list[Key]):
+        if not keys:
+            raise ImproperlyConfigured("the encryption key ring is empty")
+        self.keys = keys
+        self.by_id = {key.kid: key for key in keys}
+
+    @property
+    def current(self) -> Key:
+        """Return the key that encrypts new secrets."""
+        return self.keys[0]
+
+    def encrypt(self, plaintext: str) -> str:
+        """Return the ciphertext of a secret under the current key."""
+        key = self.current
+        nonce = os.urandom(12)
+        sealed = AESGCM(key.material).encrypt(nonce, plaintext.encode(), key.kid.encode())
+        return f"{PREFIX}:{key.kid}:{base64.urlsafe_b64encode(nonce + sealed).decode()}"
+
+    def decrypt(self, ciphertext: str) -> str:
+        """Return the plaintext of a stored secret."""
+        try:
+            prefix, kid, body = ciphertext.split(":", 2)
+        except ValueError:
+            raise DecryptionError("not a pamrotate ciphertext") from None
+        if prefix != PREFIX:
+            raise DecryptionError("not a pamrotate ciphertext")
+        key = self.by_id.get(kid)
+        if key is None:
+            raise DecryptionError(f"no encryption key with id {kid} is configured")
+        try:
+            raw = base64.urlsafe_b64decode(body)
+            return AESGCM(key.material).decrypt(raw[:12], raw[12:], kid.encode()).decode()
+        except Exception:
+            raise DecryptionError(f"the secret does not decrypt with key {kid}") from None
+
+    def key_id_of(self, ciphertext: str) -> str:
+        """Return the id of the key a ciphertext was made with."""
+        parts = ciphertext.split(":", 2)
+        return parts[1] if len(parts) == 3 else ""
+
+
+def parse_keys(text: str) -> list[Key]:
+    """Parse keys separated by commas, white space or lines; '#' starts a comment line."""
+    lines = [line for line in text.splitlines() if not line.strip().startswith("#")]
+    return [Key.from_text(part) for part in " ".join(lines).replace(",", " ").split()]
+
+
+def key_file_path() -> Path | None:
+    """Return the key file in use, or None when the keys come from the environment."""
+    if settings.ENCRYPTION_KEYS:
+        return None
+    return Path(settings.ENCRYPTION_KEY_FILE)
+
+
+def load_ring() -> KeyRing:
+    """Read the key ring from the settings (creating the dev key file when allowed)."""
+    if settings.ENCRYPTION_KEYS:
+        return KeyRing(parse_keys(settings.ENCRYPTION_KEYS))
+    path = Path(settings.ENCRYPTION_KEY_FILE)
+    if not path.exists():
+        if settings.PRODUCTION:
+            raise ImproperlyConfigured(f"encryption key file {path} does not exist")
+        write_key_file(path, [Key.generate()])
+        print(f"pamrotate: created encryption key file {path} (dev mode). Back it up.")
+    return KeyRing(parse_keys(path.read_text()))
+
+
+def write_key_file(path: Path, keys: list[Key]) -> None:
+    """Write keys to a file atomically, mode 0600."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write("# pamrotate encryption keys: the first encrypts, all decrypt\n")
+        fh.write("".join(key.to_text() + "\n" for key in keys))
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def ring() -> KeyRing:
+    """Return the process-wide key ring, loading it on first use."""
+    global _ring
+    with _lock:
+        if _ring is None:
+            _ring = load_ring()
+        return _ring
+
+
+def reset_ring() -> None:
+    """Forget the loaded key ring so the next use reads the keys again."""
+    global _ring
+    with _lock:
+        _ring = None
+
+
+def encrypt(plaintext: str) -> str:
+    """Encrypt a secret under the current key."""
+    return ring().encrypt(plaintext)
+
+
+def decrypt(ciphertext: str) -> str:
+    """Decrypt a stored secret."""
+    return ring().decrypt(ciphertext)

@@ -1,0 +1,298 @@
+"""pamrotate settings: one file, every value from the environment, secure by default.
+
+Modes (``PAMROTATE_MODE``):
+- ``production`` (the default): a missing ``PAMROTATE_SECRET_KEY`` or encryption key stops start-up.
+- ``dev``: missing keys are created as files (mode 0600) in the data directory.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name: str, default: str = "") -> str:
+    """Return an environment variable, or the default when it is unset or empty."""
+    return os.environ.get(name, "") or default
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    """Return an environment variable read as a boolean (1/true/yes/on)."""
+    value = os.environ.get(name, "")
+    if not value:
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def env_int(name: str, default: int) -> int:
+    """Return an environment variable read as an integer."""
+    value = os.environ.get(name, "")
+    if not value:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}") from None
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    """Return a comma-separated environment variable as a list."""
+    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+
+
+def env_secret(name: str) -> str:
+    """Return a secret from NAME, or from the file named by NAME_FILE."""
+    if os.environ.get(name):
+        return os.environ[name]
+    path = os.environ.get(f"{name}_FILE")
+    if path:
+        try:
+            return Path(path).read_text().strip()
+        except OSError as exc:
+            raise ImproperlyConfigured(f"{name}_FILE: cannot read {path}: {exc.strerror}") from None
+    return ""
+
+
+def dev_secret_file(path: Path, make) -> str:
+    """Return the secret stored in a dev-mode file, creating it (mode 0600) when missing."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(make() + "\n")
+        print(f"pamrotate: created {path} (dev mode). Keep it safe; it cannot be recovered.")
+    return path.read_text().strip()
+
+
+MODE = env_str("PAMROTATE_MODE", "production")
+if MODE not in ("production", "dev"):
+    raise ImproperlyConfigured("PAMROTATE_MODE must be 'production' or 'dev'")
+PRODUCTION = MODE == "production"
+DEBUG = env_bool("PAMROTATE_DEBUG", False)
+DATA_DIR = Path(env_str("PAMROTATE_DATA_DIR", str(BASE_DIR / "data")))
+
+SECRET_KEY = env_secret("PAMROTATE_SECRET_KEY")
+if not SECRET_KEY:
+    if PRODUCTION:
+        raise ImproperlyConfigured(
+            "PAMROTATE_SECRET_KEY (or PAMROTATE_SECRET_KEY_FILE) is required in production mode; "
+            "set PAMROTATE_MODE=dev to have one created for local use."
+        )
+    SECRET_KEY = dev_secret_file(DATA_DIR / "secret_key", lambda: secrets.token_urlsafe(50))
+
+# Encryption keys for secrets at rest (see pamrotate/crypto.py). The first key encrypts; all decrypt.
+ENCRYPTION_KEYS = env_secret("PAMROTATE_ENCRYPTION_KEY")
+ENCRYPTION_KEY_FILE = env_str("PAMROTATE_ENCRYPTION_KEY_FILE")
+if not ENCRYPTION_KEYS and not ENCRYPTION_KEY_FILE:
+    if PRODUCTION:
+        raise ImproperlyConfigured(
+            "PAMROTATE_ENCRYPTION_KEY or PAMROTATE_ENCRYPTION_KEY_FILE is required in production "
+            "mode; generate one with: python -c 'import os,base64;"
+            "print(base64.urlsafe_b64encode(os.urandom(32)).decode())'"
+        )
+    ENCRYPTION_KEY_FILE = str(DATA_DIR / "encryption.key")
+
+ALLOWED_HOSTS = env_list("PAMROTATE_ALLOWED_HOSTS", "127.0.0.1,localhost")
+CSRF_TRUSTED_ORIGINS = env_list("PAMROTATE_CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "crispy_forms",
+    "crispy_bootstrap5",
+    "django_q",
+    "records.apps.RecordsConfig",
+    "rotation.apps.RotationConfig",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "pamrotate.middleware.ContentSecurityPolicyMiddleware",
+]
+
+ROOT_URLCONF = "pamrotate.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "pamrotate.wsgi.application"
+
+
+def database_settings() -> dict:
+    """Return the default database: SQLite in the data directory unless DATABASE_URL names one."""
+    url = env_str("DATABASE_URL")
+    if url.startswith(("postgres://", "postgresql://")):
+        from urllib.parse import unquote, urlsplit
+
+        parts = urlsplit(url)
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": parts.path.lstrip("/"),
+            "USER": unquote(parts.username or ""),
+            "PASSWORD": unquote(parts.password or ""),
+            "HOST": parts.hostname or "",
+            "PORT": str(parts.port or ""),
+            "CONN_MAX_AGE": 60,
+        }
+    if url and not url.startswith("sqlite:///"):
+        raise ImproperlyConfigured("DATABASE_URL must start with postgresql:// or sqlite:///")
+    path = url.removeprefix("sqlite:///") if url else str(DATA_DIR / "pamrotate.sqlite3")
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": path,
+        "OPTIONS": {
+            # Without IMMEDIATE and WAL, concurrent workers lose writes to "database is locked".
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 30,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        },
+    }
+
+
+DATABASES = {"default": database_settings()}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("PAMROTATE_TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = DATA_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "records:dashboard"
+LOGOUT_REDIRECT_URL = "login"
+
+CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
+CRISPY_TEMPLATE_PACK = "bootstrap5"
+
+# The monitoring pages of django-q2 (qinfo) and the login rate limit need a cache that every
+# process shares: a file cache on one host, Redis when REDIS_URL is set.
+if env_str("REDIS_URL"):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": env_str("REDIS_URL"),
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(DATA_DIR / "cache"),
+        }
+    }
+
+# Security headers and cookies. HTTPS settings follow PAMROTATE_HTTPS (on in production).
+HTTPS = env_bool("PAMROTATE_HTTPS", PRODUCTION)
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+SECURE_SSL_REDIRECT = HTTPS and env_bool("PAMROTATE_SSL_REDIRECT", True)
+SECURE_HSTS_SECONDS = env_int("PAMROTATE_HSTS_SECONDS", 31536000 if HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
+SECURE_HSTS_PRELOAD = HTTPS
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("PAMROTATE_BEHIND_PROXY") else None
+)
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_AGE = env_int("PAMROTATE_SESSION_SECONDS", 8 * 3600)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
+
+# Failed logins: at most this many per username and per client address in the window.
+LOGIN_FAILURE_LIMIT = env_int("PAMROTATE_LOGIN_FAILURE_LIMIT", 5)
+LOGIN_FAILURE_WINDOW = env_int("PAMROTATE_LOGIN_FAILURE_WINDOW", 900)
+
+# Rotation.
+ROTATION_LEASE_SECONDS = env_int("PAMROTATE_ROTATION_LEASE_SECONDS", 300)
+PASSWORD_HISTORY_DEPTH = env_int("PAMROTATE_PASSWORD_HISTORY_DEPTH", 10)
+REVEAL_SECONDS = env_int("PAMROTATE_REVEAL_SECONDS", 30)
+LDAP_CONNECT_TIMEOUT = env_int("PAMROTATE_LDAP_CONNECT_TIMEOUT", 5)
+LDAP_OPERATION_TIMEOUT = env_int("PAMROTATE_LDAP_OPERATION_TIMEOUT", 15)
+
+# django-q2 (DESIGN.md §4). Task arguments and results are stored pickled and unencrypted:
+# tasks take record ids only. retry must exceed (1 + ceil((queue_limit + 1) / workers)) x timeout,
+# here (1 + ceil(5 / 2)) x 120 = 480 s, or a slow task is handed to a second worker.
+Q_WORKERS = env_int("PAMROTATE_WORKERS", 2)
+Q_TIMEOUT = 120
+Q_QUEUE_LIMIT = 4
+Q_CLUSTER = {
+    "name": env_str("PAMROTATE_GATEWAY", "default"),
+    "orm": "default",
+    "workers": Q_WORKERS,
+    "timeout": Q_TIMEOUT,
+    "retry": (1 + -(-(Q_QUEUE_LIMIT + 1) // Q_WORKERS)) * Q_TIMEOUT + 120,
+    "queue_limit": Q_QUEUE_LIMIT,
+    "max_attempts": 1,  # our own attempt counter decides retries, not the broker
+    "ack_failures": True,
+    "catch_up": False,
+    "save_limit": 1000,
+    "poll": 0.5,
+    "sync": env_bool("PAMROTATE_Q_SYNC", False),
+    "label": "Background tasks",
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("PAMROTATE_LOG_LEVEL", "INFO")},
+    "loggers": {
+        # ldap3 can log whole requests (with passwords) at its debug levels: keep it quiet.
+        "ldap3": {"level": "WARNING"},
+    },
+}
+
+EMAIL_BACKEND = env_str("PAMROTATE_EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env_str("PAMROTATE_EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("PAMROTATE_EMAIL_PORT", 25)
+DEFAULT_FROM_EMAIL = env_str("PAMROTATE_EMAIL_FROM", "pamrotate@localhost")

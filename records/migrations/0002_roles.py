@@ -1,0 +1,59 @@
+"""Create the three roles as groups, mirroring Keeper's enforcement policies."""
+
+from django.db import migrations
+
+VIEW = [
+    "records.view_pamconfiguration",
+    "records.view_pamdirectory",
+    "records.view_pamuser",
+    "rotation.view_rotationattempt",
+    "rotation.view_auditevent",
+]
+OPERATE = VIEW + ["records.rotate_credentials", "records.reveal_password"]
+ADMINISTER = OPERATE + [
+    "records.configure_rotation",
+    "records.add_pamconfiguration",
+    "records.change_pamconfiguration",
+    "records.delete_pamconfiguration",
+    "records.add_pamdirectory",
+    "records.change_pamdirectory",
+    "records.delete_pamdirectory",
+    "records.add_pamuser",
+    "records.change_pamuser",
+    "records.delete_pamuser",
+]
+ROLES = {"Viewers": VIEW, "Operators": OPERATE, "Administrators": ADMINISTER}
+
+
+def create_roles(apps, schema_editor):
+    from django.contrib.auth.management import create_permissions
+
+    # Permissions are normally made after all migrations; the groups need them now.
+    for app_config in apps.get_app_configs():
+        app_config.models_module = True
+        create_permissions(app_config, apps=apps, verbosity=0)
+        app_config.models_module = None
+    Group = apps.get_model("auth", "Group")
+    Permission = apps.get_model("auth", "Permission")
+    for name, codes in ROLES.items():
+        group, _ = Group.objects.get_or_create(name=name)
+        for code in codes:
+            app_label, codename = code.split(".")
+            group.permissions.add(
+                Permission.objects.get(content_type__app_label=app_label, codename=codename)
+            )
+
+
+def remove_roles(apps, schema_editor):
+    apps.get_model("auth", "Group").objects.filter(name__in=ROLES).delete()
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("records", "0001_initial"),
+        ("rotation", "0001_initial"),
+        ("auth", "0012_alter_user_first_name_max_length"),
+        ("contenttypes", "0002_remove_content_type_name"),
+    ]
+
+    operations = [migrations.RunPython(create_roles, remove_roles)]

@@ -1,0 +1,350 @@
+"""The records pamrotate manages, in Keeper's PAM model: configurations, directories, users."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.urls import reverse
+from django.utils import timezone
+
+from pamrotate import crypto
+from records import schedules
+from records.complexity import Complexity, ComplexityError
+
+DEFAULT_COMPLEXITY = "20,1,1,1,1"
+
+
+class Environment(models.TextChoices):
+    """Where a configuration's resources live (Keeper's PAM configuration types)."""
+
+    LOCAL = "local", "Local Network"
+
+
+class DirectoryType(models.TextChoices):
+    """The kind of directory server; Keeper's import keys."""
+
+    ACTIVE_DIRECTORY = "active_directory", "Active Directory"
+    OPENLDAP = "openldap", "OpenLDAP"
+
+
+class RotationStatus(models.TextChoices):
+    """The outcome of an account's most recent rotation attempt."""
+
+    NEVER = "never", "Never rotated"
+    RUNNING = "running", "Rotating"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    UNKNOWN = "unknown", "Outcome unknown"
+
+
+class ScheduleFields(models.Model):
+    """The fields of one rotation schedule (see records/schedules.py for their meaning)."""
+
+    schedule_type = models.CharField(
+        "schedule", max_length=20, choices=schedules.TYPES, default=schedules.ON_DEMAND
+    )
+    schedule_time = models.TimeField("time of day", null=True, blank=True)
+    schedule_interval = models.PositiveSmallIntegerField("every N days", default=1)
+    schedule_weekday = models.PositiveSmallIntegerField(
+        "weekday", null=True, blank=True, choices=list(enumerate(schedules.WEEKDAYS))
+    )
+    schedule_day = models.PositiveSmallIntegerField("day of month", null=True, blank=True)
+    schedule_week = models.SmallIntegerField(
+        "week of month", null=True, blank=True, choices=[(k, v.title()) for k, v in schedules.ORDINALS.items()]
+    )
+    schedule_cron = models.CharField("cron expression", max_length=100, blank=True)
+    schedule_tz = models.CharField("time zone", max_length=64, default="UTC")
+
+    class Meta:
+        abstract = True
+
+    @property
+    def schedule(self) -> schedules.Schedule:
+        """Return the stored fields as a Schedule."""
+        return schedules.Schedule(
+            type=self.schedule_type,
+            time=self.schedule_time,
+            interval=self.schedule_interval or 1,
+            weekday=self.schedule_weekday,
+            day=self.schedule_day,
+            week=self.schedule_week,
+            cron=self.schedule_cron,
+            tz=self.schedule_tz,
+        )
+
+    def clean_schedule(self) -> None:
+        """Raise ValidationError when the schedule fields do not make a runnable schedule."""
+        try:
+            self.schedule.validate()
+        except schedules.ScheduleError as exc:
+            field = "schedule_cron" if self.schedule_type == schedules.CRON else "schedule_type"
+            if "time zone" in str(exc):
+                field = "schedule_tz"
+            raise ValidationError({field: str(exc)}) from None
+
+
+def validate_complexity(value: str) -> None:
+    """Reject a complexity that cannot be parsed or satisfied."""
+    try:
+        Complexity.parse(value)
+    except ComplexityError as exc:
+        raise ValidationError(str(exc)) from None
+
+
+class PamConfiguration(ScheduleFields):
+    """An environment: the worker pool that reaches it, its defaults and a rotation switch."""
+
+    title = models.CharField(max_length=200, unique=True)
+    environment = models.CharField(max_length=20, choices=Environment.choices, default=Environment.LOCAL)
+    gateway = models.CharField(
+        "gateway (worker pool)",
+        max_length=100,
+        default="default",
+        help_text="The django-q2 cluster name of the workers that can reach this network.",
+    )
+    application_folder = models.CharField(max_length=200, blank=True)
+    network_id = models.CharField("network ID", max_length=100, blank=True)
+    network_cidr = models.CharField("network CIDR", max_length=50, blank=True)
+    port_mapping = models.TextField(
+        blank=True, help_text="One mapping a line, such as 32636=ldaps."
+    )
+    rotation_enabled = models.BooleanField(
+        default=True, help_text="Off blocks every rotation of every account under this configuration."
+    )
+    default_password_complexity = models.CharField(
+        max_length=120,
+        default=DEFAULT_COMPLEXITY,
+        validators=[validate_complexity],
+        help_text='Keeper\'s form: "length,upper,lower,digits,special[,characters]".',
+    )
+    manual_rotation_resets_schedule = models.BooleanField(
+        "a manual rotation moves the next scheduled one",
+        default=False,
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["title"]
+        verbose_name = "PAM configuration"
+
+    def __str__(self) -> str:
+        return self.title
+
+    def get_absolute_url(self) -> str:
+        return reverse("records:configuration-detail", args=[self.pk])
+
+    def clean(self) -> None:
+        if self.schedule_type == schedules.USE_DEFAULT:
+            raise ValidationError({"schedule_type": "a configuration's default cannot refer to itself"})
+        self.clean_schedule()
+
+
+class PamDirectory(models.Model):
+    """An Active Directory or OpenLDAP server and the credential that administers it."""
+
+    title = models.CharField(max_length=200, unique=True)
+    configuration = models.ForeignKey(
+        PamConfiguration, on_delete=models.PROTECT, related_name="directories"
+    )
+    hostname = models.CharField("hostname or IP", max_length=253)
+    port = models.PositiveIntegerField(default=636)
+    use_ssl = models.BooleanField("use SSL (LDAPS)", default=True)
+    start_tls = models.BooleanField("StartTLS", default=False, help_text="OpenLDAP only.")
+    ca_certificate = models.TextField(
+        "CA certificate", blank=True, help_text="PEM; for directories whose certificate a private CA issued."
+    )
+    verify_certificate = models.BooleanField(default=True)
+    alternative_ips = models.TextField("alternative IPs", blank=True, help_text="One a line.")
+    domain_name = models.CharField(max_length=253, blank=True)
+    directory_type = models.CharField(max_length=20, choices=DirectoryType.choices)
+    user_match = models.CharField("user match (search base)", max_length=500, blank=True)
+    administrative_credential = models.ForeignKey(
+        "PamUser",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="administered_directories",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["title"]
+        verbose_name = "PAM directory"
+        verbose_name_plural = "PAM directories"
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(port__gte=1, port__lte=65535), name="directory_port_range"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def get_absolute_url(self) -> str:
+        return reverse("records:directory-detail", args=[self.pk])
+
+    def clean(self) -> None:
+        errors = {}
+        if self.directory_type == DirectoryType.ACTIVE_DIRECTORY:
+            if not self.use_ssl:
+                errors["use_ssl"] = "Active Directory requires LDAPS: turn on SSL."
+            if self.start_tls:
+                errors["start_tls"] = "StartTLS is for OpenLDAP; Active Directory uses LDAPS."
+        elif not self.use_ssl and not self.start_tls:
+            errors["use_ssl"] = "Pick LDAPS or StartTLS: pamrotate never sends a password over plain LDAP."
+        if self.use_ssl and self.start_tls:
+            errors["start_tls"] = "Pick either LDAPS or StartTLS, not both."
+        credential = self.administrative_credential
+        if credential is not None and self.configuration_id and credential.configuration_id != self.configuration_id:
+            errors["administrative_credential"] = (
+                "The administrative credential must belong to the same configuration."
+            )
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def alternative_ip_list(self) -> list[str]:
+        """Return the alternative addresses, one per entry."""
+        return [ip.strip() for ip in self.alternative_ips.replace(",", "\n").splitlines() if ip.strip()]
+
+    @property
+    def is_active_directory(self) -> bool:
+        return self.directory_type == DirectoryType.ACTIVE_DIRECTORY
+
+
+class PamUserQuerySet(models.QuerySet):
+    """Queries over PAM users."""
+
+    def rotatable(self):
+        """Return the users whose rotation nothing blocks."""
+        return self.filter(
+            rotation_enabled=True,
+            managed=False,
+            resource__isnull=False,
+            configuration__rotation_enabled=True,
+        )
+
+
+class PamUser(ScheduleFields):
+    """A privileged account: its login, DN, encrypted password and rotation settings."""
+
+    title = models.CharField(max_length=200, unique=True)
+    configuration = models.ForeignKey(PamConfiguration, on_delete=models.PROTECT, related_name="users")
+    login = models.CharField(max_length=256)
+    password_encrypted = models.TextField(blank=True, editable=False)
+    distinguished_name = models.CharField(max_length=1024, blank=True)
+    managed = models.BooleanField(
+        default=False, help_text="A managed account is never rotated by pamrotate."
+    )
+    resource = models.ForeignKey(
+        PamDirectory,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="users",
+        help_text="The directory that rotates this account.",
+    )
+    rotation_enabled = models.BooleanField(default=False)
+    password_complexity = models.CharField(
+        max_length=120,
+        blank=True,
+        validators=[validate_complexity],
+        help_text='Blank uses the configuration\'s default. Keeper\'s form: "20,1,1,1,1[,characters]".',
+    )
+    last_rotated_at = models.DateTimeField(null=True, blank=True, editable=False)
+    next_rotation_at = models.DateTimeField(null=True, blank=True, editable=False, db_index=True)
+    rotation_status = models.CharField(
+        max_length=20, choices=RotationStatus.choices, default=RotationStatus.NEVER, editable=False
+    )
+    rotation_error = models.CharField(max_length=500, blank=True, editable=False)
+    # One rotation at a time: a claim holds the lease until it ends or expires.
+    lease_until = models.DateTimeField(null=True, blank=True, editable=False)
+    lease_attempt_id = models.BigIntegerField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = PamUserQuerySet.as_manager()
+
+    encrypted_fields = ("password_encrypted",)
+
+    class Meta:
+        ordering = ["title"]
+        verbose_name = "PAM user"
+        # Keeper's enforcement policies; the roles migration gives them to the groups.
+        permissions = [
+            ("rotate_credentials", "Can rotate credentials"),
+            ("reveal_password", "Can reveal a password"),
+            ("configure_rotation", "Can configure rotation settings"),
+        ]
+        indexes = [models.Index(fields=["rotation_status"], name="pamuser_status_idx")]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def get_absolute_url(self) -> str:
+        return reverse("records:user-detail", args=[self.pk])
+
+    def clean(self) -> None:
+        errors = {}
+        if self.resource_id and self.configuration_id and self.resource.configuration_id != self.configuration_id:
+            errors["resource"] = "The directory must belong to the same configuration."
+        if self.rotation_enabled and not self.resource_id:
+            errors["resource"] = "Pick the directory that rotates this account, or turn rotation off."
+        if self.rotation_enabled and self.resource_id and not self.distinguished_name:
+            errors["distinguished_name"] = "Rotation needs the account's distinguished name."
+        if errors:
+            raise ValidationError(errors)
+        self.clean_schedule()
+
+    def set_password(self, plaintext: str) -> None:
+        """Store a password encrypted (the caller saves)."""
+        self.password_encrypted = crypto.encrypt(plaintext) if plaintext else ""
+
+    def get_password(self) -> str:
+        """Return the stored password in clear, for rotation and audited reveal only."""
+        return crypto.decrypt(self.password_encrypted) if self.password_encrypted else ""
+
+    @property
+    def has_password(self) -> bool:
+        return bool(self.password_encrypted)
+
+    @property
+    def effective_schedule(self) -> schedules.Schedule:
+        """Return the schedule that applies, following "use the configuration's default"."""
+        if self.schedule_type == schedules.USE_DEFAULT:
+            return self.configuration.schedule
+        return self.schedule
+
+    @property
+    def effective_complexity(self) -> Complexity:
+        """Return the complexity that applies, following the configuration's default."""
+        return Complexity.parse(self.password_complexity or self.configuration.default_password_complexity)
+
+    @property
+    def rotation_blocked_reason(self) -> str:
+        """Return why this account cannot rotate now, or an empty string."""
+        if self.managed:
+            return "This account is managed: pamrotate never rotates it."
+        if not self.rotation_enabled:
+            return "Rotation is turned off for this account."
+        if self.resource_id is None:
+            return "No directory is set to rotate this account."
+        if not self.configuration.rotation_enabled:
+            return f"Rotation is turned off for the configuration {self.configuration}."
+        if not self.distinguished_name:
+            return "The account has no distinguished name."
+        return ""
+
+    def compute_next_rotation(self, after: dt.datetime | None = None) -> dt.datetime | None:
+        """Return when the schedule next rotates this account, or None when it never will."""
+        if self.rotation_blocked_reason:
+            return None
+        after = after or timezone.now()
+        try:
+            return self.effective_schedule.next_after(after, anchor=self.last_rotated_at or self.created_at)
+        except schedules.ScheduleError:
+            return None

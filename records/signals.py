@@ -1,0 +1,8 @@
+"""Signals records send so that other apps (audit) can follow changes without records knowing them."""
+
+from django.dispatch import Signal
+
+# Sent after a record is created, updated or deleted through the UI or a command.
+# Arguments: instance, action ("created" | "updated" | "deleted"), actor (a User or None),
+# actor_name (str), remote_address (str or None), changed (list of field names, never values).
+record_changed = Signal()

@@ -1,0 +1,196 @@
+"""What rotation records: attempts, the password history, and the append-only audit log."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+
+from pamrotate import crypto
+from records.models import PamUser
+
+
+class AttemptState(models.TextChoices):
+    """Where a rotation attempt stands."""
+
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    UNKNOWN = "unknown", "Outcome unknown"
+    RECONCILED = "reconciled", "Reconciled"
+    REFUSED = "refused", "Refused"
+
+
+class Trigger(models.TextChoices):
+    """What started an attempt."""
+
+    ON_DEMAND = "on_demand", "On demand"
+    SCHEDULED = "scheduled", "Scheduled"
+    RETRY = "retry", "Retry"
+
+
+class ErrorClass(models.TextChoices):
+    """How a failure is handled (DESIGN.md §3)."""
+
+    REJECTED = "rejected", "Rejected by the directory"
+    AMBIGUOUS = "ambiguous", "Outcome unknown"
+    CONFIGURATION = "configuration", "Configuration or permission"
+    TRANSIENT = "transient", "Directory unreachable"
+    BLOCKED = "blocked", "Rotation blocked"
+    BUSY = "busy", "Already rotating"
+    INTERNAL = "internal", "Internal error"
+
+
+class RotationAttempt(models.Model):
+    """One try at rotating one account's password; its pending password is the write-ahead."""
+
+    user = models.ForeignKey(PamUser, on_delete=models.CASCADE, related_name="attempts")
+    state = models.CharField(max_length=20, choices=AttemptState.choices, default=AttemptState.QUEUED)
+    trigger = models.CharField(max_length=20, choices=Trigger.choices, default=Trigger.ON_DEMAND)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    requested_by_name = models.CharField(max_length=150, blank=True)
+    # Rotates the user's own password with itself (a directory's administrative credential).
+    self_change = models.BooleanField(default=False)
+    slot = models.DateTimeField(null=True, blank=True, help_text="The scheduled time this attempt serves.")
+    try_number = models.PositiveSmallIntegerField(default=1)
+    pending_password_encrypted = models.TextField(blank=True, editable=False)
+    directory_changed = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error_class = models.CharField(max_length=20, choices=ErrorClass.choices, blank=True)
+    error_code = models.IntegerField(null=True, blank=True)
+    error_message = models.CharField(max_length=500, blank=True)
+
+    encrypted_fields = ("pending_password_encrypted",)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["user", "-created_at"], name="attempt_user_created_idx"),
+            models.Index(fields=["state"], name="attempt_state_idx"),
+        ]
+        constraints = [
+            # One scheduled attempt per account and slot, whatever races the dispatcher.
+            models.UniqueConstraint(
+                fields=["user", "slot", "try_number"],
+                condition=models.Q(slot__isnull=False),
+                name="attempt_one_per_slot_try",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Rotation #{self.pk} of {self.user}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("rotation:attempt-detail", args=[self.pk])
+
+    @property
+    def duration(self):
+        if self.started_at and self.finished_at:
+            return self.finished_at - self.started_at
+        return None
+
+    @property
+    def is_finished(self) -> bool:
+        return self.state in (
+            AttemptState.SUCCEEDED,
+            AttemptState.FAILED,
+            AttemptState.RECONCILED,
+            AttemptState.REFUSED,
+        )
+
+    def set_pending(self, plaintext: str) -> None:
+        self.pending_password_encrypted = crypto.encrypt(plaintext) if plaintext else ""
+
+    def get_pending(self) -> str:
+        return crypto.decrypt(self.pending_password_encrypted) if self.pending_password_encrypted else ""
+
+
+class PasswordVersion(models.Model):
+    """A password an account had before a rotation replaced it."""
+
+    user = models.ForeignKey(PamUser, on_delete=models.CASCADE, related_name="password_versions")
+    password_encrypted = models.TextField(editable=False)
+    valid_from = models.DateTimeField(null=True, blank=True)
+    replaced_at = models.DateTimeField()
+    attempt = models.ForeignKey(
+        RotationAttempt, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    encrypted_fields = ("password_encrypted",)
+
+    class Meta:
+        ordering = ["-replaced_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Password of {self.user} replaced {self.replaced_at:%Y-%m-%d %H:%M}"
+
+    def get_password(self) -> str:
+        return crypto.decrypt(self.password_encrypted)
+
+
+class AuditQuerySet(models.QuerySet):
+    """Audit events can be added and read, never changed or removed in bulk."""
+
+    def update(self, **kwargs):
+        raise PermissionError("audit events cannot be changed")
+
+    def delete(self):
+        raise PermissionError("audit events cannot be deleted")
+
+    def _raw_delete(self, using):
+        raise PermissionError("audit events cannot be deleted")
+
+
+class AuditEvent(models.Model):
+    """Something that happened, recorded once and never changed (Keeper's event names)."""
+
+    ROTATION_ON_DEMAND_OK = "record_rotation_on_demand_ok"
+    ROTATION_ON_DEMAND_FAIL = "record_rotation_on_demand_fail"
+    ROTATION_SCHEDULED_OK = "record_rotation_scheduled_ok"
+    ROTATION_SCHEDULED_FAIL = "record_rotation_scheduled_fail"
+    PASSWORD_REVEALED = "password_revealed"
+    RECORD_CREATED = "record_add"
+    RECORD_UPDATED = "record_update"
+    RECORD_DELETED = "record_delete"
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    event = models.CharField(max_length=64, db_index=True)
+    category = models.CharField(max_length=32, default="record")
+    outcome = models.CharField(max_length=16, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    actor_name = models.CharField(max_length=150, blank=True)
+    remote_address = models.GenericIPAddressField(null=True, blank=True)
+    record_type = models.CharField(max_length=32, blank=True)
+    record_id = models.BigIntegerField(null=True, blank=True)
+    record_title = models.CharField(max_length=200, blank=True)
+    attempt_id = models.BigIntegerField(null=True, blank=True)
+    message = models.CharField(max_length=1000, blank=True)
+
+    objects = AuditQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["record_type", "record_id"], name="audit_record_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.event} {self.record_title}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise PermissionError("audit events cannot be changed")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError("audit events cannot be deleted")
