@@ -25,6 +25,7 @@ from django.core.exceptions import ImproperlyConfigured
 PREFIX = "pr1"
 _lock = threading.Lock()
 _ring: KeyRing | None = None
+_ring_stamp: float | None = None
 
 
 class DecryptionError(Exception):
@@ -142,12 +143,25 @@ def write_key_file(path: Path, keys: list[Key]) -> None:
     os.replace(tmp, path)
 
 
+def _file_stamp() -> float | None:
+    path = key_file_path()
+    try:
+        return path.stat().st_mtime_ns if path is not None else None
+    except OSError:
+        return None
+
+
 def ring() -> KeyRing:
-    """Return the process-wide key ring, loading it on first use."""
-    global _ring
+    """Return the process-wide key ring, reloading it when the key file changed.
+
+    A long-running worker thus picks up a key rotation made by another process at once.
+    """
+    global _ring, _ring_stamp
     with _lock:
-        if _ring is None:
+        stamp = _file_stamp()
+        if _ring is None or stamp != _ring_stamp:
             _ring = load_ring()
+            _ring_stamp = _file_stamp()
         return _ring
 
 

@@ -265,7 +265,10 @@ Q_WORKERS = env_int("PAMROTATE_WORKERS", 2)
 Q_TIMEOUT = 120
 Q_QUEUE_LIMIT = 4
 Q_CLUSTER = {
-    "name": env_str("PAMROTATE_GATEWAY", "default"),
+    # Every cluster shares this name (it keys the task payloads). A gateway's workers run as
+    # `Q_CLUSTER_NAME=<gateway> manage.py qcluster` and take only that gateway's queue.
+    "name": "default",
+    "ALT_CLUSTERS": {},
     "orm": "default",
     "workers": Q_WORKERS,
     "timeout": Q_TIMEOUT,

@@ -9,6 +9,7 @@ KEEPER_SPECIALS = "!@#$%^?();',.=+[]<>{}-_/\\*&:\"`~|"
 UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 LOWER = "abcdefghijklmnopqrstuvwxyz"
 DIGITS = "0123456789"
+MIN_LENGTH = 4
 MAX_LENGTH = 256
 
 
@@ -31,8 +32,8 @@ class Complexity:
         for name in ("length", "upper", "lower", "digits", "special"):
             if getattr(self, name) < 0:
                 raise ComplexityError(f"{name} cannot be negative")
-        if not 8 <= self.length <= MAX_LENGTH:
-            raise ComplexityError(f"length must be between 8 and {MAX_LENGTH}")
+        if not MIN_LENGTH <= self.length <= MAX_LENGTH:
+            raise ComplexityError(f"length must be between {MIN_LENGTH} and {MAX_LENGTH}")
         if self.upper + self.lower + self.digits + self.special > self.length:
             raise ComplexityError(
                 f"the minimum counts add up to {self.upper + self.lower + self.digits + self.special}, "

@@ -1,2 +1,344 @@
-def login_view(request): ...
-def logout_view(request): ...
+"""Record pages: sign-in, dashboard, lists, details, and create / edit / delete."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import available_timezones
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import logout
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import LoginView
+from django.core.paginator import Paginator
+from django.db import models, transaction
+from django.db.models import Count, Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from records import access, schedules
+from records.complexity import ComplexityError
+from records.forms import FORMS, SCHEDULE_FIELDS, LoginForm
+from records.models import (
+    DirectoryType,
+    PamConfiguration,
+    PamDirectory,
+    PamUser,
+    RotationStatus,
+)
+from records.signals import record_changed
+
+PAGE_SIZE = 25
+OVERDUE_GRACE = dt.timedelta(minutes=5)
+USER_SORTS = {
+    "title": "title",
+    "-title": "-title",
+    "next": "next_rotation_at",
+    "-next": "-next_rotation_at",
+    "last": "last_rotated_at",
+    "-last": "-last_rotated_at",
+}
+RECORD_TYPES = {"configuration": PamConfiguration, "directory": PamDirectory, "user": PamUser}
+RECORD_NAMES = {model: name for name, model in RECORD_TYPES.items()}
+TIME_ZONES = sorted(available_timezones())
+
+login_view = LoginView.as_view(
+    form_class=LoginForm, template_name="registration/login.html", redirect_authenticated_user=True
+)
+
+
+@require_POST
+def logout_view(request: HttpRequest) -> HttpResponse:
+    logout(request)
+    messages.info(request, "You are signed out.")
+    return redirect(settings.LOGOUT_REDIRECT_URL)
+
+
+def _int_param(request: HttpRequest, name: str) -> int | None:
+    """Return a query parameter as a positive integer, or None when it is missing or not one."""
+    value = request.GET.get(name, "")
+    return int(value) if value.isascii() and value.isdigit() and len(value) < 19 else None
+
+
+def _choice_param(request: HttpRequest, name: str, choices) -> str:
+    """Return a query parameter when it is one of the choices, else an empty string."""
+    value = request.GET.get(name, "")
+    return value if value in dict(choices) else ""
+
+
+def _overdue(queryset):
+    return queryset.filter(next_rotation_at__lt=timezone.now() - OVERDUE_GRACE).exclude(
+        rotation_status=RotationStatus.RUNNING
+    )
+
+
+def _page(request: HttpRequest, queryset):
+    return Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
+
+
+def _schedule_preview(schedule: schedules.Schedule) -> tuple[str, list[dt.datetime], str]:
+    """Return a schedule's description, its next three runs, and an error if it cannot run."""
+    try:
+        return schedule.describe(), schedule.next_runs(timezone.now(), 3), ""
+    except (schedules.ScheduleError, KeyError, TypeError, ValueError) as exc:
+        return "", [], str(exc)
+
+
+@login_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    access.require_any_view(request.user, [PamConfiguration, PamDirectory, PamUser])
+    users = PamUser.objects.all()
+    counts = {
+        "configurations": PamConfiguration.objects.count(),
+        "directories": PamDirectory.objects.count(),
+        "users": users.count(),
+        "rotating": users.rotatable().count(),
+        "failed": users.filter(rotation_status=RotationStatus.FAILED).count(),
+        "overdue": _overdue(users).count(),
+    }
+    return render(request, "records/dashboard.html", {"counts": counts})
+
+
+@login_required
+def configuration_list(request: HttpRequest) -> HttpResponse:
+    access.require(request.user, PamConfiguration, "view")
+    queryset = PamConfiguration.objects.annotate(
+        directory_count=Count("directories", distinct=True), user_count=Count("users", distinct=True)
+    )
+    q = request.GET.get("q", "").strip()
+    if q:
+        queryset = queryset.filter(
+            Q(title__icontains=q) | Q(network_id__icontains=q) | Q(application_folder__icontains=q)
+        )
+    context = {"page": _page(request, queryset.order_by("title")), "q": q}
+    return render(request, "records/configuration_list.html", context)
+
+
+@login_required
+def directory_list(request: HttpRequest) -> HttpResponse:
+    access.require(request.user, PamDirectory, "view")
+    queryset = PamDirectory.objects.select_related("configuration", "administrative_credential")
+    q = request.GET.get("q", "").strip()
+    if q:
+        queryset = queryset.filter(
+            Q(title__icontains=q) | Q(hostname__icontains=q) | Q(domain_name__icontains=q)
+        )
+    if (configuration := _int_param(request, "configuration")) is not None:
+        queryset = queryset.filter(configuration_id=configuration)
+    if directory_type := _choice_param(request, "type", DirectoryType.choices):
+        queryset = queryset.filter(directory_type=directory_type)
+    context = {
+        "page": _page(request, queryset.order_by("title")),
+        "q": q,
+        "configurations": PamConfiguration.objects.only("id", "title"),
+        "directory_types": DirectoryType.choices,
+        "selected": {"configuration": configuration, "type": directory_type},
+    }
+    return render(request, "records/directory_list.html", context)
+
+
+def _filter_users(request: HttpRequest, queryset):
+    """Apply the user list's search and filters; unknown values are ignored."""
+    selected = {}
+    if q := request.GET.get("q", "").strip():
+        queryset = queryset.filter(
+            Q(title__icontains=q) | Q(login__icontains=q) | Q(distinguished_name__icontains=q)
+        )
+    if (selected["configuration"] := _int_param(request, "configuration")) is not None:
+        queryset = queryset.filter(configuration_id=selected["configuration"])
+    if (selected["directory"] := _int_param(request, "directory")) is not None:
+        queryset = queryset.filter(resource_id=selected["directory"])
+    if selected["type"] := _choice_param(request, "type", DirectoryType.choices):
+        queryset = queryset.filter(resource__directory_type=selected["type"])
+    if selected["status"] := _choice_param(request, "status", RotationStatus.choices):
+        queryset = queryset.filter(rotation_status=selected["status"])
+    selected["rotation"] = _choice_param(request, "rotation", [("on", ""), ("off", "")])
+    if selected["rotation"] == "on":
+        queryset = queryset.rotatable()
+    elif selected["rotation"] == "off":
+        queryset = queryset.exclude(pk__in=PamUser.objects.rotatable().values("pk"))
+    if selected["overdue"] := request.GET.get("overdue") == "1":
+        queryset = _overdue(queryset)
+    selected["q"] = q
+    return queryset, selected
+
+
+@login_required
+def user_list(request: HttpRequest) -> HttpResponse:
+    access.require(request.user, PamUser, "view")
+    queryset = PamUser.objects.select_related("configuration", "resource")
+    queryset, selected = _filter_users(request, queryset)
+    sort = request.GET.get("sort", "title")
+    sort = sort if sort in USER_SORTS else "title"
+    order = USER_SORTS[sort]
+    nulls = models.F(order.lstrip("-"))
+    ordering = nulls.desc(nulls_last=True) if order.startswith("-") else nulls.asc(nulls_last=True)
+    context = {
+        "page": _page(request, queryset.order_by(ordering, "title", "pk")),
+        "selected": selected,
+        "sort": sort,
+        "configurations": PamConfiguration.objects.only("id", "title"),
+        "directories": PamDirectory.objects.only("id", "title"),
+        "directory_types": DirectoryType.choices,
+        "statuses": RotationStatus.choices,
+    }
+    return render(request, "records/user_list.html", context)
+
+
+@login_required
+def configuration_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    access.require(request.user, PamConfiguration, "view")
+    configuration = get_object_or_404(PamConfiguration, pk=pk)
+    description, next_runs, schedule_error = _schedule_preview(configuration.schedule)
+    context = {
+        "configuration": configuration,
+        "directories": configuration.directories.all(),
+        "pam_users": configuration.users.select_related("resource")[:200],
+        "user_count": configuration.users.count(),
+        "schedule_description": description,
+        "next_runs": next_runs,
+        "schedule_error": schedule_error,
+    }
+    return render(request, "records/configuration_detail.html", context)
+
+
+@login_required
+def directory_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    access.require(request.user, PamDirectory, "view")
+    directory = get_object_or_404(
+        PamDirectory.objects.select_related("configuration", "administrative_credential"), pk=pk
+    )
+    context = {
+        "directory": directory,
+        "pam_users": directory.users.select_related("configuration")[:200],
+        "user_count": directory.users.count(),
+    }
+    return render(request, "records/directory_detail.html", context)
+
+
+@login_required
+def user_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    access.require(request.user, PamUser, "view")
+    pam_user = get_object_or_404(PamUser.objects.select_related("configuration", "resource"), pk=pk)
+    description, next_runs, schedule_error = _schedule_preview(pam_user.effective_schedule)
+    try:
+        complexity = pam_user.effective_complexity.describe()
+    except ComplexityError as exc:
+        complexity = f"Invalid: {exc}"
+    context = {
+        "pam_user": pam_user,
+        "schedule_description": description,
+        "next_runs": next_runs if pam_user.next_rotation_at or not pam_user.rotation_blocked_reason else [],
+        "schedule_error": schedule_error,
+        "complexity": complexity,
+        "attempts": pam_user.attempts.all()[:10],
+        "password_versions": pam_user.password_versions.defer("password_encrypted")[:10],
+        "administered_directories": pam_user.administered_directories.all(),
+    }
+    return render(request, "records/user_detail.html", context)
+
+
+def _announce(request: HttpRequest, instance, action: str, changed: list[str]) -> None:
+    """Tell other apps (the audit log) a record changed, naming fields, never values."""
+    record_changed.send(
+        sender=type(instance),
+        instance=instance,
+        action=action,
+        actor=request.user,
+        actor_name=request.user.get_username(),
+        remote_address=request.META.get("REMOTE_ADDR"),
+        changed=list(changed),
+    )
+
+
+def _after_save(request: HttpRequest, instance, changed: list[str]) -> None:
+    """Keep next_rotation_at in step with the schedule and warn when verification is off."""
+    if isinstance(instance, PamUser):
+        instance.next_rotation_at = instance.compute_next_rotation()
+        instance.save(update_fields=["next_rotation_at"])
+    elif isinstance(instance, PamConfiguration) and set(changed) & {*SCHEDULE_FIELDS, "rotation_enabled"}:
+        users = list(instance.users.all())
+        for user in users:
+            user.configuration = instance
+            user.next_rotation_at = user.compute_next_rotation()
+        PamUser.objects.bulk_update(users, ["next_rotation_at"], batch_size=500)
+    elif isinstance(instance, PamDirectory) and not instance.verify_certificate:
+        if "verify_certificate" in changed:
+            messages.warning(
+                request,
+                f"Certificate verification is OFF for {instance}: pamrotate will send passwords to "
+                "whatever server answers at this address. Configure its CA certificate instead.",
+            )
+
+
+def _edit(request: HttpRequest, model, instance=None) -> HttpResponse:
+    form_class = FORMS[model]
+    form = form_class(request.POST or None, instance=instance)
+    if request.method == "POST" and form.is_valid():
+        with transaction.atomic():
+            record = form.save()
+            _after_save(request, record, form.changed_data)
+            _announce(request, record, "updated" if instance else "created", form.changed_data)
+        messages.success(request, f"{model._meta.verbose_name} {record} saved.")
+        return redirect(record)
+    description, next_runs, schedule_error = "", [], ""
+    if form.is_bound and "schedule_type" in form.fields and not form.errors.get("schedule_type"):
+        description, next_runs, schedule_error = _schedule_preview(form.instance.schedule)
+    context = {
+        "form": form,
+        "record": instance,
+        "record_type": RECORD_NAMES[model],
+        "verbose_name": model._meta.verbose_name,
+        "time_zones": TIME_ZONES if "schedule_tz" in form.fields else [],
+        "schedule_description": "" if schedule_error else description,
+        "next_runs": next_runs,
+    }
+    return render(request, "records/record_form.html", context)
+
+
+@login_required
+def record_create(request: HttpRequest, record_type: str) -> HttpResponse:
+    model = RECORD_TYPES[record_type]
+    access.require(request.user, model, "create")
+    return _edit(request, model)
+
+
+@login_required
+def record_edit(request: HttpRequest, record_type: str, pk: int) -> HttpResponse:
+    model = RECORD_TYPES[record_type]
+    access.require(request.user, model, "edit")
+    return _edit(request, model, get_object_or_404(model, pk=pk))
+
+
+@login_required
+def record_delete(request: HttpRequest, record_type: str, pk: int) -> HttpResponse:
+    model = RECORD_TYPES[record_type]
+    access.require(request.user, model, "delete")
+    record = get_object_or_404(model, pk=pk)
+    blockers = []
+    if request.method == "POST":
+        try:
+            with transaction.atomic():
+                pk = record.pk
+                record.delete()
+                record.pk = pk  # the audit event names the record that was deleted
+                _announce(request, record, "deleted", [])
+        except models.ProtectedError as exc:
+            blockers = sorted(exc.protected_objects, key=str)
+            messages.error(
+                request,
+                f"{record} is still in use, so it was not deleted: delete or move its directories "
+                "and users first.",
+            )
+        else:
+            messages.success(request, f"{model._meta.verbose_name} {record} deleted.")
+            return redirect(f"records:{record_type}-list")
+    context = {
+        "record": record,
+        "record_type": record_type,
+        "verbose_name": model._meta.verbose_name,
+        "blockers": blockers[:20],
+    }
+    return render(request, "records/record_confirm_delete.html", context, status=409 if blockers else 200)

@@ -56,6 +56,9 @@ class RotationAttempt(models.Model):
     self_change = models.BooleanField(default=False)
     slot = models.DateTimeField(null=True, blank=True, help_text="The scheduled time this attempt serves.")
     try_number = models.PositiveSmallIntegerField(default=1)
+    retry_at = models.DateTimeField(
+        null=True, blank=True, help_text="A queued retry waits until then before it is sent to a worker."
+    )
     pending_password_encrypted = models.TextField(blank=True, editable=False)
     directory_changed = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)

@@ -1,0 +1,72 @@
+# pamrotate: `make run` sets up and runs the app; `make test` installs what the tests need and runs them.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+APT_PACKAGES := slapd ldap-utils samba samba-dsdb-modules samba-vfs-modules samba-ad-provision openssl chromium iproute2
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test demo venv dev-venv apt lint check pytest clean
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt $(VENV)/.installed
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.installed
+dev-venv: $(VENV)/.installed-dev
+
+# Embedded default: SQLite + django-q2's ORM broker; the web server and the worker run together.
+run: export PAMROTATE_MODE ?= dev
+run: export PAMROTATE_HTTPS ?= 0
+run: venv
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput --verbosity 0
+	$(PY) manage.py ensure_admin
+	@echo "pamrotate: http://$(HOST):$(PORT)/  (Ctrl-C stops the web server and the worker)"
+	@trap 'kill 0' INT TERM EXIT; \
+	  $(PY) manage.py qcluster & \
+	  $(PY) manage.py runserver $(HOST):$(PORT) --noreload & \
+	  wait
+
+# A local slapd with sample accounts, a configuration, directory and users pointing at it, and the app.
+demo: export PAMROTATE_MODE ?= dev
+demo: export PAMROTATE_HTTPS ?= 0
+demo: dev-venv
+	@command -v slapd >/dev/null || $(MAKE) apt
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput --verbosity 0
+	$(PY) manage.py ensure_admin
+	$(PY) manage.py demo --host $(HOST) --port $(PORT)
+
+# Debian packages the tests need: real slapd and Samba AD DC servers, and Chromium for Playwright.
+apt:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing: $$missing"; \
+	  apt-get update -q; \
+	  echo "slapd slapd/no_configuration boolean true" | debconf-set-selections; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+lint: dev-venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+check: dev-venv
+	PAMROTATE_MODE=dev DJANGO_SETTINGS_MODULE=tests.settings $(PY) manage.py check
+	PAMROTATE_MODE=dev DJANGO_SETTINGS_MODULE=tests.settings $(PY) manage.py makemigrations --check --dry-run
+
+pytest: dev-venv
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test: apt dev-venv lint check pytest
+
+clean:
+	rm -rf $(VENV) data test-artifacts .pytest_cache .ruff_cache

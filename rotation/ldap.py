@@ -1,0 +1,528 @@
+"""Talk to directories (Active Directory and OpenLDAP) over TLS: set, change and verify passwords.
+
+This is the only module in the project that imports ldap3, and it imports nothing from Django.
+Every failure leaves as one ``DirectoryError`` carrying its class (rejected, ambiguous,
+configuration, transient) and a plain-language message that names the fix. No password ever
+reaches an error, its detail, a log line or a repr: messages are built here, server diagnostics
+are scrubbed of the passwords involved, and ldap3's own exceptions are never chained.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import socket
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import ldap3
+from ldap3.core import exceptions as ldap_errors
+
+__all__ = [
+    "DirectoryError",
+    "DirectorySpec",
+    "Step",
+    "change_own_password",
+    "set_password",
+    "test_connection",
+    "verify_password",
+]
+
+T = TypeVar("T")
+
+
+class DirectoryError(Exception):
+    """One failure talking to a directory, with its class and a plain-language message."""
+
+    REJECTED = "rejected"
+    AMBIGUOUS = "ambiguous"
+    CONFIGURATION = "configuration"
+    TRANSIENT = "transient"
+
+    def __init__(self, kind: str, message: str, code: int | None = None, detail: str = ""):
+        self.kind = kind
+        self.message = message
+        self.code = code
+        self.detail = detail
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return self.message if self.code is None else f"{self.message} (LDAP {self.code})"
+
+    def __repr__(self) -> str:
+        return f"DirectoryError({self.kind!r}, {self.message!r}, code={self.code!r})"
+
+    def __reduce__(self):
+        return (type(self), (self.kind, self.message, self.code, self.detail))
+
+
+@dataclass(frozen=True)
+class DirectorySpec:
+    """Where a directory is and how to reach it (no credentials)."""
+
+    host: str
+    port: int = 636
+    use_ssl: bool = True
+    start_tls: bool = False
+    ca_certificate: str = ""  # PEM text; empty = system trust store
+    verify_certificate: bool = True
+    directory_type: str = "openldap"  # "ad" or "openldap"
+    alternative_ips: tuple[str, ...] = ()
+    connect_timeout: float = 5.0
+    operation_timeout: float = 10.0
+
+    @property
+    def is_ad(self) -> bool:
+        return self.directory_type == "ad"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a connection test and how it went."""
+
+    name: str
+    ok: bool
+    message: str
+
+
+# --- public API ---------------------------------------------------------------------------------
+
+
+def set_password(spec: DirectorySpec, admin_user: str, admin_password: str, user_dn: str, new_password: str) -> None:
+    """Reset ``user_dn``'s password to ``new_password`` with the administrative credential."""
+
+    def action(attempt: _Attempt) -> None:
+        conn = attempt.bind(admin_user, admin_password, who=_ADMIN)
+        attempt.change(conn, user_dn, new_password, old_password=None, who=_ADMIN)
+
+    _run(_Attempt(spec, (admin_password, new_password)), action)
+
+
+def change_own_password(spec: DirectorySpec, user_dn: str, old_password: str, new_password: str) -> None:
+    """Change ``user_dn``'s own password from ``old_password`` to ``new_password``, bound as itself."""
+
+    def action(attempt: _Attempt) -> None:
+        if not old_password:
+            attempt.fail(DirectoryError.CONFIGURATION, "the account's current password is empty: store it first")
+        conn = attempt.bind(user_dn, old_password, who=_SELF)
+        attempt.change(conn, user_dn, new_password, old_password=old_password, who=_SELF)
+
+    _run(_Attempt(spec, (old_password, new_password)), action)
+
+
+def verify_password(spec: DirectorySpec, user_dn: str, password: str) -> bool:
+    """Return whether ``user_dn`` can bind with ``password`` (False only for invalid credentials)."""
+    if not password:
+        return False  # an empty simple bind is an anonymous bind: it proves nothing
+
+    def action(attempt: _Attempt) -> bool:
+        conn = attempt.open(user_dn, password)
+        if conn.bind(read_server_info=False):
+            return True
+        result = conn.result
+        if result.get("result") == _INVALID_CREDENTIALS:
+            reason = _ad_bind_reason(result.get("message") or "")
+            if reason is None or not spec.is_ad:
+                return False
+            attempt.fail_result(result, _ACCOUNT_STATE, kind=DirectoryError.CONFIGURATION, extra=reason)
+        attempt.fail_result(result, _SELF)
+        return False  # not reached
+
+    return _run(_Attempt(spec, (password,)), action)
+
+
+def test_connection(spec: DirectorySpec, admin_user: str, admin_password: str) -> list[Step]:
+    """Check TLS, the administrative bind and the naming context, stopping at the first failure."""
+    steps: list[Step] = []
+    attempt = _Attempt(spec, (admin_password,))
+    attempt.step = "TLS handshake"
+
+    def action(attempt: _Attempt) -> None:
+        conn = attempt.open(admin_user, admin_password)
+        steps.append(Step("TLS handshake", True, _describe_tls(conn, spec)))
+        attempt.step = "Bind as administrative credential"
+        if not admin_password:
+            attempt.fail(DirectoryError.CONFIGURATION, "the administrative credential has no password: store it first")
+        if not conn.bind(read_server_info=False):
+            attempt.fail_result(conn.result, _ADMIN)
+        steps.append(Step(attempt.step, True, f"bound as {admin_user}"))
+        attempt.step = "Read naming context"
+        conn.search(
+            "",
+            "(objectClass=*)",
+            search_scope=ldap3.BASE,
+            attributes=["defaultNamingContext", "namingContexts"],
+        )
+        if conn.result.get("result") != 0 or not conn.response:
+            attempt.fail_result(conn.result, _ADMIN)
+        attributes = conn.response[0].get("attributes", {})
+        contexts = attributes.get("defaultNamingContext") or attributes.get("namingContexts") or []
+        if isinstance(contexts, str):
+            contexts = [contexts]
+        if not contexts:
+            attempt.fail(
+                DirectoryError.CONFIGURATION,
+                "the directory's root entry names no naming context: check that this is an LDAP directory server",
+            )
+        steps.append(Step(attempt.step, True, "naming context: " + ", ".join(contexts)))
+
+    try:
+        _run(attempt, action)
+    except DirectoryError as exc:
+        steps.append(Step(attempt.step, False, str(exc)))
+    return steps
+
+
+test_connection.__test__ = False  # not a pytest test, whatever imports it
+
+
+# --- error messages -----------------------------------------------------------------------------
+
+_ADMIN = "admin"  # bound with the administrative credential
+_SELF = "self"  # bound as the account itself
+_ACCOUNT_STATE = "account-state"
+
+_INVALID_CREDENTIALS = 49
+_UNREACHABLE = "the directory is unreachable"
+_AMBIGUOUS = (
+    "the connection failed after the password change was sent, so the outcome is unknown: "
+    "check which password binds (the new one or the current one) before trying again"
+)
+_NOT_TRUSTED = (
+    "the directory's certificate is not trusted: paste the issuing CA certificate into the "
+    "directory's CA certificate field"
+)
+
+# Active Directory's "data NNN" in a failed bind's diagnostic says why the account cannot sign in.
+_AD_BIND_REASONS = {
+    "525": None,  # no such user: same as a wrong password
+    "52e": None,  # wrong password
+    "530": "the account may not sign in at this time (logon hours)",
+    "531": "the account may not sign in from this computer (logon workstations)",
+    "532": "the account's password has expired",
+    "533": "the account is disabled",
+    "701": "the account has expired",
+    "773": "the account must change its password at next sign-in",
+    "775": "the account is locked out",
+}
+
+
+def _ad_bind_reason(diagnostic: str) -> str | None:
+    match = re.search(r"data ([0-9a-f]{3,4})", diagnostic, re.IGNORECASE)
+    return _AD_BIND_REASONS.get(match.group(1).lower()) if match else None
+
+
+def _policy_reason(diagnostic: str) -> str:
+    """Say in plain words why a directory's password policy refused a password."""
+    text = diagnostic.lower()
+    length = re.search(r"(?:longer|shorter) than (\d+)", text)
+    if "too short" in text:
+        minimum = f" of {length.group(1)} characters" if length else ""
+        return f"it is shorter than the directory's minimum password length{minimum}"
+    if "too long" in text:
+        maximum = f" of {length.group(1)} characters" if length else ""
+        return f"it is longer than the directory's maximum password length{maximum}"
+    if "complexity" in text:
+        return (
+            "it does not meet the domain's complexity rule (three of: upper case, lower case, digits, "
+            "symbols, and not containing the account name)"
+        )
+    if "history" in text or "already used" in text:
+        return "it was used before (password history)"
+    if "too young" in text:
+        return "the password was changed too recently (minimum password age)"
+    if "quality" in text:
+        return "it fails the directory's password quality policy (for example its minimum length)"
+    if "not being changed" in text or "same" in text:
+        return "it is the same as the current password"
+    return "it does not satisfy the directory's password policy (length, complexity, history or age)"
+
+
+def _result_error(
+    spec: DirectorySpec, result: dict, who: str, changing: bool, diagnostic: str
+) -> tuple[str, str]:
+    """Map an LDAP result to (kind, plain-language message)."""
+    code = result.get("result")
+    text = diagnostic.lower()
+    configuration, rejected, transient = (
+        DirectoryError.CONFIGURATION,
+        DirectoryError.REJECTED,
+        DirectoryError.TRANSIENT,
+    )
+    if code == _INVALID_CREDENTIALS:
+        reason = _ad_bind_reason(diagnostic) if spec.is_ad else None
+        if who == _ADMIN:
+            message = "the administrative credential's password is wrong (or its login name is): update it"
+        else:
+            message = "the account's current password is wrong: reconcile the stored password first"
+        if reason:
+            message = f"{message.split(':')[0].replace(' is wrong', ' was refused')}: {reason}"
+        return configuration, message
+    if code == 19 or "0000052d" in text:
+        return rejected, "the directory refused the new password: " + _policy_reason(diagnostic)
+    if code == 50:
+        if who == _SELF:
+            return configuration, "the account is not allowed to change its own password"
+        if spec.is_ad:
+            return configuration, "the administrative credential lacks the Reset Password right on this account's OU"
+        return configuration, "the administrative credential lacks write access to userPassword on this account"
+    if code in (8, 13):
+        return configuration, (
+            "the directory requires a protected connection and refused this one: use its LDAPS port (636) or StartTLS"
+        )
+    if code == 32:
+        return configuration, (
+            "the account's distinguished name was not found on the directory: check the distinguished name"
+        )
+    if code == 34:
+        return configuration, "the distinguished name is not valid: check its spelling and escaping"
+    if code == 53:
+        if "old password" in text:
+            return configuration, (
+                "the directory could not verify the account's current password: reconcile the stored password first"
+            )
+        if "0000001f" in text or "secure" in text or "confidential" in text:
+            return configuration, "the directory only changes passwords over a protected connection: use LDAPS or StartTLS"
+        return configuration, "the directory is unwilling to perform the password change"
+    if code in (2, 12) or (changing and not spec.is_ad and code == 53):
+        return configuration, (
+            "the directory does not support the OpenLDAP password modify operation: "
+            "check the directory type (Active Directory or OpenLDAP)"
+        )
+    if code in (16, 17, 21) and spec.is_ad:
+        return configuration, (
+            "the directory has no Active Directory password attribute (unicodePwd): "
+            "check the directory type (Active Directory or OpenLDAP)"
+        )
+    if code in (3, 11, 51, 52):
+        return transient, "the directory is busy or unavailable: try again later"
+    description = result.get("description") or "error"
+    return configuration, f"the directory refused the request ({description})"
+
+
+# --- the machinery ------------------------------------------------------------------------------
+
+
+class _NoDelayTls(ldap3.Tls):
+    """ldap3's TLS with Nagle's algorithm off: a fresh TLS 1.3 connection otherwise costs ~45 ms."""
+
+    def wrap_socket(self, connection, do_handshake=False):
+        connection.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return super().wrap_socket(connection, do_handshake)
+
+
+class _Failure(Exception):  # noqa: N818 - internal signal, never leaves this module
+    """Carries a DirectoryError out of the action without an exception context."""
+
+    def __init__(self, error: DirectoryError):
+        super().__init__()
+        self.error = error
+
+
+class _Attempt:
+    """One conversation with a directory: its spec, the secrets to scrub and whether a change was sent."""
+
+    def __init__(self, spec: DirectorySpec, secrets: tuple[str, ...]):
+        self.spec = spec
+        self.secrets = tuple(sorted((s for s in secrets if s), key=len, reverse=True))
+        self.sent = False
+        self.step = ""
+        self.connections: list[ldap3.Connection] = []
+
+    def __repr__(self) -> str:
+        return f"<_Attempt {self.spec.host}:{self.spec.port} sent={self.sent}>"
+
+    def scrub(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "********")
+        return text
+
+    def fail(self, kind: str, message: str, code: int | None = None, detail: str = ""):
+        raise _Failure(DirectoryError(kind, message, code, self.scrub(detail)))
+
+    def fail_result(self, result: dict, who: str, *, kind: str | None = None, extra: str = "", changing=False):
+        diagnostic = self.scrub(str(result.get("message") or ""))
+        mapped_kind, message = _result_error(self.spec, result, who, changing, diagnostic)
+        if extra:
+            message = f"the account cannot sign in: {extra}"
+        self.fail(kind or mapped_kind, message, result.get("result"), diagnostic)
+
+    def tls(self) -> ldap3.Tls:
+        spec = self.spec
+        if spec.ca_certificate.strip():
+            try:
+                ssl.create_default_context(cadata=spec.ca_certificate)
+            except (ssl.SSLError, ValueError):
+                ok = False
+            else:
+                ok = True
+            if not ok:
+                self.fail(
+                    DirectoryError.CONFIGURATION,
+                    "the directory's CA certificate field does not hold a PEM certificate: paste the "
+                    "issuing CA certificate (-----BEGIN CERTIFICATE----- …)",
+                )
+        return _NoDelayTls(
+            validate=ssl.CERT_REQUIRED if spec.verify_certificate else ssl.CERT_NONE,
+            ca_certs_data=spec.ca_certificate.strip() or None,
+        )
+
+    def open(self, user: str | None = None, password: str | None = None) -> ldap3.Connection:
+        """Open a TLS connection to the host, or the first reachable alternative IP; bind later."""
+        spec = self.spec
+        tls = self.tls()
+        hosts = [spec.host, *(ip for ip in spec.alternative_ips if ip and ip != spec.host)]
+        for index, host in enumerate(hosts):
+            server = ldap3.Server(
+                host,
+                port=spec.port,
+                use_ssl=spec.use_ssl,
+                tls=tls,
+                get_info=ldap3.NONE,
+                connect_timeout=spec.connect_timeout,
+            )
+            conn = ldap3.Connection(
+                server,
+                user=user,
+                password=password,
+                authentication=ldap3.SIMPLE if user else ldap3.ANONYMOUS,
+                receive_timeout=max(1, math.ceil(spec.operation_timeout)),  # ldap3 packs it as an integer
+                check_names=False,  # pass DNs exactly as given: no re-escaping of special characters
+                raise_exceptions=False,
+                auto_referrals=False,
+                read_only=False,
+            )
+            self.connections.append(conn)
+            try:
+                conn.open(read_server_info=False)
+            except ldap_errors.LDAPSocketOpenError as exc:
+                if index + 1 < len(hosts) and _unreachable(exc):
+                    continue
+                raise
+            if spec.start_tls and not spec.use_ssl:
+                conn.start_tls(read_server_info=False)
+            return conn
+        raise AssertionError("no host to open")  # pragma: no cover - hosts always holds spec.host
+
+    def bind(self, user: str, password: str, *, who: str) -> ldap3.Connection:
+        if not password:
+            self.fail(DirectoryError.CONFIGURATION, "the password to bind with is empty: store it first")
+        conn = self.open(user, password)
+        if not conn.bind(read_server_info=False):
+            self.fail_result(conn.result, who)
+        return conn
+
+    def change(self, conn: ldap3.Connection, user_dn: str, new_password: str, *, old_password, who: str) -> None:
+        if not new_password:
+            self.fail(DirectoryError.REJECTED, "the new password is empty")
+        if self.spec.is_ad:
+            # unicodePwd: replace for a reset, delete old + add new for a self-change.
+            self.sent = True
+            ok = conn.extend.microsoft.modify_password(user_dn, new_password, old_password or None)
+        else:
+            # RFC 3062 Password Modify: the server hashes it; a clear userPassword is never written.
+            self.sent = True
+            ok = conn.extend.standard.modify_password(
+                user=user_dn, old_password=old_password or None, new_password=new_password
+            )
+        if ok is not True:
+            self.fail_result(conn.result, who, changing=True)
+
+    def close(self) -> None:
+        for conn in self.connections:
+            try:
+                conn.unbind()
+            except Exception:  # noqa: BLE001, S110 - closing is best effort; the outcome is already known
+                pass
+        self.connections.clear()
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Whether a connection failed before anything was exchanged (no TLS problem)."""
+    if isinstance(exc, ssl.SSLError | ldap_errors.LDAPCertificateError):
+        return False
+    return isinstance(exc, OSError) or "socket connection error" in str(exc)
+
+
+def _describe_tls(conn: ldap3.Connection, spec: DirectorySpec) -> str:
+    sock = conn.socket
+    version = sock.version() if isinstance(sock, ssl.SSLSocket) else "TLS"
+    how = "StartTLS" if spec.start_tls and not spec.use_ssl else "LDAPS"
+    if not spec.verify_certificate:
+        return f"{version} over {how}; the certificate was NOT verified (verification is turned off)"
+    trust = "the configured CA certificate" if spec.ca_certificate.strip() else "the system trust store"
+    return f"{version} over {how}; certificate trusted by {trust} and matching {conn.server.host}"
+
+
+def _exception_error(exc: BaseException, attempt: _Attempt) -> DirectoryError:
+    """Turn an ldap3 or socket exception into a DirectoryError without any of its text but the reason."""
+    spec = attempt.spec
+    where = f"{spec.host}:{spec.port}"
+    reason = attempt.scrub(str(exc))[:300]
+    if isinstance(exc, ldap_errors.LDAPSASLPrepError):
+        return DirectoryError(
+            DirectoryError.REJECTED, "a password holds characters that LDAP cannot carry (SASLprep)", detail=reason
+        )
+    if isinstance(exc, ldap_errors.LDAPPasswordIsMandatoryError):
+        return DirectoryError(DirectoryError.CONFIGURATION, "a password is empty: store it first")
+    if isinstance(exc, ldap_errors.LDAPCertificateError):
+        return DirectoryError(
+            DirectoryError.CONFIGURATION,
+            f"the directory's certificate does not name {spec.host}: connect by a name or IP address the "
+            "certificate lists, or reissue the certificate",
+            detail=reason,
+        )
+    if isinstance(exc, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in reason:
+        return DirectoryError(DirectoryError.CONFIGURATION, _NOT_TRUSTED, detail=reason)
+    if isinstance(exc, ldap_errors.LDAPStartTLSError) and not isinstance(exc, ssl.SSLError | OSError):
+        return DirectoryError(
+            DirectoryError.CONFIGURATION,
+            f"the directory at {where} refused StartTLS: turn on its TLS, or use LDAPS (port 636)",
+            detail=reason,
+        )
+    if isinstance(exc, ssl.SSLError) and not isinstance(exc, TimeoutError):
+        return DirectoryError(
+            DirectoryError.CONFIGURATION,
+            f"the TLS handshake with {where} failed: check that this port speaks LDAPS, or use StartTLS on 389",
+            detail=reason,
+        )
+    if attempt.sent:
+        return DirectoryError(DirectoryError.AMBIGUOUS, _AMBIGUOUS, detail=reason)
+    if isinstance(exc, ldap_errors.LDAPCommunicationError | ldap_errors.LDAPResponseTimeoutError | OSError):
+        return DirectoryError(
+            DirectoryError.TRANSIENT,
+            f"{_UNREACHABLE} at {where} (nothing was changed): check that it is running and reachable",
+            detail=reason,
+        )
+    return DirectoryError(
+        DirectoryError.CONFIGURATION,
+        f"unexpected failure talking to {where}",
+        detail=type(exc).__name__,  # the text of an unknown error might hold a request: keep it out
+    )
+
+
+def _run(attempt: _Attempt, action: Callable[[_Attempt], T]) -> T:
+    """Run ``action`` on a fresh attempt and raise any failure as a DirectoryError with no context."""
+    spec = attempt.spec
+    if not spec.use_ssl and not spec.start_tls:
+        # Before any socket: AD/Samba with strong auth off accept password resets in clear.
+        raise DirectoryError(
+            DirectoryError.CONFIGURATION,
+            "plain LDAP refused: turn on Use SSL (LDAPS, port 636) or StartTLS; pamrotate never sends "
+            "passwords over an unencrypted connection",
+        )
+    error: DirectoryError
+    try:
+        return action(attempt)
+    except _Failure as failure:
+        error = failure.error
+    except DirectoryError as exc:  # pragma: no cover - actions raise through _Failure
+        error = DirectoryError(exc.kind, exc.message, exc.code, attempt.scrub(exc.detail))
+    except Exception as exc:  # noqa: BLE001 - every failure must leave as a scrubbed DirectoryError
+        error = _exception_error(exc, attempt)
+    finally:
+        attempt.close()
+    # Raised here, outside the except blocks, so the error has no __context__ that could carry a request.
+    raise error
