@@ -82,7 +82,7 @@ def _schedule_preview(schedule: schedules.Schedule) -> tuple[str, list[dt.dateti
     """Return a schedule's description, its next three runs, and an error if it cannot run."""
     try:
         return schedule.describe(), schedule.next_runs(timezone.now(), 3), ""
-    except (schedules.ScheduleError, KeyError, TypeError, ValueError) as exc:
+    except (schedules.ScheduleError, IndexError, KeyError, TypeError, ValueError) as exc:
         return "", [], str(exc)
 
 
@@ -275,7 +275,10 @@ def _after_save(request: HttpRequest, instance, changed: list[str]) -> None:
 
 def _edit(request: HttpRequest, model, instance=None) -> HttpResponse:
     form_class = FORMS[model]
-    form = form_class(request.POST or None, instance=instance)
+    initial = {}
+    if instance is None and (configuration := _int_param(request, "configuration")) is not None:
+        initial["configuration"] = configuration
+    form = form_class(request.POST or None, instance=instance, initial=initial)
     if request.method == "POST" and form.is_valid():
         with transaction.atomic():
             record = form.save()
