@@ -141,27 +141,34 @@ def directory_list(request: HttpRequest) -> HttpResponse:
 
 def _filter_users(request: HttpRequest, queryset):
     """Apply the user list's search and filters; unknown values are ignored."""
-    selected = {}
-    if q := request.GET.get("q", "").strip():
+    selected = {
+        "q": request.GET.get("q", "").strip(),
+        "configuration": _int_param(request, "configuration"),
+        "directory": _int_param(request, "directory"),
+        "type": _choice_param(request, "type", DirectoryType.choices),
+        "status": _choice_param(request, "status", RotationStatus.choices),
+        "rotation": _choice_param(request, "rotation", [("on", "on"), ("off", "off")]),
+        "overdue": request.GET.get("overdue") == "1",
+    }
+    if selected["q"]:
+        q = selected["q"]
         queryset = queryset.filter(
             Q(title__icontains=q) | Q(login__icontains=q) | Q(distinguished_name__icontains=q)
         )
-    if (selected["configuration"] := _int_param(request, "configuration")) is not None:
+    if selected["configuration"] is not None:
         queryset = queryset.filter(configuration_id=selected["configuration"])
-    if (selected["directory"] := _int_param(request, "directory")) is not None:
+    if selected["directory"] is not None:
         queryset = queryset.filter(resource_id=selected["directory"])
-    if selected["type"] := _choice_param(request, "type", DirectoryType.choices):
+    if selected["type"]:
         queryset = queryset.filter(resource__directory_type=selected["type"])
-    if selected["status"] := _choice_param(request, "status", RotationStatus.choices):
+    if selected["status"]:
         queryset = queryset.filter(rotation_status=selected["status"])
-    selected["rotation"] = _choice_param(request, "rotation", [("on", ""), ("off", "")])
     if selected["rotation"] == "on":
         queryset = queryset.rotatable()
     elif selected["rotation"] == "off":
         queryset = queryset.exclude(pk__in=PamUser.objects.rotatable().values("pk"))
-    if selected["overdue"] := request.GET.get("overdue") == "1":
+    if selected["overdue"]:
         queryset = _overdue(queryset)
-    selected["q"] = q
     return queryset, selected
 
 

@@ -493,7 +493,7 @@ def _exception_error(exc: BaseException, attempt: _Attempt) -> DirectoryError:
     if isinstance(exc, ldap_errors.LDAPCommunicationError | ldap_errors.LDAPResponseTimeoutError | OSError):
         return DirectoryError(
             DirectoryError.TRANSIENT,
-            f"{_UNREACHABLE} at {where} (nothing was changed): check that it is running and reachable",
+            f"{_UNREACHABLE} at {where}: check that it is running and that this host can reach it",
             detail=reason,
         )
     return DirectoryError(

@@ -8,6 +8,7 @@ import pytest
 from django.contrib.auth.models import Group, User
 
 from records.models import DirectoryType, PamConfiguration, PamDirectory, PamUser
+from tests.ldapservers import samba, slapd, tls_files, unique_name_fixture  # noqa: F401  (fixtures)
 
 PERSONAS = {
     "alice": "Administrators",

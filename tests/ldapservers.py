@@ -204,12 +204,16 @@ def _tls_handshake(host: str, port: int, ca_file: str, timeout: float = 1.0) -> 
         return False
 
 
-def _wait_for_tls(process: subprocess.Popen, host: str, port: int, ca_file: str, timeout: float, log: Path) -> float:
+def _wait_for_tls(
+    process: subprocess.Popen, host: str, port: int, ca_file: str, timeout: float, log: Path, fatal: str = ""
+) -> float:
     """Wait until a verified TLS handshake on host:port succeeds; return seconds waited."""
     started = time.monotonic()
     while time.monotonic() - started < timeout:
         if process.poll() is not None:
             raise RuntimeError(f"server exited with {process.returncode} before it was ready:\n{_tail(log)}")
+        if fatal and fatal in _tail(log, 5):
+            raise RuntimeError(f"server cannot become ready ({fatal!r}):\n{_tail(log)}")
         if _tls_handshake(host, port, ca_file):
             return time.monotonic() - started
         time.sleep(0.02)
@@ -683,7 +687,16 @@ class SambaDC(_Directory):
                 stderr=subprocess.STDOUT,
                 preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, no locks taken
             )
-        _wait_for_tls(self.process, self.host, self.ldaps_port, self.tls.ca_file, 60, self.log_file)
+        # Without the address on an interface Samba keeps running but listens on nothing.
+        _wait_for_tls(
+            self.process,
+            self.host,
+            self.ldaps_port,
+            self.tls.ca_file,
+            30,
+            self.log_file,
+            fatal="no network interfaces found",
+        )
         self.ready_seconds = time.monotonic() - started
 
     def stop(self) -> None:
