@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import itertools
+import logging
+import re
 
 import pytest
 from django.contrib.auth.models import Group, User
@@ -75,3 +79,79 @@ def make_user(configuration=None, password: str = "", **fields) -> PamUser:
     user.set_password(password)
     user.save()
     return user
+
+
+# -- No secret in clear anywhere ---------------------------------------------------------------
+# Every password the generator makes during a test is remembered; after the test, the database
+# (every table, django-q2's included) and the captured log output are scanned for each of them.
+
+_generated: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def _record_generated_passwords(monkeypatch):
+    from rotation import passwords
+
+    real_generate = passwords.generate
+
+    def generate(policy):
+        password = real_generate(policy)
+        _generated.append(password)
+        return password
+
+    monkeypatch.setattr(passwords, "generate", generate)
+    _generated.clear()
+    yield _generated
+
+
+_BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
+
+
+def database_text() -> str:
+    """Return every row of every table as text, blobs decoded, as the current connection sees it."""
+    from django.db import connection
+
+    chunks = []
+    with connection.cursor() as cursor:
+        for table in connection.introspection.table_names(cursor):
+            cursor.execute(f'SELECT * FROM "{table}"')  # noqa: S608 - table names from introspection
+            for row in cursor.fetchall():
+                for value in row:
+                    if isinstance(value, bytes | memoryview):
+                        value = bytes(value).decode("latin-1")
+                    value = str(value)
+                    chunks.append(value)
+                    # django-q2 stores task arguments and results as base64 pickles.
+                    if len(value) >= 16 and _BASE64.fullmatch(value):
+                        try:
+                            chunks.append(base64.b64decode(value).decode("latin-1"))
+                        except (binascii.Error, ValueError):
+                            pass
+    return "\n".join(chunks)
+
+
+class _LogCapture(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record):
+        self.lines.append(self.format(record))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """After each test body (its database still there), scan tables and logs for passwords."""
+    handler = _LogCapture()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        result = yield
+    finally:
+        root.removeHandler(handler)
+    uses_db = item.get_closest_marker("django_db") or {"db", "transactional_db"} & set(item.fixturenames)
+    if _generated and uses_db:
+        text = database_text() + "\n".join(handler.lines)
+        leaked = [p for p in _generated if p in text]
+        assert not leaked, "a generated password is stored or logged in clear"
+    return result

@@ -145,3 +145,14 @@ def test_the_database_file_holds_no_plaintext_password():
     assert user.password_encrypted.encode() in blobs  # the row is in the file...
     assert secret.encode() not in blobs  # ...but never in clear
     assert secret.encode("utf-16-le") not in blobs
+
+
+@pytest.mark.django_db
+def test_the_leak_scan_sees_every_table_including_django_q_task_payloads():
+    from django_q.models import Task
+
+    from tests.conftest import database_text
+
+    canary = "Leak-Canary-5521!"
+    Task.objects.create(id="x1", name="t", func="f", args=(canary,), started="2026-01-01T00:00Z", stopped="2026-01-01T00:00Z", success=True)
+    assert canary in database_text()
