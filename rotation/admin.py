@@ -22,7 +22,16 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(RotationAttempt)
 class RotationAttemptAdmin(ReadOnlyAdmin):
-    list_display = ["id", "user", "state", "trigger", "requested_by_name", "created_at", "finished_at", "error_class"]
+    list_display = [
+        "id",
+        "user",
+        "state",
+        "trigger",
+        "requested_by_name",
+        "created_at",
+        "finished_at",
+        "error_class",
+    ]
     list_filter = ["state", "trigger", "error_class"]
     search_fields = ["user__title", "user__login", "requested_by_name", "error_message"]
     list_select_related = ["user"]

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class RotationConfig(AppConfig):
@@ -9,3 +10,6 @@ class RotationConfig(AppConfig):
 
     def ready(self):
         from rotation import audit  # noqa: F401  (connects the record_changed receiver)
+        from rotation.schedules import ensure_dispatch_schedules
+
+        post_migrate.connect(ensure_dispatch_schedules, sender=self, dispatch_uid="pamrotate-dispatch-schedules")

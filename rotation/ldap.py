@@ -90,7 +90,9 @@ class Step:
 # --- public API ---------------------------------------------------------------------------------
 
 
-def set_password(spec: DirectorySpec, admin_user: str, admin_password: str, user_dn: str, new_password: str) -> None:
+def set_password(
+    spec: DirectorySpec, admin_user: str, admin_password: str, user_dn: str, new_password: str
+) -> None:
     """Reset ``user_dn``'s password to ``new_password`` with the administrative credential."""
 
     def action(attempt: _Attempt) -> None:
@@ -105,7 +107,9 @@ def change_own_password(spec: DirectorySpec, user_dn: str, old_password: str, ne
 
     def action(attempt: _Attempt) -> None:
         if not old_password:
-            attempt.fail(DirectoryError.CONFIGURATION, "the account's current password is empty: store it first")
+            attempt.fail(
+                DirectoryError.CONFIGURATION, "the account's current password is empty: store it first"
+            )
         conn = attempt.bind(user_dn, old_password, who=_SELF)
         attempt.change(conn, user_dn, new_password, old_password=old_password, who=_SELF)
 
@@ -144,7 +148,9 @@ def test_connection(spec: DirectorySpec, admin_user: str, admin_password: str) -
         steps.append(Step("TLS handshake", True, _describe_tls(conn, spec)))
         attempt.step = "Bind as administrative credential"
         if not admin_password:
-            attempt.fail(DirectoryError.CONFIGURATION, "the administrative credential has no password: store it first")
+            attempt.fail(
+                DirectoryError.CONFIGURATION, "the administrative credential has no password: store it first"
+            )
         if not conn.bind(read_server_info=False):
             attempt.fail_result(conn.result, _ADMIN)
         steps.append(Step(attempt.step, True, f"bound as {admin_user}"))
@@ -199,13 +205,13 @@ _NOT_TRUSTED = (
 _AD_BIND_REASONS = {
     "525": None,  # no such user: same as a wrong password
     "52e": None,  # wrong password
-    "530": "the account may not sign in at this time (logon hours)",
-    "531": "the account may not sign in from this computer (logon workstations)",
-    "532": "the account's password has expired",
-    "533": "the account is disabled",
-    "701": "the account has expired",
-    "773": "the account must change its password at next sign-in",
-    "775": "the account is locked out",
+    "530": "the password is right, but the account may not sign in at this time (logon hours)",
+    "531": "the password is right, but the account may not sign in from this computer (logon workstations)",
+    "532": "the password is right, but it has expired",
+    "533": "the password is right, but the account is disabled",
+    "701": "the password is right, but the account has expired",
+    "773": "the password is right, but the account must change it at next sign-in (clear that flag)",
+    "775": "the account is locked out: unlock it, then try again",
 }
 
 
@@ -240,9 +246,7 @@ def _policy_reason(diagnostic: str) -> str:
     return "it does not satisfy the directory's password policy (length, complexity, history or age)"
 
 
-def _result_error(
-    spec: DirectorySpec, result: dict, who: str, changing: bool, diagnostic: str
-) -> tuple[str, str]:
+def _result_error(spec: DirectorySpec, result: dict, who: str, diagnostic: str) -> tuple[str, str]:
     """Map an LDAP result to (kind, plain-language message)."""
     code = result.get("result")
     text = diagnostic.lower()
@@ -254,20 +258,29 @@ def _result_error(
     if code == _INVALID_CREDENTIALS:
         reason = _ad_bind_reason(diagnostic) if spec.is_ad else None
         if who == _ADMIN:
-            message = "the administrative credential's password is wrong (or its login name is): update it"
-        else:
-            message = "the account's current password is wrong: reconcile the stored password first"
+            if reason:
+                return configuration, f"the administrative credential cannot sign in: {reason}"
+            return (
+                configuration,
+                "the administrative credential's password is wrong (or its login name is): update it",
+            )
         if reason:
-            message = f"{message.split(':')[0].replace(' is wrong', ' was refused')}: {reason}"
-        return configuration, message
+            return configuration, f"the account cannot sign in: {reason}"
+        return configuration, "the account's current password is wrong: reconcile the stored password first"
     if code == 19 or "0000052d" in text:
         return rejected, "the directory refused the new password: " + _policy_reason(diagnostic)
     if code == 50:
         if who == _SELF:
             return configuration, "the account is not allowed to change its own password"
         if spec.is_ad:
-            return configuration, "the administrative credential lacks the Reset Password right on this account's OU"
-        return configuration, "the administrative credential lacks write access to userPassword on this account"
+            return (
+                configuration,
+                "the administrative credential lacks the Reset Password right on this account's OU",
+            )
+        return (
+            configuration,
+            "the administrative credential lacks write access to userPassword on this account",
+        )
     if code in (8, 13):
         return configuration, (
             "the directory requires a protected connection and refused this one: use its LDAPS port (636) or StartTLS"
@@ -284,9 +297,12 @@ def _result_error(
                 "the directory could not verify the account's current password: reconcile the stored password first"
             )
         if "0000001f" in text or "secure" in text or "confidential" in text:
-            return configuration, "the directory only changes passwords over a protected connection: use LDAPS or StartTLS"
+            return (
+                configuration,
+                "the directory only changes passwords over a protected connection: use LDAPS or StartTLS",
+            )
         return configuration, "the directory is unwilling to perform the password change"
-    if code in (2, 12) or (changing and not spec.is_ad and code == 53):
+    if code in (2, 12):
         return configuration, (
             "the directory does not support the OpenLDAP password modify operation: "
             "check the directory type (Active Directory or OpenLDAP)"
@@ -342,11 +358,11 @@ class _Attempt:
     def fail(self, kind: str, message: str, code: int | None = None, detail: str = ""):
         raise _Failure(DirectoryError(kind, message, code, self.scrub(detail)))
 
-    def fail_result(self, result: dict, who: str, *, kind: str | None = None, extra: str = "", changing=False):
+    def fail_result(self, result: dict, who: str, *, kind: str | None = None, extra: str = ""):
         diagnostic = self.scrub(str(result.get("message") or ""))
-        mapped_kind, message = _result_error(self.spec, result, who, changing, diagnostic)
+        mapped_kind, message = _result_error(self.spec, result, who, diagnostic)
         if extra:
-            message = f"the account cannot sign in: {extra}"
+            message = extra
         self.fail(kind or mapped_kind, message, result.get("result"), diagnostic)
 
     def tls(self) -> ldap3.Tls:
@@ -414,7 +430,9 @@ class _Attempt:
             self.fail_result(conn.result, who)
         return conn
 
-    def change(self, conn: ldap3.Connection, user_dn: str, new_password: str, *, old_password, who: str) -> None:
+    def change(
+        self, conn: ldap3.Connection, user_dn: str, new_password: str, *, old_password, who: str
+    ) -> None:
         if not new_password:
             self.fail(DirectoryError.REJECTED, "the new password is empty")
         if self.spec.is_ad:
@@ -428,7 +446,7 @@ class _Attempt:
                 user=user_dn, old_password=old_password or None, new_password=new_password
             )
         if ok is not True:
-            self.fail_result(conn.result, who, changing=True)
+            self.fail_result(conn.result, who)
 
     def close(self) -> None:
         for conn in self.connections:
@@ -463,7 +481,9 @@ def _exception_error(exc: BaseException, attempt: _Attempt) -> DirectoryError:
     reason = attempt.scrub(str(exc))[:300]
     if isinstance(exc, ldap_errors.LDAPSASLPrepError):
         return DirectoryError(
-            DirectoryError.REJECTED, "a password holds characters that LDAP cannot carry (SASLprep)", detail=reason
+            DirectoryError.REJECTED,
+            "a password holds characters that LDAP cannot carry (SASLprep)",
+            detail=reason,
         )
     if isinstance(exc, ldap_errors.LDAPPasswordIsMandatoryError):
         return DirectoryError(DirectoryError.CONFIGURATION, "a password is empty: store it first")

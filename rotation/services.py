@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 ACTIVE_STATES = (AttemptState.QUEUED, AttemptState.RUNNING)
 # Transient failures retry after these delays; the list's length bounds the tries.
 RETRY_DELAYS = (dt.timedelta(seconds=30), dt.timedelta(minutes=2))
+# A queued attempt that no worker took within this time is given up (is the gateway running?).
+QUEUE_STALE_AFTER = dt.timedelta(minutes=15)
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,15 @@ def request_rotation(
         )
         blocked = user.rotation_blocked_reason
         active = user.attempts.filter(state__in=ACTIVE_STATES).order_by("id").first()
+        if active is not None and _never_picked_up(active):
+            gateway = user.configuration.gateway
+            _finish_failed(
+                active,
+                ErrorClass.TRANSIENT,
+                f"No worker of gateway \"{gateway}\" took this attempt within "
+                f"{QUEUE_STALE_AFTER.seconds // 60} minutes: is its qcluster running?",
+            )
+            active = None
         if blocked:
             _refuse(attempt, ErrorClass.BLOCKED, blocked)
         elif active is not None:
@@ -128,6 +139,11 @@ def request_rotation(
             return attempt
     _audit_attempt(attempt, actor=actor, remote_address=remote_address)
     return attempt
+
+
+def _never_picked_up(attempt: RotationAttempt) -> bool:
+    waiting_since = attempt.retry_at or attempt.created_at
+    return attempt.state == AttemptState.QUEUED and waiting_since < timezone.now() - QUEUE_STALE_AFTER
 
 
 def _refuse(attempt: RotationAttempt, error_class: str, message: str) -> None:

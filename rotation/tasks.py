@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rotation import services
+from rotation import schedules, services
 
 
 def rotate(attempt_id: int) -> dict:
@@ -10,6 +10,8 @@ def rotate(attempt_id: int) -> dict:
     return services.run_attempt(attempt_id).as_dict()
 
 
-def reconcile_stale() -> dict:
-    """Resolve attempts whose outcome is unknown or whose worker died."""
-    return {"reconciled": services.reconcile_stale()}
+def dispatch() -> dict:
+    """Queue due scheduled rotations and waiting retries; resolve interrupted attempts."""
+    result = schedules.dispatch_due()
+    result["reconciled"] = services.reconcile_stale()
+    return result
