@@ -1,0 +1,108 @@
+"""Start a local slapd with sample accounts, point records at it, and run the app."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from records import schedules
+from records.models import DirectoryType, PamConfiguration, PamDirectory, PamUser
+
+DEMO_ACCOUNTS = ["svc-backup", "svc-reporting", "app-deploy"]
+
+
+class Command(BaseCommand):
+    help = "Run a demo: a throwaway OpenLDAP server with sample accounts, records pointing at it, the web app and a worker."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", default="8000")
+        parser.add_argument("--seed-only", action="store_true", help="Start slapd and seed, then exit (for tests).")
+
+    def handle(self, *args, **options):
+        from tests.ldapservers import SlapdServer
+
+        workdir = tempfile.mkdtemp(prefix="pamrotate-demo-")
+        server = SlapdServer(workdir)
+        server.start()
+        self.stdout.write(f"Demo OpenLDAP server on ldaps://127.0.0.1:{server.ldaps_port} (state in {workdir})")
+        with transaction.atomic():
+            self.seed(server)
+        if options["seed_only"]:
+            server.close()
+            shutil.rmtree(workdir, ignore_errors=True)
+            return
+        procs = [
+            subprocess.Popen([sys.executable, "manage.py", "qcluster"]),
+            subprocess.Popen([sys.executable, "manage.py", "runserver", f"{options['host']}:{options['port']}", "--noreload"]),
+        ]
+        self.stdout.write(
+            f"pamrotate demo: http://{options['host']}:{options['port']}/ — open Users, pick svc-backup, "
+            "click Rotate now. Ctrl-C stops everything."
+        )
+        try:
+            while all(p.poll() is None for p in procs):
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            for p in procs:
+                p.send_signal(signal.SIGTERM)
+            for p in procs:
+                p.wait(30)
+            server.close()
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def seed(self, server) -> None:
+        configuration, _ = PamConfiguration.objects.update_or_create(
+            title="Demo network", defaults={"gateway": "default", "rotation_enabled": True}
+        )
+        admin, _ = PamUser.objects.update_or_create(
+            title="Demo rotator",
+            defaults={
+                "configuration": configuration,
+                "login": server.rotator_dn,
+                "distinguished_name": server.rotator_dn,
+            },
+        )
+        admin.set_password(server.rotator_password)
+        admin.save()
+        directory, _ = PamDirectory.objects.update_or_create(
+            title="Demo OpenLDAP",
+            defaults={
+                "configuration": configuration,
+                "hostname": "127.0.0.1",
+                "port": server.ldaps_port,
+                "use_ssl": True,
+                "ca_certificate": server.tls.ca_pem,
+                "directory_type": DirectoryType.OPENLDAP,
+                "domain_name": "example.test",
+                "user_match": server.people_dn,
+                "administrative_credential": admin,
+            },
+        )
+        for name in DEMO_ACCOUNTS:
+            password = "Demo-" + name + "-1!"
+            dn = server.add_user(name, password)
+            user, _ = PamUser.objects.update_or_create(
+                title=name,
+                defaults={
+                    "configuration": configuration,
+                    "login": name,
+                    "distinguished_name": dn,
+                    "resource": directory,
+                    "rotation_enabled": True,
+                    "schedule_type": schedules.USE_DEFAULT if name == "svc-reporting" else schedules.ON_DEMAND,
+                },
+            )
+            user.set_password(password)
+            user.next_rotation_at = user.compute_next_rotation()
+            user.save()
+        self.stdout.write(f"Seeded configuration, directory and {len(DEMO_ACCOUNTS)} accounts.")
