@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from pamrotate import crypto
 from records.models import DirectoryType, PamDirectory, PamUser, RotationStatus
@@ -65,6 +66,7 @@ def directory_spec(directory: PamDirectory) -> ldap.DirectorySpec:
     )
 
 
+@sensitive_variables()
 def admin_bind_name(directory: PamDirectory) -> tuple[str, str]:
     """Return the bind name and password of a directory's administrative credential."""
     admin = directory.administrative_credential
@@ -226,6 +228,7 @@ def run_attempt(attempt_id: int) -> Result:
         _release(attempt)
 
 
+@sensitive_variables()
 def _rotate(attempt: RotationAttempt, user: PamUser) -> Result:
     spec = directory_spec(user.resource)
     old_password = user.get_password()
@@ -280,6 +283,7 @@ def _rotate(attempt: RotationAttempt, user: PamUser) -> Result:
 # -- 3. Reconciling an attempt whose outcome is unknown --------------------------------------
 
 
+@sensitive_variables()
 def reconcile(attempt: RotationAttempt, keep_lease: bool = False) -> RotationAttempt:
     """Find out which password an account has after an interrupted attempt, and keep that one.
 
@@ -516,6 +520,7 @@ def _result(attempt: RotationAttempt) -> Result:
 # -- Reveal and connection test --------------------------------------------------------------
 
 
+@sensitive_variables()
 def reveal_password(user: PamUser, *, actor, remote_address: str | None = None, version: PasswordVersion | None = None) -> str:
     """Return a stored password in clear and record who saw it."""
     password = version.get_password() if version is not None else user.get_password()
@@ -532,6 +537,7 @@ def reveal_password(user: PamUser, *, actor, remote_address: str | None = None, 
     return password
 
 
+@sensitive_variables()
 def test_connection(directory: PamDirectory, *, actor=None, remote_address: str | None = None) -> list:
     """Run Keeper's LDP-style check against a directory and record it."""
     try:

@@ -16,7 +16,10 @@ import pytest
 
 from rotation import ldap as directory
 from rotation.ldap import DirectoryError, DirectorySpec
-from tests.ldapservers import make_ca, samba, slapd, tls_files, unique_name  # noqa: F401
+from tests.ldapservers import make_ca, unique_name
+
+# The slapd, samba and tls_files session fixtures come from tests/conftest.py (which imports them from
+# tests/ldapservers.py); importing them here too would start a second copy of each server.
 
 
 def new_password() -> str:
@@ -83,12 +86,12 @@ def target(request) -> Target:
 
 
 @pytest.fixture
-def openldap(slapd) -> Target:  # noqa: F811 - the fixture imported above
+def openldap(slapd) -> Target:
     return slapd_target(slapd)
 
 
 @pytest.fixture
-def ad(samba) -> Target:  # noqa: F811 - the fixture imported above
+def ad(samba) -> Target:
     return samba_target(samba)
 
 
@@ -113,6 +116,27 @@ def test_it_verifies_a_password_by_binding(target):
     assert directory.verify_password(target.spec, dn, password) is True
     assert directory.verify_password(target.spec, dn, new_password()) is False
     assert directory.verify_password(target.spec, dn, "") is False
+
+
+@pytest.mark.parametrize(
+    ("changes", "why"),
+    [({"userAccountControl": "514"}, "account is disabled"), ({"pwdLastSet": "0"}, "must change it")],
+)
+def test_verifying_a_right_password_on_an_ad_account_that_cannot_sign_in_says_why(ad, samba, changes, why):
+    password = new_password()
+    dn = ad.add_user(password)
+    conn = samba.connect(samba.admin_dn, samba.admin_password)
+    assert conn.modify(dn, {name: [(ldap3.MODIFY_REPLACE, [value])] for name, value in changes.items()})
+    conn.unbind()
+
+    with pytest.raises(DirectoryError) as info:
+        directory.verify_password(ad.spec, dn, password)
+
+    assert info.value.kind == DirectoryError.CONFIGURATION
+    assert "the password is right" in info.value.message
+    assert why in info.value.message
+    assert directory.verify_password(ad.spec, dn, new_password()) is False
+    assert_no_secret(info.value, password)
 
 
 @pytest.mark.parametrize(
@@ -156,11 +180,13 @@ def test_it_lets_the_rotator_change_its_own_password_and_back(target):
         # Put the shared rotator back by an administrator's reset (history forbids a self-change back).
         admin_dn = getattr(server, "admin_dn", None) or server.root_dn
         admin_password = getattr(server, "admin_password", None) or server.root_password
-        directory.set_password(target.spec, admin_dn, admin_password, server.rotator_dn, server.rotator_password)
+        directory.set_password(
+            target.spec, admin_dn, admin_password, server.rotator_dn, server.rotator_password
+        )
     assert server.can_bind(server.rotator_dn, server.rotator_password)
 
 
-def test_it_changes_a_password_over_starttls_on_the_plain_port(openldap, slapd):  # noqa: F811
+def test_it_changes_a_password_over_starttls_on_the_plain_port(openldap, slapd):
     old, new = new_password(), new_password()
     dn = openldap.add_user(old)
     spec = replace(openldap.spec, port=slapd.ldap_port, use_ssl=False, start_tls=True)
@@ -193,7 +219,7 @@ def test_it_tries_the_alternative_ips_when_the_host_is_unreachable(openldap):
 # --- TLS and configuration ----------------------------------------------------------------------
 
 
-def test_it_refuses_plain_ldap_before_opening_a_socket(openldap, slapd, monkeypatch):  # noqa: F811
+def test_it_refuses_plain_ldap_before_opening_a_socket(openldap, slapd, monkeypatch):
     old, new = new_password(), new_password()
     dn = openldap.add_user(old)
     spec = replace(openldap.spec, port=slapd.ldap_port, use_ssl=False, start_tls=False)
@@ -273,7 +299,7 @@ def test_a_ca_field_without_a_certificate_is_a_configuration_error(openldap):
     assert "PEM" in info.value.message
 
 
-def test_ldaps_against_the_plain_port_is_a_configuration_error(openldap, slapd):  # noqa: F811
+def test_ldaps_against_the_plain_port_is_a_configuration_error(openldap, slapd):
     spec = replace(openldap.spec, port=slapd.ldap_port)
 
     with pytest.raises(DirectoryError) as info:
@@ -325,7 +351,7 @@ def test_the_wrong_directory_type_is_a_configuration_error(target):
     assert_no_secret(info.value, old, new, target.admin_password)
 
 
-def test_a_readonly_admin_on_openldap_lacks_write_access(openldap, slapd):  # noqa: F811
+def test_a_readonly_admin_on_openldap_lacks_write_access(openldap, slapd):
     old, new = new_password(), new_password()
     dn = openldap.add_user(old)
 
@@ -339,7 +365,7 @@ def test_a_readonly_admin_on_openldap_lacks_write_access(openldap, slapd):  # no
     assert_no_secret(info.value, old, new, slapd.readonly_password)
 
 
-def test_the_rotator_outside_its_ou_on_samba_lacks_the_reset_password_right(ad, samba):  # noqa: F811
+def test_the_rotator_outside_its_ou_on_samba_lacks_the_reset_password_right(ad, samba):
     old, new = new_password(), new_password()
     dn = ad.add_user(old, ou_dn=samba.other_ou_dn)
 
@@ -439,7 +465,7 @@ def test_a_stopped_server_is_transient_and_nothing_changes(target):
     assert_no_secret(info.value, old, new, target.admin_password)
 
 
-def test_a_server_that_does_not_answer_is_transient(openldap, slapd):  # noqa: F811
+def test_a_server_that_does_not_answer_is_transient(openldap, slapd):
     old, new = new_password(), new_password()
     dn = openldap.add_user(old)
     spec = replace(openldap.spec, connect_timeout=1, operation_timeout=1)
