@@ -13,7 +13,7 @@ os.environ.setdefault("PAMROTATE_Q_SYNC", "1")
 os.environ.setdefault("PAMROTATE_HTTPS", "0")
 
 from pamrotate.settings import *  # noqa: E402,F403
-from pamrotate.settings import DATA_DIR, DATABASES  # noqa: E402
+from pamrotate.settings import DATA_DIR, DATABASES, STATIC_ROOT  # noqa: E402
 
 # A file, not memory, so that worker processes started by tests see the same test database.
 DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}
@@ -24,3 +24,7 @@ STORAGES = {
 }
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+# Serve static files straight from static/ (no collectstatic in tests).
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
