@@ -197,3 +197,23 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise PermissionError("audit events cannot be deleted")
+
+
+class Heartbeat(models.Model):
+    """The last time a background component proved it was alive."""
+
+    name = models.CharField(max_length=100, unique=True)
+    seen_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.seen_at:%Y-%m-%d %H:%M:%S}"
+
+    @classmethod
+    def beat(cls, name: str) -> None:
+        """Record that a component is alive now."""
+        from django.utils import timezone
+
+        cls.objects.update_or_create(name=name, defaults={"seen_at": timezone.now()})

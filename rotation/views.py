@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.db import DatabaseError
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from records.models import PamDirectory, PamUser
 from rotation import services
-from rotation.models import ErrorClass, PasswordVersion, RotationAttempt
+from rotation.models import ErrorClass, Heartbeat, PasswordVersion, RotationAttempt
+
+HEARTBEAT_STALE_AFTER = dt.timedelta(minutes=2)
 
 
 def _require(request, perm: str) -> None:
@@ -28,6 +34,24 @@ def _get_user_for(request, pk: int, perm: str) -> PamUser:
 
 def _client_address(request) -> str | None:
     return request.META.get("REMOTE_ADDR")
+
+
+def healthz(request):
+    """Answer 200 when the database is reachable and a worker was seen in the last 2 minutes."""
+    now = timezone.now()
+    body = {"database": False, "worker": False, "scheduler": False, "heartbeats": {}}
+    try:
+        beats = {beat.name: beat.seen_at for beat in Heartbeat.objects.all()}
+        body["database"] = True
+    except DatabaseError:
+        beats = {}
+    for name, seen_at in beats.items():
+        body["heartbeats"][name] = {"seen_at": seen_at.isoformat(), "age_s": round((now - seen_at).total_seconds())}
+    fresh = {name for name, seen_at in beats.items() if now - seen_at <= HEARTBEAT_STALE_AFTER}
+    body["worker"] = any(name.startswith("worker:") for name in fresh)
+    body["scheduler"] = "scheduler" in fresh
+    body["ok"] = body["database"] and body["worker"]
+    return JsonResponse(body, status=200 if body["ok"] else 503)
 
 
 @login_required

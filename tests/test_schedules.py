@@ -244,3 +244,27 @@ def test_a_real_qcluster_runs_a_scheduled_and_an_on_demand_rotation(slapd, uniqu
         user.refresh_from_db()
         assert slapd.can_bind(user.distinguished_name, user.get_password())
         assert user.get_password() not in output
+
+
+# -- Health ------------------------------------------------------------------------------------
+
+
+def test_healthz_is_503_until_a_worker_heartbeat_and_200_after(client, db):
+    from rotation.tasks import dispatch
+
+    response = client.get("/healthz")
+    assert response.status_code == 503 and response.json()["worker"] is False
+    dispatch()
+    body = client.get("/healthz").json()
+    assert body["ok"] and body["database"] and body["worker"] and body["scheduler"]
+    assert "worker:default" in body["heartbeats"]
+
+
+def test_healthz_turns_503_when_the_heartbeat_is_older_than_two_minutes(client, db, time_machine):
+    from rotation.tasks import dispatch
+
+    time_machine.move_to(timezone.now())
+    dispatch()
+    time_machine.shift(dt.timedelta(minutes=3))
+    response = client.get("/healthz")
+    assert response.status_code == 503 and response.json()["database"] is True
