@@ -1,0 +1,45 @@
+"""Shared set-up for benchmarks: a throwaway data directory, Django, and process helpers."""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def django_in_tempdir(workers: int = 2) -> Path:
+    """Configure a fresh dev-mode pamrotate in a temporary data directory and migrate it."""
+    data = Path(tempfile.mkdtemp(prefix="pamrotate-bench-"))
+    os.environ.update(
+        PAMROTATE_MODE="dev",
+        PAMROTATE_DATA_DIR=str(data),
+        PAMROTATE_SECRET_KEY=secrets.token_urlsafe(50),
+        PAMROTATE_ENCRYPTION_KEY=base64.urlsafe_b64encode(os.urandom(32)).decode(),
+        PAMROTATE_WORKERS=str(workers),
+        PAMROTATE_Q_SYNC="0",
+        PAMROTATE_LOG_LEVEL="WARNING",
+        DJANGO_SETTINGS_MODULE="pamrotate.settings",
+    )
+    sys.path.insert(0, str(ROOT))
+    os.chdir(ROOT)
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    return data
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Return the p-th percentile (nearest rank) of a list of numbers."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = max(0, min(len(ordered) - 1, round(p / 100 * len(ordered) + 0.5) - 1))
+    return ordered[index]
