@@ -1,0 +1,58 @@
+"""Import a Keeper `pam project import` JSON file: configuration, directories and users."""
+
+from __future__ import annotations
+
+import getpass
+import sys
+
+from django.core.management.base import BaseCommand, CommandError
+
+from records import keeper
+
+
+def os_user() -> str:
+    """Return the operating-system user running the command (the audit actor)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+class Command(BaseCommand):
+    help = (
+        "Import a Keeper PAM project JSON file. Records are matched by title and existing ones are "
+        "skipped; any error rejects the whole file and nothing is written."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("file", help='The project JSON file, or "-" for standard input.')
+        parser.add_argument("--dry-run", action="store_true", help="Validate and report; write nothing.")
+
+    def handle(self, *args, **options):
+        path = options["file"]
+        try:
+            if path == "-":
+                text = sys.stdin.read()
+            else:
+                with open(path, "rb") as handle:
+                    text = handle.read()
+        except OSError as exc:
+            raise CommandError(f"cannot read {path}: {exc.strerror}") from None
+        try:
+            projects = keeper.parse(text)
+            report = keeper.import_projects(projects, actor_name=os_user(), dry_run=options["dry_run"])
+        except keeper.ImportRejected as exc:
+            for line in exc.report.lines():
+                self.stderr.write(line)
+            raise CommandError(f"{path}: {exc}") from None
+        except keeper.KeeperError as exc:
+            raise CommandError(f"{path}: {exc}; nothing was written") from None
+        lines = report.lines()
+        if report.dry_run:
+            lines = [line.replace("Created:", "Would create:", 1) for line in lines]
+        for line in lines:
+            self.stdout.write(line)
+        if report.dry_run:
+            self.stdout.write(self.style.WARNING("Dry run: nothing was written."))
+        else:
+            self.stdout.write(self.style.SUCCESS(f"Imported {path}: {len(report.created)} records created."))

@@ -1,0 +1,239 @@
+"""The command line: pam_rotation list/info/edit and pam_action rotate against a real slapd."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from records import schedules
+from records.models import RotationStatus
+from rotation.models import AttemptState, AuditEvent, RotationAttempt
+from tests.conftest import make_user
+from tests.test_rotation import STRONG, make_env
+
+
+@pytest.fixture
+def env(db, slapd, unique_name, monkeypatch):
+    monkeypatch.setattr("getpass.getuser", lambda: "ops-maria")
+    return make_env(slapd, unique_name)
+
+
+def run(*args) -> tuple[str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    call_command(*args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+def exported_password(configuration_title: str, user_title: str) -> str:
+    out, _ = run("pam_export", "--configuration", configuration_title, "--include-secrets")
+    document = json.loads(out)
+    users = document["pam_data"]["users"] + [u for r in document["pam_data"]["resources"] for u in r["users"]]
+    return next(u["password"] for u in users if u["title"] == user_title)
+
+
+# -- pam_action rotate --------------------------------------------------------------------------
+
+
+def test_rotate_with_wait_rotates_and_the_exported_password_binds(env, slapd, unique_name):
+    user = env.account(unique_name("cli"))
+
+    out, err = run("pam_action", "rotate", "--user", user.title, "--wait")
+
+    assert "rotated" in out and f"[{'#' * 30}] 1/1" in err
+    attempt = RotationAttempt.objects.get(user=user)
+    assert attempt.state == AttemptState.SUCCEEDED and attempt.requested_by_name == "ops-maria"
+    password = exported_password(env.directory.configuration.title, user.title)
+    assert password != STRONG
+    assert slapd.can_bind(user.distinguished_name, password)
+    assert not slapd.can_bind(user.distinguished_name, STRONG)
+    event = AuditEvent.objects.get(attempt_id=attempt.pk)
+    assert event.event == AuditEvent.ROTATION_ON_DEMAND_OK and event.actor_name == "ops-maria"
+
+
+def test_rotate_a_directory_rotates_each_user_and_reports_the_blocked_ones(env, slapd, unique_name):
+    first, second = env.account(unique_name("d1")), env.account(unique_name("d2"))
+    off = env.account(unique_name("d3"), rotation_enabled=False)
+
+    with pytest.raises(CommandError, match="1 of 3 rotation"):
+        run("pam_action", "rotate", "--directory", env.directory.title, "--wait")
+
+    for user in (first, second):
+        user.refresh_from_db()
+        assert user.rotation_status == RotationStatus.SUCCEEDED
+        assert slapd.can_bind(user.distinguished_name, user.get_password())
+    assert RotationAttempt.objects.get(user=off).state == AttemptState.REFUSED
+
+
+def test_a_failed_rotation_exits_non_zero_with_its_reason(env, unique_name):
+    user = env.account(unique_name("weak"), complexity="6,1,1,1,1")  # slapd ppolicy wants 8
+
+    with pytest.raises(CommandError, match="1 of 1 rotation") as info:
+        call_command(
+            "pam_action",
+            "rotate",
+            "--user",
+            user.title,
+            "--wait",
+            stdout=io.StringIO(),
+            stderr=(err := io.StringIO()),
+        )
+
+    assert "quality" in err.getvalue().lower()
+    assert "Traceback" not in str(info.value)
+
+
+def test_rotate_dry_run_rotates_nothing(env, unique_name):
+    user = env.account(unique_name("dry"))
+    off = env.account(unique_name("dryoff"), managed=True)
+
+    out, _ = run("pam_action", "rotate", "--configuration", env.directory.configuration.title, "--dry-run")
+
+    assert f"would rotate {user.title}" in out
+    assert f"would not rotate {off.title}: This account is managed" in out
+    assert not RotationAttempt.objects.exists()
+    user.refresh_from_db()
+    assert user.get_password() == STRONG
+
+
+def test_an_ambiguous_user_name_lists_the_matches(env, unique_name):
+    one = env.account(unique_name("amb"))
+    other = make_user(configuration=env.directory.configuration, title=unique_name("other"), login=one.login)
+
+    with pytest.raises(CommandError, match="ambiguous") as info:
+        run("pam_action", "rotate", "--user", one.login, "--wait")
+
+    assert one.title in str(info.value) and other.title in str(info.value)
+    assert not RotationAttempt.objects.exists()
+
+
+def test_an_unknown_user_is_a_clear_error(env):
+    with pytest.raises(CommandError, match="no PAM user has the title or login 'nobody'"):
+        run("pam_rotation", "info", "nobody")
+
+
+# -- pam_rotation list / info / edit ---------------------------------------------------------------
+
+
+def test_list_as_json_parses(env, unique_name):
+    user = env.account(unique_name("lst"))
+
+    out, _ = run("pam_rotation", "list", "--format", "json", "--verbose")
+
+    rows = {row["title"]: row for row in json.loads(out)}
+    row = rows[user.title]
+    assert row["login"] == user.login and row["directory"] == env.directory.title
+    assert row["configuration"] == env.directory.configuration.title
+    assert row["enabled"] is True and row["status"] == "never"
+    assert row["distinguished_name"] == user.distinguished_name
+
+
+def test_list_as_a_table_has_a_header(env, unique_name):
+    user = env.account(unique_name("tbl"))
+
+    out, _ = run("pam_rotation", "list")
+
+    assert out.splitlines()[0].startswith("Title") and user.title in out
+
+
+def test_info_shows_settings_and_last_attempts(env, unique_name):
+    user = env.account(unique_name("inf"))
+    run("pam_action", "rotate", "--user", user.title, "--wait")
+
+    out, _ = run("pam_rotation", "info", user.title, "--format", "json")
+
+    data = json.loads(out)
+    assert data["title"] == user.title and data["attempts"][0]["state"] == "succeeded"
+    text, _ = run("pam_rotation", "info", user.login)
+    assert "Last attempts:" in text and "succeeded" in text
+
+
+def test_edit_sets_a_cron_schedule_and_the_next_rotation(env, unique_name):
+    user = env.account(unique_name("ed"))
+    assert user.next_rotation_at is None
+
+    run("pam_rotation", "edit", "--user", user.title, "--schedule-cron", "0 2 * * 0", "--tz", "Europe/Berlin")
+
+    user.refresh_from_db()
+    assert (user.schedule_type, user.schedule_cron, user.schedule_tz) == (
+        schedules.CRON,
+        "0 2 * * 0",
+        "Europe/Berlin",
+    )
+    assert user.next_rotation_at == user.compute_next_rotation()
+    assert (
+        user.next_rotation_at.astimezone(schedules.zone("Europe/Berlin")).strftime("%a %H:%M") == "Sun 02:00"
+    )
+    event = AuditEvent.objects.get(event=AuditEvent.RECORD_UPDATED, record_id=user.pk)
+    assert event.actor_name == "ops-maria"
+    assert "schedule_cron" in event.message and "schedule_tz" in event.message
+
+
+def test_edit_a_directory_changes_every_user_under_it(env, unique_name):
+    users = [env.account(unique_name("e1")), env.account(unique_name("e2"))]
+
+    run("pam_rotation", "edit", "--directory", env.directory.title, "--complexity", "24,2,2,2,2", "--disable")
+
+    for user in users:
+        user.refresh_from_db()
+        assert user.password_complexity == "24,2,2,2,2" and not user.rotation_enabled
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--schedule-cron", "*/5 * * * *"], "at most once an hour"),
+        (["--schedule-cron", "0 2 * * 0", "--tz", "Mars/Olympus"], "not an IANA time zone"),
+        (["--complexity", "8,5,5,5,5"], "more than the length"),
+        ([], "nothing to change"),
+    ],
+)
+def test_edit_rejects_bad_input_and_changes_nothing(env, unique_name, args, expected):
+    user = env.account(unique_name("bad"))
+
+    with pytest.raises(CommandError, match=expected):
+        run("pam_rotation", "edit", "--user", user.title, *args)
+
+    user.refresh_from_db()
+    assert user.schedule_type == schedules.ON_DEMAND and user.password_complexity == ""
+    assert not AuditEvent.objects.filter(event=AuditEvent.RECORD_UPDATED).exists()
+
+
+def test_edit_that_breaks_validation_is_refused_whole(env, unique_name):
+    good = env.account(unique_name("ok"))
+    no_dn = env.account(unique_name("nodn"))
+    no_dn.distinguished_name = ""
+    no_dn.rotation_enabled = False
+    no_dn.save()
+
+    with pytest.raises(CommandError, match="nothing was changed"):
+        run("pam_rotation", "edit", "--directory", env.directory.title, "--enable")
+
+    good.refresh_from_db()
+    no_dn.refresh_from_db()
+    assert not no_dn.rotation_enabled
+
+
+def test_bad_arguments_are_command_errors(env):
+    with pytest.raises(CommandError):
+        run("pam_action", "rotate")
+    with pytest.raises(CommandError):
+        run("pam_rotation", "frobnicate")
+
+
+def test_rotate_without_wait_queues_for_the_gateway(
+    env, unique_name, django_capture_on_commit_callbacks, monkeypatch
+):
+    user = env.account(unique_name("q"))
+    sent = []
+    monkeypatch.setattr("rotation.services.enqueue_attempt", sent.append)
+    monkeypatch.setattr("rotation.management.commands.pam_action.worker_running", lambda: True)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        out, _ = run("pam_action", "rotate", "--user", user.title)
+
+    attempt = RotationAttempt.objects.get(user=user)
+    assert f"rotation #{attempt.pk} queued" in out
+    assert sent == [attempt] and attempt.state == AttemptState.QUEUED
