@@ -14,7 +14,15 @@ class PamConfigurationAdmin(admin.ModelAdmin):
 
 @admin.register(PamDirectory)
 class PamDirectoryAdmin(admin.ModelAdmin):
-    list_display = ["title", "directory_type", "hostname", "port", "use_ssl", "verify_certificate", "configuration"]
+    list_display = [
+        "title",
+        "directory_type",
+        "hostname",
+        "port",
+        "use_ssl",
+        "verify_certificate",
+        "configuration",
+    ]
     list_filter = ["directory_type", "use_ssl", "start_tls", "verify_certificate", "configuration"]
     search_fields = ["title", "hostname", "domain_name", "user_match"]
     list_select_related = ["configuration"]
@@ -34,7 +42,13 @@ class PamUserAdmin(admin.ModelAdmin):
         "last_rotated_at",
         "next_rotation_at",
     ]
-    list_filter = ["rotation_status", "rotation_enabled", "managed", "configuration", "resource__directory_type"]
+    list_filter = [
+        "rotation_status",
+        "rotation_enabled",
+        "managed",
+        "configuration",
+        "resource__directory_type",
+    ]
     search_fields = ["title", "login", "distinguished_name"]
     list_select_related = ["configuration", "resource"]
     exclude = ["password_encrypted"]

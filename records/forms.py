@@ -84,9 +84,15 @@ class RecordForm(forms.ModelForm):
     """A record form with a crispy helper; subclasses give the layout."""
 
     submit_label = "Save"
+    # Fields only someone with "configure rotation settings" may change.
+    rotation_fields: tuple[str, ...] = ()
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, can_configure_rotation: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
+        if not can_configure_rotation:
+            for name in self.rotation_fields:
+                self.fields[name].disabled = True
+                self.fields[name].help_text = "Changing this needs the right to configure rotation settings."
         self.helper = FormHelper(self)
         self.helper.form_tag = True
         self.helper.attrs = {"novalidate": ""}
@@ -127,6 +133,13 @@ class LoginForm(AuthenticationForm):
 
 class ConfigurationForm(RecordForm):
     """Create or change a PAM configuration."""
+
+    rotation_fields = (
+        "rotation_enabled",
+        *SCHEDULE_FIELDS,
+        "default_password_complexity",
+        "manual_rotation_resets_schedule",
+    )
 
     class Meta:
         model = PamConfiguration
@@ -274,6 +287,8 @@ class DirectoryForm(RecordForm):
 class UserForm(RecordForm):
     """Create or change a PAM user; the password is write-only."""
 
+    rotation_fields = ("managed", "rotation_enabled", "resource", "password_complexity", *SCHEDULE_FIELDS)
+
     password = forms.CharField(
         required=False,
         strip=False,
@@ -307,10 +322,10 @@ class UserForm(RecordForm):
 
     def layout(self) -> list:
         return [
-            Fieldset("Account", "title", "configuration", "login", "password", "distinguished_name", "managed"),
             Fieldset(
-                "Rotation", "rotation_enabled", "resource", "password_complexity", schedule_fieldset()
+                "Account", "title", "configuration", "login", "password", "distinguished_name", "managed"
             ),
+            Fieldset("Rotation", "rotation_enabled", "resource", "password_complexity", schedule_fieldset()),
         ]
 
     def clean_distinguished_name(self) -> str:

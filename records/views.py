@@ -62,6 +62,11 @@ def _int_param(request: HttpRequest, name: str) -> int | None:
     return int(value) if value.isascii() and value.isdigit() and len(value) < 19 else None
 
 
+def _search_param(request: HttpRequest) -> str:
+    """Return the search text without NUL characters (PostgreSQL refuses them)."""
+    return request.GET.get("q", "").replace("\x00", "").strip()[:200]
+
+
 def _choice_param(request: HttpRequest, name: str, choices) -> str:
     """Return a query parameter when it is one of the choices, else an empty string."""
     value = request.GET.get(name, "")
@@ -107,7 +112,7 @@ def configuration_list(request: HttpRequest) -> HttpResponse:
     queryset = PamConfiguration.objects.annotate(
         directory_count=Count("directories", distinct=True), user_count=Count("users", distinct=True)
     )
-    q = request.GET.get("q", "").strip()
+    q = _search_param(request)
     if q:
         queryset = queryset.filter(
             Q(title__icontains=q) | Q(network_id__icontains=q) | Q(application_folder__icontains=q)
@@ -120,7 +125,7 @@ def configuration_list(request: HttpRequest) -> HttpResponse:
 def directory_list(request: HttpRequest) -> HttpResponse:
     access.require(request.user, PamDirectory, "view")
     queryset = PamDirectory.objects.select_related("configuration", "administrative_credential")
-    q = request.GET.get("q", "").strip()
+    q = _search_param(request)
     if q:
         queryset = queryset.filter(
             Q(title__icontains=q) | Q(hostname__icontains=q) | Q(domain_name__icontains=q)
@@ -142,7 +147,7 @@ def directory_list(request: HttpRequest) -> HttpResponse:
 def _filter_users(request: HttpRequest, queryset):
     """Apply the user list's search and filters; unknown values are ignored."""
     selected = {
-        "q": request.GET.get("q", "").strip(),
+        "q": _search_param(request),
         "configuration": _int_param(request, "configuration"),
         "directory": _int_param(request, "directory"),
         "type": _choice_param(request, "type", DirectoryType.choices),
@@ -285,7 +290,12 @@ def _edit(request: HttpRequest, model, instance=None) -> HttpResponse:
     initial = {}
     if instance is None and (configuration := _int_param(request, "configuration")) is not None:
         initial["configuration"] = configuration
-    form = form_class(request.POST or None, instance=instance, initial=initial)
+    form = form_class(
+        request.POST or None,
+        instance=instance,
+        initial=initial,
+        can_configure_rotation=request.user.has_perm("records.configure_rotation"),
+    )
     if request.method == "POST" and form.is_valid():
         with transaction.atomic():
             record = form.save()
@@ -301,6 +311,7 @@ def _edit(request: HttpRequest, model, instance=None) -> HttpResponse:
         "record": instance,
         "record_type": RECORD_NAMES[model],
         "verbose_name": model._meta.verbose_name,
+        "verbose_name_plural": model._meta.verbose_name_plural,
         "time_zones": TIME_ZONES if "schedule_tz" in form.fields else [],
         "schedule_description": "" if schedule_error else description,
         "next_runs": next_runs,

@@ -171,6 +171,44 @@ def enqueue_attempt(attempt: RotationAttempt) -> None:
     )
 
 
+class AttemptBatcher:
+    """Queue attempts to their gateways in small batches: one broker round trip per batch.
+
+    Batches are small enough that every worker gets some (``total`` sizes them) and are sent
+    as soon as they fill, so workers start while the rest is still being dispatched.
+    """
+
+    def __init__(self, total: int, workers: int | None = None, largest: int = 25):
+        workers = workers or settings.Q_WORKERS
+        self.size = max(1, min(largest, total // (workers * 4) or 1))
+        self.pending: dict[str, list[int]] = {}
+
+    def add(self, attempt: RotationAttempt) -> None:
+        gateway = attempt.user.configuration.gateway or "default"
+        batch = self.pending.setdefault(gateway, [])
+        batch.append(attempt.pk)
+        if len(batch) >= self.size:
+            self._send(gateway, batch)
+            self.pending[gateway] = []
+
+    def flush(self) -> None:
+        for gateway, batch in self.pending.items():
+            if batch:
+                self._send(gateway, batch)
+        self.pending = {}
+
+    def _send(self, gateway: str, attempt_ids: list[int]) -> None:
+        from django_q.tasks import async_task
+
+        async_task(
+            "rotation.tasks.rotate_many",
+            list(attempt_ids),
+            cluster=gateway,
+            task_name=f"rotate-attempts-{attempt_ids[0]}-{attempt_ids[-1]}",
+            group="rotation",
+        )
+
+
 # -- 2. Running an attempt ------------------------------------------------------------------
 
 

@@ -14,6 +14,16 @@ def rotate(attempt_id: int) -> dict:
     return services.run_attempt(attempt_id).as_dict()
 
 
+def rotate_many(attempt_ids: list[int]) -> dict:
+    """Run several rotation attempts one after another; return how each ended."""
+    Heartbeat.beat(f"worker:{Conf.CLUSTER_NAME}")
+    states: dict[str, int] = {}
+    for attempt_id in attempt_ids:
+        state = services.run_attempt(attempt_id).state
+        states[state] = states.get(state, 0) + 1
+    return {"attempts": len(attempt_ids), "states": states}
+
+
 def dispatch() -> dict:
     """Queue due scheduled rotations and waiting retries; resolve interrupted attempts."""
     Heartbeat.beat("scheduler")

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 import time_machine
 from django.conf import settings
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.core.cache import cache
 from django.urls import reverse
 
@@ -144,9 +144,7 @@ def test_denied_posts_change_nothing(client, bob, records):
 
 
 def _sign_in(client, username: str, password: str, address: str = "192.0.2.10"):
-    return client.post(
-        reverse("login"), {"username": username, "password": password}, REMOTE_ADDR=address
-    )
+    return client.post(reverse("login"), {"username": username, "password": password}, REMOTE_ADDR=address)
 
 
 def test_a_persona_signs_in_and_lands_on_the_dashboard(client, carol):
@@ -199,3 +197,54 @@ def test_sign_out_needs_post(client, carol):
     assert response.status_code == 302
     assert "_auth_user_id" not in client.session
     assert client.get(reverse("records:dashboard")).status_code == 302
+
+
+def test_changing_rotation_settings_needs_the_configure_rotation_right(client, records):
+    editor = User.objects.create_user("eve", "eve@example.test", "x")
+    editor.user_permissions.add(
+        *Permission.objects.filter(
+            codename__in=["view_pamuser", "change_pamuser"], content_type__app_label="records"
+        )
+    )
+    client.force_login(editor)
+    pam_user = records["spare_user"]
+    data = user_data(records["configuration"], records["directory"], title=pam_user.title, login="renamed")
+    assert data["rotation_enabled"] == "on"
+    response = client.post(reverse("records:user-edit", args=[pam_user.pk]), data)
+    assert response.status_code == 302
+    pam_user.refresh_from_db()
+    assert pam_user.login == "renamed"
+    assert (pam_user.rotation_enabled, pam_user.resource_id, pam_user.schedule_type) == (
+        False,
+        None,
+        "ON_DEMAND",
+    )
+
+
+# Admin ------------------------------------------------------------------------------------------
+
+
+def test_only_superusers_may_touch_django_q_schedules(client, records):
+    staff = User.objects.create_user("staff", "staff@example.test", "x", is_staff=True)
+    staff.user_permissions.add(*Permission.objects.filter(content_type__app_label="django_q"))
+    client.force_login(staff)
+    assert client.get(reverse("admin:django_q_schedule_changelist")).status_code == 403
+    assert client.get(reverse("admin:django_q_schedule_add")).status_code == 403
+    client.force_login(User.objects.create_superuser("root", "root@example.test", "x"))
+    assert client.get(reverse("admin:django_q_schedule_changelist")).status_code == 200
+
+
+def test_the_admin_never_shows_secrets_and_keeps_the_audit_log_read_only(client, records):
+    from rotation.models import AuditEvent
+
+    pam_user = make_user(records["configuration"], password="Admin-Hidden-3")
+    event = AuditEvent.objects.create(event="record_add", record_title="x", message="hello")
+    client.force_login(User.objects.create_superuser("root", "root@example.test", "x"))
+    page = client.get(reverse("admin:records_pamuser_change", args=[pam_user.pk])).content.decode()
+    assert "Admin-Hidden-3" not in page and pam_user.password_encrypted not in page
+    assert "password_encrypted" not in page
+    assert client.get(reverse("admin:rotation_auditevent_add")).status_code == 403
+    page = client.get(reverse("admin:rotation_auditevent_change", args=[event.pk])).content.decode()
+    assert 'name="message"' not in page  # shown, not editable
+    assert client.post(reverse("admin:rotation_auditevent_delete", args=[event.pk])).status_code == 403
+    assert AuditEvent.objects.filter(pk=event.pk).exists()

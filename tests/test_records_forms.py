@@ -184,7 +184,9 @@ def test_a_good_directory_form_saves_with_a_ca_bundle():
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("hostname", ["127.0.0.1", "::1", "dc1", "dc1.corp.example.com", "xn--bcher-kva.example"])
+@pytest.mark.parametrize(
+    "hostname", ["127.0.0.1", "::1", "dc1", "dc1.corp.example.com", "xn--bcher-kva.example"]
+)
 def test_a_directory_accepts_names_and_addresses(hostname):
     form = DirectoryForm(directory_data(make_configuration(), hostname=hostname))
     assert form.is_valid(), form.errors
@@ -332,7 +334,10 @@ def test_the_password_never_appears_in_the_edit_form(client, alice):
     page = client.post(url, data).content.decode()
     assert "not an IANA time zone" in page
     assert "Typed-Again-8" not in page
-    assert "Never-Shown-7!" not in client.get(reverse("records:user-detail", args=[pam_user.pk])).content.decode()
+    assert (
+        "Never-Shown-7!"
+        not in client.get(reverse("records:user-detail", args=[pam_user.pk])).content.decode()
+    )
 
 
 # Property: arbitrary input never breaks the server ---------------------------------------------
