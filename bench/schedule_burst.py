@@ -39,26 +39,44 @@ def main() -> None:
     server.start()
     try:
         t0 = time.monotonic()
-        dns = server.add_users_bulk(args.users, "Bench-Start-1!") if hasattr(server, "add_users_bulk") else [
-            server.add_user(f"bench{i}", "Bench-Start-1!") for i in range(args.users)
-        ]
+        dns = (
+            server.add_users_bulk(args.users, "Bench-Start-1!")
+            if hasattr(server, "add_users_bulk")
+            else [server.add_user(f"bench{i}", "Bench-Start-1!") for i in range(args.users)]
+        )
         print(f"seeded {args.users} slapd accounts in {time.monotonic() - t0:.1f} s", flush=True)
         due = (timezone.now() + dt.timedelta(seconds=args.lead)).replace(microsecond=0)
         configuration = PamConfiguration.objects.create(title="Bench")
-        admin = PamUser(configuration=configuration, title="rotator", login=server.rotator_dn,
-                        distinguished_name=server.rotator_dn)
+        admin = PamUser(
+            configuration=configuration,
+            title="rotator",
+            login=server.rotator_dn,
+            distinguished_name=server.rotator_dn,
+        )
         admin.set_password(server.rotator_password)
         admin.save()
         directory = PamDirectory.objects.create(
-            title="Bench slapd", configuration=configuration, hostname="127.0.0.1", port=server.ldaps_port,
-            ca_certificate=server.tls.ca_pem, directory_type=DirectoryType.OPENLDAP, administrative_credential=admin,
+            title="Bench slapd",
+            configuration=configuration,
+            hostname="127.0.0.1",
+            port=server.ldaps_port,
+            ca_certificate=server.tls.ca_pem,
+            directory_type=DirectoryType.OPENLDAP,
+            administrative_credential=admin,
         )
         users = []
         for i, dn in enumerate(dns):
             user = PamUser(
-                configuration=configuration, title=f"bench{i}", login=f"bench{i}", distinguished_name=dn,
-                resource=directory, rotation_enabled=True, schedule_type=schedules.DAILY,
-                schedule_time=due.time(), schedule_tz="UTC", next_rotation_at=due,
+                configuration=configuration,
+                title=f"bench{i}",
+                login=f"bench{i}",
+                distinguished_name=dn,
+                resource=directory,
+                rotation_enabled=True,
+                schedule_type=schedules.DAILY,
+                schedule_time=due.time(),
+                schedule_tz="UTC",
+                next_rotation_at=due,
             )
             user.set_password("Bench-Start-1!")
             users.append(user)
@@ -70,7 +88,9 @@ def main() -> None:
         try:
             deadline = time.monotonic() + args.lead + 600
             while time.monotonic() < deadline:
-                done = RotationAttempt.objects.filter(trigger=Trigger.SCHEDULED, state=AttemptState.SUCCEEDED).count()
+                done = RotationAttempt.objects.filter(
+                    trigger=Trigger.SCHEDULED, state=AttemptState.SUCCEEDED
+                ).count()
                 if done >= args.users:
                     break
                 time.sleep(1)
@@ -80,7 +100,10 @@ def main() -> None:
             log.close()
 
         per_user = PamUser.objects.filter(resource=directory).annotate(
-            ok=Count("attempts", filter=Q(attempts__trigger=Trigger.SCHEDULED, attempts__state=AttemptState.SUCCEEDED)),
+            ok=Count(
+                "attempts",
+                filter=Q(attempts__trigger=Trigger.SCHEDULED, attempts__state=AttemptState.SUCCEEDED),
+            ),
         )
         twice = per_user.filter(ok__gt=1).count()
         missed = per_user.filter(ok=0).count()
@@ -88,12 +111,20 @@ def main() -> None:
         late = [(a.started_at - due).total_seconds() for a in attempts.only("started_at")]
         span = attempts.aggregate(first=Min("started_at"), last=Max("finished_at"))
         drain = (span["last"] - due).total_seconds() if span["last"] else float("nan")
-        failed = RotationAttempt.objects.exclude(state=AttemptState.SUCCEEDED).values_list("state", "error_message")[:5]
+        failed = RotationAttempt.objects.exclude(state=AttemptState.SUCCEEDED).values_list(
+            "state", "error_message"
+        )[:5]
         for state, message in failed:
             print(f"not succeeded: {state}: {message}")
-        print(f"first start {(span['first'] - due).total_seconds():.1f} s after due" if span["first"] else "no start")
+        print(
+            f"first start {(span['first'] - due).total_seconds():.1f} s after due"
+            if span["first"]
+            else "no start"
+        )
         print(f"lateness p50={percentile(late, 50):.1f} s p99={percentile(late, 99):.1f} s")
-        print(f"schedule_burst drain_s={drain:.1f} twice={twice} missed={missed} p99_late_s={percentile(late, 99):.1f}")
+        print(
+            f"schedule_burst drain_s={drain:.1f} twice={twice} missed={missed} p99_late_s={percentile(late, 99):.1f}"
+        )
     finally:
         server.close()
 

@@ -42,8 +42,7 @@ class Complexity:
         for char in self.special_chars:
             if char.isalnum() or char.isspace() or not char.isprintable() or not char.isascii():
                 raise ComplexityError(
-                    "special characters must be printable ASCII punctuation "
-                    "(no letters, digits or spaces)"
+                    "special characters must be printable ASCII punctuation (no letters, digits or spaces)"
                 )
         if len(set(self.special_chars)) != len(self.special_chars):
             raise ComplexityError("special characters are listed twice")

@@ -52,7 +52,10 @@ class ScheduleFields(models.Model):
     )
     schedule_day = models.PositiveSmallIntegerField("day of month", null=True, blank=True)
     schedule_week = models.SmallIntegerField(
-        "week of month", null=True, blank=True, choices=[(k, v.title()) for k, v in schedules.ORDINALS.items()]
+        "week of month",
+        null=True,
+        blank=True,
+        choices=[(k, v.title()) for k, v in schedules.ORDINALS.items()],
     )
     schedule_cron = models.CharField("cron expression", max_length=100, blank=True)
     schedule_tz = models.CharField("time zone", max_length=64, default="UTC")
@@ -107,9 +110,7 @@ class PamConfiguration(ScheduleFields):
     application_folder = models.CharField(max_length=200, blank=True)
     network_id = models.CharField("network ID", max_length=100, blank=True)
     network_cidr = models.CharField("network CIDR", max_length=50, blank=True)
-    port_mapping = models.TextField(
-        blank=True, help_text="One mapping a line, such as 32636=ldaps."
-    )
+    port_mapping = models.TextField(blank=True, help_text="One mapping a line, such as 32636=ldaps.")
     rotation_enabled = models.BooleanField(
         default=True, help_text="Off blocks every rotation of every account under this configuration."
     )
@@ -146,9 +147,7 @@ class PamDirectory(models.Model):
     """An Active Directory or OpenLDAP server and the credential that administers it."""
 
     title = models.CharField(max_length=200, unique=True)
-    configuration = models.ForeignKey(
-        PamConfiguration, on_delete=models.PROTECT, related_name="directories"
-    )
+    configuration = models.ForeignKey(PamConfiguration, on_delete=models.PROTECT, related_name="directories")
     hostname = models.CharField("hostname or IP", max_length=253)
     port = models.PositiveIntegerField(default=636)
     use_ssl = models.BooleanField("use SSL (LDAPS)", default=True)
@@ -199,7 +198,11 @@ class PamDirectory(models.Model):
         if self.use_ssl and self.start_tls:
             errors["start_tls"] = "Pick either LDAPS or StartTLS, not both."
         credential = self.administrative_credential
-        if credential is not None and self.configuration_id and credential.configuration_id != self.configuration_id:
+        if (
+            credential is not None
+            and self.configuration_id
+            and credential.configuration_id != self.configuration_id
+        ):
             errors["administrative_credential"] = (
                 "The administrative credential must belong to the same configuration."
             )
@@ -237,9 +240,7 @@ class PamUser(ScheduleFields):
     login = models.CharField(max_length=256)
     password_encrypted = models.TextField(blank=True, editable=False)
     distinguished_name = models.CharField(max_length=1024, blank=True)
-    managed = models.BooleanField(
-        default=False, help_text="A managed account is never rotated by pamrotate."
-    )
+    managed = models.BooleanField(default=False, help_text="A managed account is never rotated by pamrotate.")
     resource = models.ForeignKey(
         PamDirectory,
         on_delete=models.PROTECT,
@@ -253,7 +254,7 @@ class PamUser(ScheduleFields):
         max_length=120,
         blank=True,
         validators=[validate_complexity],
-        help_text='Blank uses the configuration\'s default. Keeper\'s form: "20,1,1,1,1[,characters]".',
+        help_text="Blank uses the configuration's default. Keeper's form: \"20,1,1,1,1[,characters]\".",
     )
     last_rotated_at = models.DateTimeField(null=True, blank=True, editable=False)
     next_rotation_at = models.DateTimeField(null=True, blank=True, editable=False, db_index=True)
@@ -290,7 +291,11 @@ class PamUser(ScheduleFields):
 
     def clean(self) -> None:
         errors = {}
-        if self.resource_id and self.configuration_id and self.resource.configuration_id != self.configuration_id:
+        if (
+            self.resource_id
+            and self.configuration_id
+            and self.resource.configuration_id != self.configuration_id
+        ):
             errors["resource"] = "The directory must belong to the same configuration."
         if self.rotation_enabled and not self.resource_id:
             errors["resource"] = "Pick the directory that rotates this account, or turn rotation off."

@@ -8,12 +8,12 @@ daylight-saving changes move the UTC instant, never the local wall time.
 from __future__ import annotations
 
 import calendar
-import re
 import datetime as dt
+import re
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from croniter import CroniterBadCronError, croniter
+from croniter import croniter
 
 UTC = dt.UTC
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]

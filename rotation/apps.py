@@ -14,5 +14,7 @@ class RotationConfig(AppConfig):
         from rotation import audit  # noqa: F401  (connects the record_changed receiver)
         from rotation.schedules import ensure_dispatch_schedules, start_dispatcher_if_worker
 
-        post_migrate.connect(ensure_dispatch_schedules, sender=self, dispatch_uid="pamrotate-dispatch-schedules")
+        post_migrate.connect(
+            ensure_dispatch_schedules, sender=self, dispatch_uid="pamrotate-dispatch-schedules"
+        )
         start_dispatcher_if_worker(sys.argv)

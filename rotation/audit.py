@@ -45,7 +45,9 @@ def record_event(
 
 
 @receiver(record_changed)
-def audit_record_change(sender, instance, action, actor=None, actor_name="", remote_address=None, changed=(), **kwargs):
+def audit_record_change(
+    sender, instance, action, actor=None, actor_name="", remote_address=None, changed=(), **kwargs
+):
     """Record a create, update or delete of a PAM record, naming changed fields, never values."""
     message = f"{instance._meta.verbose_name} {action}"
     if changed:

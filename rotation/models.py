@@ -156,7 +156,7 @@ class AuditEvent(models.Model):
     ROTATION_ON_DEMAND_FAIL = "record_rotation_on_demand_fail"
     ROTATION_SCHEDULED_OK = "record_rotation_scheduled_ok"
     ROTATION_SCHEDULED_FAIL = "record_rotation_scheduled_fail"
-    PASSWORD_REVEALED = "password_revealed"
+    PASSWORD_REVEALED = "password_revealed"  # noqa: S105 - an event name
     RECORD_CREATED = "record_add"
     RECORD_UPDATED = "record_update"
     RECORD_DELETED = "record_delete"

@@ -18,7 +18,6 @@ from django.db.models import Q
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from pamrotate import crypto
 from records.models import DirectoryType, PamDirectory, PamUser, RotationStatus
 from rotation import audit, ldap, passwords
 from rotation.models import AttemptState, AuditEvent, ErrorClass, PasswordVersion, RotationAttempt, Trigger
@@ -126,7 +125,7 @@ def request_rotation(
             _finish_failed(
                 active,
                 ErrorClass.TRANSIENT,
-                f"No worker of gateway \"{gateway}\" took this attempt within "
+                f'No worker of gateway "{gateway}" took this attempt within '
                 f"{QUEUE_STALE_AFTER.seconds // 60} minutes: is its qcluster running?",
             )
             active = None
@@ -294,7 +293,9 @@ def _rotate(attempt: RotationAttempt, user: PamUser) -> Result:
         if exc.kind == ldap.DirectoryError.AMBIGUOUS:
             _mark_unknown(attempt, _scrub(exc, secrets_seen), code=exc.code)
             return _result(reconcile(attempt, keep_lease=True))
-        return _finish_failed(attempt, exc.kind, _scrub(exc, secrets_seen), code=exc.code, schedule_retry=True)
+        return _finish_failed(
+            attempt, exc.kind, _scrub(exc, secrets_seen), code=exc.code, schedule_retry=True
+        )
     except Exception as exc:
         # Unexpected: the request may have reached the directory. Keep pending and reconcile.
         log.error("attempt %s: unexpected %s while changing the password", attempt.pk, type(exc).__name__)
@@ -423,7 +424,9 @@ def _release(attempt: RotationAttempt) -> None:
 
 def _lease_expired(attempt: RotationAttempt) -> bool:
     user = PamUser.objects.only("lease_until", "lease_attempt_id").get(pk=attempt.user_id)
-    return user.lease_attempt_id != attempt.pk or user.lease_until is None or user.lease_until < timezone.now()
+    return (
+        user.lease_attempt_id != attempt.pk or user.lease_until is None or user.lease_until < timezone.now()
+    )
 
 
 def _mark_unknown(attempt: RotationAttempt, message: str, code: int | None = None) -> RotationAttempt:
@@ -455,11 +458,15 @@ def _commit(attempt: RotationAttempt, state: str) -> None:
                 replaced_at=now,
                 attempt=attempt,
             )
-            keep = list(user.password_versions.values_list("pk", flat=True)[: settings.PASSWORD_HISTORY_DEPTH])
+            keep = list(
+                user.password_versions.values_list("pk", flat=True)[: settings.PASSWORD_HISTORY_DEPTH]
+            )
             user.password_versions.exclude(pk__in=keep).delete()
         user.password_encrypted = attempt.pending_password_encrypted
         user.last_rotated_at = now
-        moves_schedule = attempt.trigger != Trigger.ON_DEMAND or user.configuration.manual_rotation_resets_schedule
+        moves_schedule = (
+            attempt.trigger != Trigger.ON_DEMAND or user.configuration.manual_rotation_resets_schedule
+        )
         if moves_schedule or user.next_rotation_at is None or user.next_rotation_at <= now:
             user.next_rotation_at = user.compute_next_rotation(after=now)
         user.rotation_status = RotationStatus.SUCCEEDED
@@ -559,10 +566,14 @@ def _result(attempt: RotationAttempt) -> Result:
 
 
 @sensitive_variables()
-def reveal_password(user: PamUser, *, actor, remote_address: str | None = None, version: PasswordVersion | None = None) -> str:
+def reveal_password(
+    user: PamUser, *, actor, remote_address: str | None = None, version: PasswordVersion | None = None
+) -> str:
     """Return a stored password in clear and record who saw it."""
     password = version.get_password() if version is not None else user.get_password()
-    what = f"password version replaced {version.replaced_at:%Y-%m-%d %H:%M}" if version else "current password"
+    what = (
+        f"password version replaced {version.replaced_at:%Y-%m-%d %H:%M}" if version else "current password"
+    )
     audit.record_event(
         AuditEvent.PASSWORD_REVEALED,
         instance=user,

@@ -46,7 +46,10 @@ def healthz(request):
     except DatabaseError:
         beats = {}
     for name, seen_at in beats.items():
-        body["heartbeats"][name] = {"seen_at": seen_at.isoformat(), "age_s": round((now - seen_at).total_seconds())}
+        body["heartbeats"][name] = {
+            "seen_at": seen_at.isoformat(),
+            "age_s": round((now - seen_at).total_seconds()),
+        }
     fresh = {name for name, seen_at in beats.items() if now - seen_at <= HEARTBEAT_STALE_AFTER}
     body["worker"] = any(name.startswith("worker:") for name in fresh)
     body["scheduler"] = "scheduler" in fresh
@@ -58,9 +61,7 @@ def healthz(request):
 @require_POST
 def rotate_now(request, pk):
     pam_user = _get_user_for(request, pk, "records.rotate_credentials")
-    attempt = services.request_rotation(
-        pam_user, actor=request.user, remote_address=_client_address(request)
-    )
+    attempt = services.request_rotation(pam_user, actor=request.user, remote_address=_client_address(request))
     if attempt.error_class == ErrorClass.BLOCKED:
         messages.error(request, f"Not rotated: {attempt.error_message}")
         return redirect(pam_user)
@@ -110,7 +111,12 @@ def reveal_password(request, pk):
     password = services.reveal_password(
         pam_user, actor=request.user, remote_address=_client_address(request), version=version
     )
-    context = {"pam_user": pam_user, "password": password, "version": version, "seconds": settings.REVEAL_SECONDS}
+    context = {
+        "pam_user": pam_user,
+        "password": password,
+        "version": version,
+        "seconds": settings.REVEAL_SECONDS,
+    }
     return render(request, "rotation/reveal.html", context)
 
 

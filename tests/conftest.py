@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import importlib
 import itertools
 import logging
 import re
@@ -24,8 +25,25 @@ PERSONA_PASSWORD = "correct horse battery staple 42"
 _counter = itertools.count(1)
 
 
+def ensure_roles() -> None:
+    """Create the role groups if missing: a transactional test's flush removes the migration's rows."""
+    from django.contrib.auth.models import Permission
+
+    roles = importlib.import_module("records.migrations.0002_roles").ROLES
+    if Group.objects.filter(name__in=roles).count() == len(roles):
+        return
+    for name, codes in roles.items():
+        group, _ = Group.objects.get_or_create(name=name)
+        for code in codes:
+            app_label, codename = code.split(".")
+            group.permissions.add(
+                Permission.objects.get(content_type__app_label=app_label, codename=codename)
+            )
+
+
 def make_persona(name: str) -> User:
     """Create one of the named personas with its role."""
+    ensure_roles()
     user = User.objects.create_user(name, f"{name}@example.test", PERSONA_PASSWORD)
     if PERSONAS[name]:
         user.groups.add(Group.objects.get(name=PERSONAS[name]))

@@ -66,7 +66,11 @@ def test_production_mode_refuses_to_start_without_keys(tmp_path):
     import sys
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAMROTATE_")}
-    env.update(PAMROTATE_MODE="production", PAMROTATE_DATA_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="pamrotate.settings")
+    env.update(
+        PAMROTATE_MODE="production",
+        PAMROTATE_DATA_DIR=str(tmp_path),
+        DJANGO_SETTINGS_MODULE="pamrotate.settings",
+    )
     out = subprocess.run([sys.executable, "manage.py", "check"], env=env, capture_output=True, text=True)
     assert out.returncode != 0
     assert "PAMROTATE_SECRET_KEY" in out.stderr
@@ -154,5 +158,13 @@ def test_the_leak_scan_sees_every_table_including_django_q_task_payloads():
     from tests.conftest import database_text
 
     canary = "Leak-Canary-5521!"
-    Task.objects.create(id="x1", name="t", func="f", args=(canary,), started="2026-01-01T00:00Z", stopped="2026-01-01T00:00Z", success=True)
+    Task.objects.create(
+        id="x1",
+        name="t",
+        func="f",
+        args=(canary,),
+        started="2026-01-01T00:00Z",
+        stopped="2026-01-01T00:00Z",
+        success=True,
+    )
     assert canary in database_text()

@@ -29,7 +29,9 @@ class Env:
     server: SlapdServer | SambaDC
     directory: PamDirectory
 
-    def account(self, name: str, cn: str | None = None, complexity: str = "", ou_dn: str | None = None, **fields) -> PamUser:
+    def account(
+        self, name: str, cn: str | None = None, complexity: str = "", ou_dn: str | None = None, **fields
+    ) -> PamUser:
         """Create an account on the server and its PAM user record, rotation on."""
         dn = self.server.add_user(name, STRONG, cn=cn, ou_dn=ou_dn)
         fields.setdefault("rotation_enabled", True)
@@ -254,7 +256,9 @@ def test_plain_ldap_is_refused_before_any_password_leaves_the_process(ldap_env, 
 
     opened = []
     real_connect = socket.socket.connect
-    monkeypatch.setattr(socket.socket, "connect", lambda self, addr: opened.append(addr) or real_connect(self, addr))
+    monkeypatch.setattr(
+        socket.socket, "connect", lambda self, addr: opened.append(addr) or real_connect(self, addr)
+    )
 
     attempt = rotate(user)
 
@@ -388,8 +392,7 @@ def test_a_worker_killed_at_any_step_leaves_a_stored_password_that_binds(env, un
         DATABASE_URL=f"sqlite:///{connection.settings_dict['NAME']}",
     )
     code = (
-        "import django; django.setup(); from rotation.services import run_attempt; "
-        f"run_attempt({attempt.pk})"
+        f"import django; django.setup(); from rotation.services import run_attempt; run_attempt({attempt.pk})"
     )
     proc = subprocess.run([sys.executable, "-c", code], env=child_env, capture_output=True, timeout=120)
     assert proc.returncode == -9, proc.stderr.decode()[-2000:]

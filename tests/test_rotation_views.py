@@ -70,7 +70,9 @@ def test_a_failed_rotation_shows_its_plain_language_reason(
 
 
 @pytest.mark.parametrize("persona, status", [("carol", 403), ("dave", 403)])
-def test_viewers_and_strangers_cannot_rotate_reveal_or_test(client, personas, env, unique_name, persona, status):
+def test_viewers_and_strangers_cannot_rotate_reveal_or_test(
+    client, personas, env, unique_name, persona, status
+):
     user = env.account(unique_name("deny"))
     login(client, personas[persona])
     assert client.post(reverse("rotation:rotate-now", args=[user.pk])).status_code == status

@@ -31,13 +31,21 @@ def utc(*args) -> dt.datetime:
 def test_daily_runs_at_local_time_across_the_berlin_spring_forward():
     s = Schedule(type=schedules.DAILY, time=dt.time(2, 30), tz="Europe/Berlin")
     # 2026-03-29 02:00 CET jumps to 03:00 CEST: 02:30 does not exist that day and runs at 03:30.
-    assert s.next_runs(utc(2026, 3, 27, 12), 3) == [utc(2026, 3, 28, 1, 30), utc(2026, 3, 29, 1, 30), utc(2026, 3, 30, 0, 30)]
+    assert s.next_runs(utc(2026, 3, 27, 12), 3) == [
+        utc(2026, 3, 28, 1, 30),
+        utc(2026, 3, 29, 1, 30),
+        utc(2026, 3, 30, 0, 30),
+    ]
 
 
 def test_daily_runs_once_when_new_york_falls_back():
     s = Schedule(type=schedules.DAILY, time=dt.time(1, 30), tz="America/New_York")
     # 2026-11-01 01:30 happens twice (EDT then EST): it runs the first time only.
-    assert s.next_runs(utc(2026, 10, 31, 12), 3) == [utc(2026, 11, 1, 5, 30), utc(2026, 11, 2, 6, 30), utc(2026, 11, 3, 6, 30)]
+    assert s.next_runs(utc(2026, 10, 31, 12), 3) == [
+        utc(2026, 11, 1, 5, 30),
+        utc(2026, 11, 2, 6, 30),
+        utc(2026, 11, 3, 6, 30),
+    ]
 
 
 def test_every_n_days_counts_from_the_anchor():
@@ -57,9 +65,13 @@ def test_monthly_day_31_runs_on_the_last_day_of_short_months():
 
 
 def test_monthly_on_the_last_friday_and_the_second_tuesday():
-    last_friday = Schedule(type=schedules.MONTHLY_BY_WEEKDAY, time=dt.time(3, 0), weekday=4, week=-1, tz="UTC")
+    last_friday = Schedule(
+        type=schedules.MONTHLY_BY_WEEKDAY, time=dt.time(3, 0), weekday=4, week=-1, tz="UTC"
+    )
     assert last_friday.next_runs(utc(2026, 1, 1), 2) == [utc(2026, 1, 30, 3), utc(2026, 2, 27, 3)]
-    second_tuesday = Schedule(type=schedules.MONTHLY_BY_WEEKDAY, time=dt.time(3, 0), weekday=1, week=2, tz="UTC")
+    second_tuesday = Schedule(
+        type=schedules.MONTHLY_BY_WEEKDAY, time=dt.time(3, 0), weekday=1, week=2, tz="UTC"
+    )
     assert second_tuesday.next_after(utc(2026, 2, 1)) == utc(2026, 2, 10, 3)
 
 
@@ -114,7 +126,9 @@ def scheduled(user):
     return RotationAttempt.objects.filter(user=user, trigger=Trigger.SCHEDULED)
 
 
-def test_a_due_account_rotates_once_and_moves_to_its_next_slot(due_user, slapd, django_capture_on_commit_callbacks):
+def test_a_due_account_rotates_once_and_moves_to_its_next_slot(
+    due_user, slapd, django_capture_on_commit_callbacks
+):
     slot = due_user.next_rotation_at
     with django_capture_on_commit_callbacks(execute=True):
         assert dispatch_due()["dispatched"] == 1
@@ -219,7 +233,9 @@ def test_a_real_qcluster_runs_a_scheduled_and_an_on_demand_rotation(slapd, uniqu
         DJANGO_SETTINGS_MODULE="tests.settings",
     )
     log = open(tmp_path / "qcluster.log", "wb")
-    worker = subprocess.Popen([sys.executable, "manage.py", "qcluster"], env=child_env, stdout=log, stderr=log)
+    worker = subprocess.Popen(
+        [sys.executable, "manage.py", "qcluster"], env=child_env, stdout=log, stderr=log
+    )
     try:
         on_demand = services.request_rotation(demand_user)
         deadline = time.monotonic() + 90
@@ -232,7 +248,11 @@ def test_a_real_qcluster_runs_a_scheduled_and_an_on_demand_rotation(slapd, uniqu
             time.sleep(0.5)
     finally:
         worker.terminate()
-        worker.wait(30)
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait(10)
         log.close()
     output = (tmp_path / "qcluster.log").read_text()
     on_demand.refresh_from_db()

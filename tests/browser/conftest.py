@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 import re
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import ensure_roles
 
 # Playwright's sync API keeps an event loop running in the main thread, which Django would
 # otherwise take for async code and refuse ORM calls from the test body.
@@ -29,15 +30,7 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 @pytest.fixture
 def roles(transactional_db):
     """Recreate the role groups: a transactional test before this one flushed the migration's rows."""
-    from django.contrib.auth.models import Group, Permission
-
-    for name, codes in importlib.import_module("records.migrations.0002_roles").ROLES.items():
-        group, _ = Group.objects.get_or_create(name=name)
-        for code in codes:
-            app_label, codename = code.split(".")
-            group.permissions.add(
-                Permission.objects.get(content_type__app_label=app_label, codename=codename)
-            )
+    ensure_roles()
 
 
 # Module scope: Playwright's event loop should not outlive the browser tests.

@@ -24,7 +24,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", default="8000")
-        parser.add_argument("--seed-only", action="store_true", help="Start slapd and seed, then exit (for tests).")
+        parser.add_argument(
+            "--seed-only", action="store_true", help="Start slapd and seed, then exit (for tests)."
+        )
 
     def handle(self, *args, **options):
         from tests.ldapservers import SlapdServer
@@ -32,7 +34,9 @@ class Command(BaseCommand):
         workdir = tempfile.mkdtemp(prefix="pamrotate-demo-")
         server = SlapdServer(workdir)
         server.start()
-        self.stdout.write(f"Demo OpenLDAP server on ldaps://127.0.0.1:{server.ldaps_port} (state in {workdir})")
+        self.stdout.write(
+            f"Demo OpenLDAP server on ldaps://127.0.0.1:{server.ldaps_port} (state in {workdir})"
+        )
         with transaction.atomic():
             self.seed(server)
         if options["seed_only"]:
@@ -41,7 +45,15 @@ class Command(BaseCommand):
             return
         procs = [
             subprocess.Popen([sys.executable, "manage.py", "qcluster"]),
-            subprocess.Popen([sys.executable, "manage.py", "runserver", f"{options['host']}:{options['port']}", "--noreload"]),
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "manage.py",
+                    "runserver",
+                    f"{options['host']}:{options['port']}",
+                    "--noreload",
+                ]
+            ),
         ]
         self.stdout.write(
             f"pamrotate demo: http://{options['host']}:{options['port']}/ — open Users, pick svc-backup, "
@@ -99,7 +111,9 @@ class Command(BaseCommand):
                     "distinguished_name": dn,
                     "resource": directory,
                     "rotation_enabled": True,
-                    "schedule_type": schedules.USE_DEFAULT if name == "svc-reporting" else schedules.ON_DEMAND,
+                    "schedule_type": schedules.USE_DEFAULT
+                    if name == "svc-reporting"
+                    else schedules.ON_DEMAND,
                 },
             )
             user.set_password(password)

@@ -76,7 +76,9 @@ class Command(BaseCommand):
         if path is not None:
             crypto.write_key_file(path, [ring.current])
             crypto.reset_ring()
-            self.stdout.write(f"Re-encrypted {changed} secrets under key {ring.current.kid}; {path} now holds only it.")
+            self.stdout.write(
+                f"Re-encrypted {changed} secrets under key {ring.current.kid}; {path} now holds only it."
+            )
         else:
             self.stdout.write(
                 f"Re-encrypted {changed} secrets under key {ring.current.kid}; "
