@@ -297,3 +297,9 @@ EMAIL_BACKEND = env_str("PAMROTATE_EMAIL_BACKEND", "django.core.mail.backends.sm
 EMAIL_HOST = env_str("PAMROTATE_EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("PAMROTATE_EMAIL_PORT", 25)
 DEFAULT_FROM_EMAIL = env_str("PAMROTATE_EMAIL_FROM", "pamrotate@localhost")
+
+# Audit retention: events and finished attempts older than this many days may be purged by
+# `manage.py purge_audit`; 0 keeps them forever.
+AUDIT_RETENTION_DAYS = env_int("PAMROTATE_AUDIT_RETENTION_DAYS", 0)
+# Where failure and overdue notifications go (comma-separated); empty sends none.
+NOTIFY_EMAIL_TO = env_list("PAMROTATE_NOTIFY_EMAIL_TO")
