@@ -29,11 +29,7 @@ run: venv
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(PY) manage.py ensure_admin
-	@echo "pamrotate: http://$(HOST):$(PORT)/  (Ctrl-C stops the web server and the worker)"
-	@trap 'kill 0' INT TERM EXIT; \
-	  $(PY) manage.py qcluster & \
-	  $(PY) manage.py runserver $(HOST):$(PORT) --noreload & \
-	  wait
+	$(PY) manage.py serve --host $(HOST) --port $(PORT)
 
 # A local slapd with sample accounts, a configuration, directory and users pointing at it, and the app.
 demo: export PAMROTATE_MODE ?= dev

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
-import time
 
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from records import schedules
+from records.management.commands.serve import supervise
 from records.models import DirectoryType, PamConfiguration, PamDirectory, PamUser
 
 DEMO_ACCOUNTS = ["svc-backup", "svc-reporting", "app-deploy"]
@@ -43,32 +41,19 @@ class Command(BaseCommand):
             server.close()
             shutil.rmtree(workdir, ignore_errors=True)
             return
-        procs = [
-            subprocess.Popen([sys.executable, "manage.py", "qcluster"]),
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "manage.py",
-                    "runserver",
-                    f"{options['host']}:{options['port']}",
-                    "--noreload",
-                ]
-            ),
-        ]
-        self.stdout.write(
-            f"pamrotate demo: http://{options['host']}:{options['port']}/ — open Users, pick svc-backup, "
-            "click Rotate now. Ctrl-C stops everything."
-        )
+        address = f"{options['host']}:{options['port']}"
         try:
-            while all(p.poll() is None for p in procs):
-                time.sleep(0.5)
-        except KeyboardInterrupt:
-            pass
+            supervise(
+                [
+                    [sys.executable, "manage.py", "qcluster"],
+                    [sys.executable, "manage.py", "runserver", address, "--noreload"],
+                ],
+                on_start=lambda: self.stdout.write(
+                    f"pamrotate demo: http://{address}/ - sign in, open Users, pick svc-backup, click "
+                    "Rotate now. Ctrl-C stops everything."
+                ),
+            )
         finally:
-            for p in procs:
-                p.send_signal(signal.SIGTERM)
-            for p in procs:
-                p.wait(30)
             server.close()
             shutil.rmtree(workdir, ignore_errors=True)
 
