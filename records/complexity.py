@@ -79,6 +79,6 @@ class Complexity:
     def describe(self) -> str:
         """Return a short human description."""
         return (
-            f"{self.length} characters, at least {self.upper} upper, {self.lower} lower, "
-            f"{self.digits} digits, {self.special} special"
+            f"{self.length} characters, at least {self.upper} uppercase, {self.lower} lowercase, "
+            f"{self.digits} {'digit' if self.digits == 1 else 'digits'}, {self.special} special"
         )
