@@ -9,7 +9,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import random
 import signal
+import time
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -261,6 +263,18 @@ def run_attempt(attempt_id: int) -> Result:
             return _finish_failed(attempt, ErrorClass.BLOCKED, blocked)
         attempt.self_change = is_self_change(user)
         return _rotate(attempt, user)
+    except Exception as exc:
+        # A bug or an undecryptable secret: never leave the attempt running, never drop pending.
+        log.error("attempt %s: unexpected %s", attempt.pk, type(exc).__name__)
+        attempt.refresh_from_db()
+        if attempt.is_finished or attempt.state == AttemptState.UNKNOWN:
+            return _result(attempt)
+        if attempt.pending_password_encrypted:
+            _mark_unknown(attempt, "An unexpected error interrupted the rotation; it will be reconciled.")
+            return _result(reconcile(attempt, keep_lease=True))
+        return _finish_failed(
+            attempt, ErrorClass.INTERNAL, f"An internal error ({type(exc).__name__}) stopped the rotation."
+        )
     finally:
         _release(attempt)
 
@@ -390,8 +404,14 @@ def reconcile_stale() -> int:
 
 
 def fault_point(name: str) -> None:
-    """Kill this process at a named step when PAMROTATE_FAULT_POINT says so (crash tests)."""
+    """Kill this process at a named step when PAMROTATE_FAULT_POINT says so (crash tests).
+
+    PAMROTATE_FAULT_JITTER_MS=<n> waits a random 0..n ms first, so kills land at varied moments.
+    """
     if os.environ.get("PAMROTATE_FAULT_POINT") == name:
+        jitter_ms = int(os.environ.get("PAMROTATE_FAULT_JITTER_MS") or 0)
+        if jitter_ms > 0:
+            time.sleep(random.uniform(0, jitter_ms) / 1000)  # noqa: S311 - timing, not a secret
         os.kill(os.getpid(), signal.SIGKILL)
 
 

@@ -414,3 +414,20 @@ def test_a_worker_killed_at_any_step_leaves_a_stored_password_that_binds(env, un
         assert user.get_password() == STRONG
     # And the account rotates normally afterwards.
     assert rotate(user).state == AttemptState.SUCCEEDED
+
+
+def test_an_undecryptable_stored_password_fails_cleanly_and_changes_nothing(ldap_env, unique_name):
+    user = ldap_env.account(unique_name("nokey"))
+    from pamrotate import crypto
+
+    foreign = crypto.KeyRing([crypto.Key.generate()]).encrypt(STRONG)
+    PamUser.objects.filter(pk=user.pk).update(password_encrypted=foreign)
+
+    attempt = rotate(user)
+
+    assert attempt.state == AttemptState.FAILED
+    assert attempt.error_class == ErrorClass.INTERNAL
+    assert "DecryptionError" in attempt.error_message
+    user.refresh_from_db()
+    assert user.lease_until is None and user.password_encrypted == foreign
+    assert ldap_env.server.can_bind(user.distinguished_name, STRONG)
