@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
+from django.conf import settings
 from django_q.conf import Conf
+from django_q.tasks import async_task
 
 from rotation import schedules, services
 from rotation.models import Heartbeat
@@ -15,10 +19,26 @@ def rotate(attempt_id: int) -> dict:
 
 
 def rotate_many(attempt_ids: list[int]) -> dict:
-    """Run several rotation attempts one after another; return how each ended."""
+    """Run several rotation attempts one after another; return how each ended.
+
+    A batch stops starting new attempts after half the task timeout and queues the rest as a
+    new batch, so slow directories never get a batch killed with attempts still unstarted.
+    """
     Heartbeat.beat(f"worker:{Conf.CLUSTER_NAME}")
+    budget = settings.Q_CLUSTER["timeout"] / 2
+    started = time.monotonic()
     states: dict[str, int] = {}
-    for attempt_id in attempt_ids:
+    for index, attempt_id in enumerate(attempt_ids):
+        if index and time.monotonic() - started > budget:  # always make progress
+            rest = attempt_ids[index:]
+            async_task(
+                "rotation.tasks.rotate_many",
+                rest,
+                cluster=Conf.CLUSTER_NAME,
+                task_name=f"rotate-attempts-{rest[0]}-{rest[-1]}",
+            )
+            states["requeued"] = len(rest)
+            break
         state = services.run_attempt(attempt_id).state
         states[state] = states.get(state, 0) + 1
     return {"attempts": len(attempt_ids), "states": states}
