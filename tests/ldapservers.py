@@ -304,6 +304,10 @@ class _NoDelayTls(ldap3.Tls):
 class _Directory:
     """What both servers share: an LDAPS connection helper, bind checks and process control."""
 
+    @property
+    def url(self) -> str:
+        return f"ldaps://{self.host}:{self.ldaps_port}"
+
     host: str
     ldaps_port: int
     tls: TlsFiles
@@ -406,10 +410,6 @@ class SlapdServer(_Directory):
     @property
     def admin_bind_password(self) -> str:
         return self.root_password
-
-    @property
-    def url(self) -> str:
-        return f"ldaps://{self.host}:{self.ldaps_port}"
 
     def _configure(self) -> None:
         data = self.dir / "data"
@@ -614,10 +614,6 @@ class SambaDC(_Directory):
     @property
     def admin_bind_password(self) -> str:
         return self.admin_password
-
-    @property
-    def url(self) -> str:
-        return f"ldaps://{self.host}:{self.ldaps_port}"
 
     def _claim_ip(self) -> str:
         """Pick a free 127.0.0.N and hold a per-address lock on it for this object's lifetime."""
