@@ -6,14 +6,14 @@ import ipaddress
 import re
 
 from crispy_forms.helper import FormHelper
-from crispy_forms.layout import Div, Fieldset, Layout, Submit
+from crispy_forms.layout import HTML, Div, Fieldset, Layout, Submit
 from cryptography import x509
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 from ldap3.utils.dn import parse_dn
 
-from records import ratelimit
+from records import keeper, ratelimit, schedules
 from records.models import PamConfiguration, PamDirectory, PamUser
 
 SCHEDULE_FIELDS = [
@@ -31,6 +31,7 @@ SCHEDULE_WIDGETS = {
     "schedule_tz": forms.TextInput(attrs={"list": "time-zones", "autocomplete": "off"}),
     "schedule_cron": forms.TextInput(attrs={"placeholder": "0 2 * * 0"}),
 }
+IMPORT_MAX_BYTES = 5 * 1024 * 1024
 # One DNS label: letters, digits and inner hyphens, at most 63 characters.
 DNS_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 PORT_MAPPING_LINE = re.compile(r"^(\d{1,5})\s*=\s*([A-Za-z0-9][A-Za-z0-9_.-]*)$")
@@ -106,8 +107,82 @@ class RecordForm(forms.ModelForm):
 
 
 def schedule_fieldset() -> Div:
-    """Return the schedule fields, grouped so the page script can show only the relevant ones."""
-    return Div(*SCHEDULE_FIELDS, css_class="schedule-fields")
+    """Return the schedule fields and their preview, grouped so the page script can show only the relevant ones."""
+    return Div(
+        *SCHEDULE_FIELDS,
+        HTML('{% include "records/_schedule_preview.html" %}'),
+        css_class="schedule-fields",
+    )
+
+
+class SchedulePreviewForm(forms.Form):
+    """The schedule fields of a record form, read from a query string for the live preview."""
+
+    schedule_type = forms.ChoiceField(label="schedule", choices=schedules.TYPES)
+    schedule_time = forms.TimeField(label="time of day", required=False)
+    schedule_interval = forms.IntegerField(label="every N days", required=False)
+    schedule_weekday = forms.IntegerField(label="weekday", required=False)
+    schedule_day = forms.IntegerField(label="day of month", required=False)
+    schedule_week = forms.IntegerField(label="week of the month", required=False)
+    schedule_cron = forms.CharField(label="cron expression", required=False, max_length=100)
+    schedule_tz = forms.CharField(label="time zone", required=False, max_length=64)
+    # An id, not a ModelChoiceField: any text must give a message, and a huge number overflows SQL.
+    configuration = forms.IntegerField(required=False, min_value=1, max_value=2**31)
+
+    def error_message(self) -> str:
+        """Return the first field error as one line, naming the field."""
+        for name, errors in self.errors.items():
+            label = self.fields[name].label if name in self.fields else name
+            return f"{label}: {errors[0]}"
+        return ""
+
+    def schedule(self) -> schedules.Schedule:
+        """Return the schedule the fields describe; "use the configuration's default" follows it."""
+        data = self.cleaned_data
+        if data["schedule_type"] == schedules.USE_DEFAULT and data["configuration"]:
+            configuration = PamConfiguration.objects.filter(pk=data["configuration"]).first()
+            if configuration is not None:
+                return configuration.schedule
+        return schedules.Schedule(
+            type=data["schedule_type"],
+            time=data["schedule_time"],
+            interval=1 if data["schedule_interval"] is None else data["schedule_interval"],
+            weekday=data["schedule_weekday"],
+            day=data["schedule_day"],
+            week=data["schedule_week"],
+            cron=data["schedule_cron"],
+            tz=data["schedule_tz"] or "UTC",
+        )
+
+
+class ImportForm(forms.Form):
+    """Upload a Keeper project JSON file; it is parsed here so a bad one is refused at once."""
+
+    file = forms.FileField(
+        label="Keeper project file (JSON)",
+        help_text="The JSON of Keeper's pam project import, or what pam_export wrote; at most 5 MB.",
+        widget=forms.ClearableFileInput(attrs={"accept": ".json,application/json"}),
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.file_name = ""
+        self.helper = FormHelper(self)
+        self.helper.layout = Layout("file", Submit("preview", "Upload and preview"))
+
+    def clean_file(self) -> str:
+        upload = self.cleaned_data["file"]
+        if upload.size > IMPORT_MAX_BYTES:
+            raise ValidationError(
+                f"The file is {upload.size / 1024 / 1024:.1f} MB; the limit is {IMPORT_MAX_BYTES // 1024 // 1024} MB."
+            )
+        raw = upload.read()
+        try:
+            keeper.parse(raw)
+        except keeper.KeeperError as exc:
+            raise ValidationError(f"This file cannot be imported: {exc}.") from None
+        self.file_name = upload.name[:200]
+        return raw.decode("utf-8-sig")
 
 
 class LoginForm(AuthenticationForm):

@@ -655,11 +655,19 @@ class _Importer:
         directory.save(update_fields=["administrative_credential", "updated_at"])
 
 
-def import_projects(projects: list[dict], *, actor_name: str = "", dry_run: bool = False) -> ImportReport:
+def import_projects(
+    projects: list[dict],
+    *,
+    actor_name: str = "",
+    dry_run: bool = False,
+    actor=None,
+    remote_address: str | None = None,
+) -> ImportReport:
     """Create the records a parsed file describes, in one transaction; return the report.
 
     Raises ImportRejected (after rolling everything back) when any item is invalid. A dry run
-    validates the same way and then rolls back.
+    validates the same way and then rolls back. ``actor`` and ``remote_address`` name the web
+    user and their address in the audit events (the command gives neither).
     """
     report = ImportReport(dry_run=dry_run)
     importer = _Importer(report)
@@ -681,12 +689,30 @@ def import_projects(projects: list[dict], *, actor_name: str = "", dry_run: bool
                 sender=type(instance),
                 instance=instance,
                 action="created",
-                actor=None,
+                actor=actor,
                 actor_name=actor_name,
-                remote_address=None,
+                remote_address=remote_address,
                 changed=[],
             )
     return report
+
+
+def passwords_in(projects: list[dict]) -> set[str]:
+    """Return every password a parsed file holds, so pages that show the file can leave them out."""
+    found = set()
+    for project in projects:
+        data = project.get("pam_data") if isinstance(project, dict) else None
+        if not isinstance(data, dict):
+            continue
+        users = list(data["users"]) if isinstance(data.get("users"), list) else []
+        resources = data.get("resources") if isinstance(data.get("resources"), list) else []
+        for resource in resources:
+            if isinstance(resource, dict) and isinstance(resource.get("users"), list):
+                users.extend(resource["users"])
+        for user in users:
+            if isinstance(user, dict) and isinstance(user.get("password"), str) and user["password"]:
+                found.add(user["password"])
+    return found
 
 
 # -- Exporting ----------------------------------------------------------------------------------

@@ -20,3 +20,10 @@ for record_type, prefix, list_view, detail_view in [
         path(f"{prefix}/<int:pk>/edit/", views.record_edit, kind, name=f"{record_type}-edit"),
         path(f"{prefix}/<int:pk>/delete/", views.record_delete, kind, name=f"{record_type}-delete"),
     ]
+urlpatterns += [
+    path("import/", views.import_upload, name="import"),
+    path("import/preview/", views.import_preview, name="import-preview"),
+    path("import/confirm/", views.import_confirm, name="import-confirm"),
+    path("import/cancel/", views.import_cancel, name="import-cancel"),
+    path("schedule-preview/", views.schedule_preview, name="schedule-preview"),
+]

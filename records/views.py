@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import re
+import secrets
+import time
+from pathlib import Path
 from zoneinfo import available_timezones
 
 from django.conf import settings
@@ -13,14 +18,15 @@ from django.contrib.auth.views import LoginView
 from django.core.paginator import Paginator
 from django.db import models, transaction
 from django.db.models import Count, Q
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
-from records import access, schedules
+from pamrotate import crypto
+from records import access, keeper, schedules
 from records.complexity import ComplexityError
-from records.forms import FORMS, SCHEDULE_FIELDS, LoginForm
+from records.forms import FORMS, SCHEDULE_FIELDS, ImportForm, LoginForm, SchedulePreviewForm
 from records.models import (
     DirectoryType,
     PamConfiguration,
@@ -43,6 +49,12 @@ USER_SORTS = {
 RECORD_TYPES = {"configuration": PamConfiguration, "directory": PamDirectory, "user": PamUser}
 RECORD_NAMES = {model: name for name, model in RECORD_TYPES.items()}
 TIME_ZONES = sorted(available_timezones())
+IMPORT_MODELS = [PamConfiguration, PamDirectory, PamUser]
+IMPORT_SESSION_KEY = "pam_import"
+# An encrypted upload larger than this waits in a file instead of the session table.
+IMPORT_SESSION_LIMIT = 64 * 1024
+IMPORT_FILE_NAME = re.compile(r"^[0-9a-f]{32}\.enc$")
+PREVIEW_ERRORS = (schedules.ScheduleError, IndexError, KeyError, TypeError, ValueError, OverflowError)
 
 login_view = LoginView.as_view(
     form_class=LoginForm, template_name="registration/login.html", redirect_authenticated_user=True
@@ -87,8 +99,24 @@ def _schedule_preview(schedule: schedules.Schedule) -> tuple[str, list[dt.dateti
     """Return a schedule's description, its next three runs, and an error if it cannot run."""
     try:
         return schedule.describe(), schedule.next_runs(timezone.now(), 3), ""
-    except (schedules.ScheduleError, IndexError, KeyError, TypeError, ValueError) as exc:
+    except PREVIEW_ERRORS as exc:
         return "", [], str(exc)
+
+
+def _schedule_summary(schedule: schedules.Schedule) -> dict:
+    """Return a schedule's description and next three runs, in UTC and its own zone, as JSON data."""
+    try:
+        schedule.validate()
+        description, runs = schedule.describe(), schedule.next_runs(timezone.now(), 3)
+        local = [run.astimezone(schedules.zone(schedule.tz)) for run in runs]
+    except PREVIEW_ERRORS as exc:
+        return {"ok": False, "error": str(exc)}
+    return {
+        "ok": True,
+        "description": description,
+        "next_runs": [run.strftime("%Y-%m-%dT%H:%M:%SZ") for run in runs],
+        "next_runs_local": [run.strftime("%a %Y-%m-%d %H:%M %Z") for run in local],
+    }
 
 
 @login_required
@@ -285,6 +313,14 @@ def _after_save(request: HttpRequest, instance, changed: list[str]) -> None:
             )
 
 
+def _form_schedule(instance) -> schedules.Schedule:
+    """Return the schedule a form describes, following a user's "use the configuration's default"."""
+    if isinstance(instance, PamUser) and instance.schedule_type == schedules.USE_DEFAULT:
+        if instance.configuration_id:
+            return instance.configuration.schedule
+    return instance.schedule
+
+
 def _edit(request: HttpRequest, model, instance=None) -> HttpResponse:
     form_class = FORMS[model]
     initial = {}
@@ -303,9 +339,9 @@ def _edit(request: HttpRequest, model, instance=None) -> HttpResponse:
             _announce(request, record, "updated" if instance else "created", form.changed_data)
         messages.success(request, f"{model._meta.verbose_name} {record} saved.")
         return redirect(record)
-    description, next_runs, schedule_error = "", [], ""
+    preview = {}
     if form.is_bound and "schedule_type" in form.fields and not form.errors.get("schedule_type"):
-        description, next_runs, schedule_error = _schedule_preview(form.instance.schedule)
+        preview = _schedule_summary(_form_schedule(form.instance))
     context = {
         "form": form,
         "record": instance,
@@ -313,8 +349,10 @@ def _edit(request: HttpRequest, model, instance=None) -> HttpResponse:
         "verbose_name": model._meta.verbose_name,
         "verbose_name_plural": model._meta.verbose_name_plural,
         "time_zones": TIME_ZONES if "schedule_tz" in form.fields else [],
-        "schedule_description": "" if schedule_error else description,
-        "next_runs": next_runs,
+        "schedule_summary": preview,
+        "schedule_runs": list(
+            zip(preview.get("next_runs_local", []), preview.get("next_runs", []), strict=True)
+        ),
     }
     return render(request, "records/record_form.html", context)
 
@@ -363,3 +401,157 @@ def record_delete(request: HttpRequest, record_type: str, pk: int) -> HttpRespon
         "blockers": blockers[:20],
     }
     return render(request, "records/record_confirm_delete.html", context, status=409 if blockers else 200)
+
+
+@login_required
+@require_GET
+def schedule_preview(request: HttpRequest) -> JsonResponse:
+    access.require_any_view(request.user, [PamConfiguration, PamUser])
+    form = SchedulePreviewForm(request.GET)
+    if not form.is_valid():
+        return JsonResponse({"ok": False, "error": form.error_message()})
+    return JsonResponse(_schedule_summary(form.schedule()))
+
+
+# -- Import a Keeper project file: upload → preview (a dry run) → confirm ------------------------
+
+
+def _require_import(user) -> None:
+    for model in IMPORT_MODELS:
+        access.require(user, model, "create")
+
+
+def _imports_dir() -> Path:
+    return Path(settings.DATA_DIR) / "imports"
+
+
+def _sweep_imports() -> None:
+    """Delete waiting uploads older than a session: their sessions ended without a confirm or cancel."""
+    cutoff = time.time() - settings.SESSION_COOKIE_AGE
+    for path in _imports_dir().glob("*.enc"):
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+        except OSError:
+            pass
+
+
+def _discard_import(request: HttpRequest) -> None:
+    stash = request.session.pop(IMPORT_SESSION_KEY, None)
+    if isinstance(stash, dict) and IMPORT_FILE_NAME.match(str(stash.get("file", ""))):
+        (_imports_dir() / stash["file"]).unlink(missing_ok=True)
+
+
+def _stash_import(request: HttpRequest, name: str, text: str) -> None:
+    """Keep an upload, encrypted, until it is confirmed or cancelled: in the session when small, else a file."""
+    _discard_import(request)
+    sealed = crypto.encrypt(text)
+    stash = {"name": name}
+    if len(sealed) <= IMPORT_SESSION_LIMIT:
+        stash["document"] = sealed
+    else:
+        directory = _imports_dir()
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _sweep_imports()
+        stash["file"] = f"{secrets.token_hex(16)}.enc"
+        descriptor = os.open(directory / stash["file"], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(sealed)
+    request.session[IMPORT_SESSION_KEY] = stash
+
+
+def _stashed_import(request: HttpRequest) -> tuple[str, str] | None:
+    """Return the waiting upload's name and text, or None when there is none (or it is gone)."""
+    stash = request.session.get(IMPORT_SESSION_KEY)
+    if not isinstance(stash, dict):
+        return None
+    sealed = stash.get("document")
+    if sealed is None and IMPORT_FILE_NAME.match(str(stash.get("file", ""))):
+        try:
+            sealed = (_imports_dir() / stash["file"]).read_text()
+        except OSError:
+            return None
+    try:
+        return str(stash.get("name", "")), crypto.decrypt(sealed)
+    except (crypto.DecryptionError, AttributeError, TypeError):
+        return None
+
+
+def _run_import(request: HttpRequest, text: str, *, dry_run: bool) -> keeper.ImportReport:
+    """Import (or dry-run) a file as the signed-in user; return the report with the file's passwords hidden."""
+    try:
+        projects = keeper.parse(text)
+    except keeper.KeeperError as exc:
+        return keeper.ImportReport(rejected=[keeper.Item("file", "", str(exc))], dry_run=dry_run)
+    try:
+        report = keeper.import_projects(
+            projects,
+            actor=request.user,
+            actor_name=request.user.get_username(),
+            remote_address=request.META.get("REMOTE_ADDR"),
+            dry_run=dry_run,
+        )
+    except keeper.ImportRejected as exc:
+        report = exc.report
+    hidden = sorted((p for p in keeper.passwords_in(projects) if len(p) >= 4), key=len, reverse=True)
+    for item in [*report.created, *report.skipped, *report.rejected]:
+        for password in hidden:
+            item.title = item.title.replace(password, "(password hidden)")
+            item.reason = item.reason.replace(password, "(password hidden)")
+    for password in hidden:
+        report.warnings = [warning.replace(password, "(password hidden)") for warning in report.warnings]
+    return report
+
+
+@login_required
+def import_upload(request: HttpRequest) -> HttpResponse:
+    _require_import(request.user)
+    form = ImportForm(request.POST, request.FILES) if request.method == "POST" else ImportForm()
+    if form.is_valid():
+        _stash_import(request, form.file_name, form.cleaned_data["file"])
+        return redirect("records:import-preview")
+    return render(request, "records/import.html", {"form": form})
+
+
+@login_required
+@require_GET
+def import_preview(request: HttpRequest) -> HttpResponse:
+    _require_import(request.user)
+    stashed = _stashed_import(request)
+    if stashed is None:
+        messages.info(request, "Upload a Keeper project file to preview its import.")
+        return redirect("records:import")
+    name, text = stashed
+    report = _run_import(request, text, dry_run=True)
+    return render(request, "records/import_preview.html", {"file_name": name, "report": report})
+
+
+@login_required
+@require_POST
+def import_confirm(request: HttpRequest) -> HttpResponse:
+    _require_import(request.user)
+    stashed = _stashed_import(request)
+    if stashed is None:
+        messages.error(request, "There is no upload waiting to be imported; upload the file again.")
+        return redirect("records:import")
+    name, text = stashed
+    report = _run_import(request, text, dry_run=False)
+    if not report.ok:
+        messages.error(
+            request, f"{name} was rejected and nothing was written: the records changed since the preview."
+        )
+        return redirect("records:import-preview")
+    _discard_import(request)
+    messages.success(
+        request, f"Imported {name}: {len(report.created)} records created, {len(report.skipped)} skipped."
+    )
+    return redirect("records:configuration-list")
+
+
+@login_required
+@require_POST
+def import_cancel(request: HttpRequest) -> HttpResponse:
+    _require_import(request.user)
+    _discard_import(request)
+    messages.info(request, "Import cancelled; nothing was written.")
+    return redirect("records:configuration-list")

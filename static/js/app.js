@@ -24,6 +24,64 @@
     });
   }
 
+  // The schedule preview: ask the server to describe the schedule and list its next runs.
+  var previewTimer = null;
+  var previewRequest = 0;
+
+  function scheduleQuery() {
+    var type = document.getElementById("id_schedule_type");
+    var params = new URLSearchParams({ schedule_type: type.value });
+    (SCHEDULE_FIELDS[type.value] || ALL).forEach(function (name) {
+      var field = document.getElementById("id_schedule_" + name);
+      if (field && field.value !== "") params.set("schedule_" + name, field.value);
+    });
+    var configuration = document.getElementById("id_configuration");
+    if (configuration && configuration.value) params.set("configuration", configuration.value);
+    return params.toString();
+  }
+
+  function showPreview(box, data) {
+    var description = box.querySelector(".schedule-description");
+    var runs = box.querySelector(".schedule-runs");
+    var list = box.querySelector(".next-runs");
+    box.classList.remove("d-none");
+    box.classList.toggle("alert-info", !!data.ok);
+    box.classList.toggle("alert-warning", !data.ok);
+    description.textContent = data.ok ? data.description : "This schedule cannot run: " + data.error;
+    list.replaceChildren();
+    var utc = data.ok ? data.next_runs : [];
+    utc.forEach(function (when, index) {
+      var item = document.createElement("li");
+      var note = document.createElement("span");
+      item.textContent = (data.next_runs_local[index] || "") + " ";
+      note.className = "text-body-secondary";
+      note.textContent = "(" + when + ")";
+      item.appendChild(note);
+      list.appendChild(item);
+    });
+    runs.classList.toggle("d-none", utc.length === 0);
+  }
+
+  function refreshPreview() {
+    var box = document.getElementById("schedule-preview");
+    if (!box || !document.getElementById("id_schedule_type")) return;
+    var request = ++previewRequest;
+    fetch(box.dataset.url + "?" + scheduleQuery(), {
+      credentials: "same-origin",
+      headers: { Accept: "application/json" },
+    })
+      .then(function (response) { return response.json(); })
+      .then(function (data) {
+        if (request === previewRequest) showPreview(box, data);  // a later change won
+      })
+      .catch(function () { /* the preview is a convenience; saving still validates */ });
+  }
+
+  function schedulePreviewSoon() {
+    window.clearTimeout(previewTimer);
+    previewTimer = window.setTimeout(refreshPreview, 250);
+  }
+
   // Options of configuration-dependent selects carry data-configuration; show only the
   // ones that belong to the chosen configuration (the server checks it again).
   function filterByConfiguration() {
@@ -42,6 +100,15 @@
     if (type) {
       type.addEventListener("change", showScheduleFields);
       showScheduleFields();
+    }
+    if (type && document.getElementById("schedule-preview")) {
+      ["type", "configuration"].concat(ALL).forEach(function (name) {
+        var field = document.getElementById(name === "configuration" ? "id_configuration" : "id_schedule_" + name);
+        if (!field) return;
+        field.addEventListener("change", schedulePreviewSoon);
+        field.addEventListener("input", schedulePreviewSoon);
+      });
+      refreshPreview();
     }
     var configuration = document.getElementById("id_configuration");
     if (configuration) {
