@@ -1,24 +1,29 @@
-"""Rotation pages: Rotate now, an attempt's live status, reveal a password, test a connection."""
+"""Rotation pages: Rotate now (one or many), live status, history, the audit log, reveal, test."""
 
 from __future__ import annotations
 
-import datetime as dt
+import secrets
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.db import DatabaseError
-from django.http import JsonResponse
+from django.db.models import Count, Q
+from django.http import Http404, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from records.models import PamDirectory, PamUser
-from rotation import services
-from rotation.models import ErrorClass, Heartbeat, PasswordVersion, RotationAttempt
+from rotation import audit, history, services
+from rotation.history import HEARTBEAT_STALE_AFTER
+from rotation.models import AttemptState, AuditEvent, ErrorClass, Heartbeat, PasswordVersion, RotationAttempt
 
-HEARTBEAT_STALE_AFTER = dt.timedelta(minutes=2)
+HISTORY_PAGE_SIZE = 25
+BULK_LIMIT = 1000  # accounts per bulk request
+BULK_KEEP = 5  # bulk runs remembered per session
 
 
 def _require(request, perm: str) -> None:
@@ -128,3 +133,154 @@ def test_connection(request, pk):
     steps = services.test_connection(directory, actor=request.user, remote_address=_client_address(request))
     context = {"directory": directory, "steps": steps, "ok": all(step.ok for step in steps)}
     return render(request, "rotation/test_connection.html", context)
+
+
+# -- History and live status of one account --------------------------------------------------
+
+
+@login_required
+def user_history(request, pk):
+    _require(request, "rotation.view_rotationattempt")
+    pam_user = _get_user_for(request, pk, "records.view_pamuser")
+    attempts = Paginator(pam_user.attempts.order_by("-created_at", "-id"), HISTORY_PAGE_SIZE)
+    context = {
+        "pam_user": pam_user,
+        "page": attempts.get_page(request.GET.get("page")),
+        "password_versions": pam_user.password_versions.defer("password_encrypted"),
+    }
+    return render(request, "rotation/user_history.html", context)
+
+
+@login_required
+def user_status(request, pk):
+    pam_user = _get_user_for(request, pk, "records.view_pamuser")
+    active = (
+        pam_user.attempts.filter(state__in=services.ACTIVE_STATES)
+        .order_by("id")
+        .values("id", "state")
+        .first()
+    )
+    return JsonResponse(
+        {
+            "id": pam_user.pk,
+            "rotation_status": pam_user.rotation_status,
+            "rotation_status_display": pam_user.get_rotation_status_display(),
+            "last_rotated_at": pam_user.last_rotated_at.isoformat() if pam_user.last_rotated_at else None,
+            "next_rotation_at": pam_user.next_rotation_at.isoformat() if pam_user.next_rotation_at else None,
+            "active_attempt": active,
+        }
+    )
+
+
+# -- The audit log -----------------------------------------------------------------------------
+
+
+@login_required
+def audit_log(request):
+    _require(request, "rotation.view_auditevent")
+    filters = history.AuditFilters.from_query(request.GET)
+    events = filters.apply(AuditEvent.objects.all())
+    if "format" in request.GET:
+        return _export(request, events, filters, request.GET["format"])
+    configurations, directories = history.configurations_and_directories()
+    context = {
+        "page": history.event_page(events, request.GET.get("before"), request.GET.get("after")),
+        "filters": filters,
+        "events": history.KNOWN_EVENTS,
+        "outcomes": history.OUTCOMES,
+        "configurations": configurations,
+        "directories": directories,
+        "account": PamUser.objects.filter(pk=filters.account).first() if filters.account else None,
+    }
+    return render(request, "rotation/audit_log.html", context)
+
+
+def _export(request, events, filters: history.AuditFilters, fmt: str):
+    """Stream the filtered events as CSV or JSON lines, and record who took them."""
+    if fmt not in history.EXPORT_FORMATS:
+        raise Http404("Unknown export format.")
+    content_type, extension, write = history.EXPORT_FORMATS[fmt]
+    audit.record_event(
+        history.AUDIT_EXPORT,
+        actor=request.user,
+        remote_address=_client_address(request),
+        outcome="ok",
+        category="security",
+        message=f"Exported the audit log as {extension.upper()} (filters: {filters.describe()})",
+    )
+    response = StreamingHttpResponse(write(history.export_rows(events)), content_type=content_type)
+    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+    response["Content-Disposition"] = f'attachment; filename="pamrotate-audit-{stamp}.{extension}"'
+    return response
+
+
+# -- Bulk rotation -----------------------------------------------------------------------------
+
+
+def _bulk_targets(data):
+    """Return the accounts a bulk request names: checked user ids, or a configuration's or directory's."""
+    users = PamUser.objects.select_related("configuration").order_by("title")
+    ids = [int(value) for value in data.getlist("user") if value.isascii() and value.isdigit()]
+    if ids:
+        return list(users.filter(pk__in=ids[:BULK_LIMIT]))
+    for name, lookup in (("configuration", "configuration_id"), ("directory", "resource_id")):
+        value = data.get(name, "")
+        if value.isascii() and value.isdigit():
+            return list(users.rotatable().filter(**{lookup: int(value)})[:BULK_LIMIT])
+    return []
+
+
+@login_required
+@require_POST
+def bulk_rotate(request):
+    _require(request, "records.rotate_credentials")
+    targets = _bulk_targets(request.POST)
+    if not targets:
+        messages.warning(request, "No accounts were selected to rotate.")
+        return redirect("records:user-list")
+    ids = [
+        services.request_rotation(user, actor=request.user, remote_address=_client_address(request)).pk
+        for user in targets
+    ]
+    token = secrets.token_urlsafe(8)
+    runs = request.session.get("bulk_rotations", {})
+    runs[token] = ids
+    request.session["bulk_rotations"] = dict(list(runs.items())[-BULK_KEEP:])
+    messages.info(request, f"Rotation of {len(ids)} account(s) requested.")
+    return redirect("rotation:bulk-status", token=token)
+
+
+def _bulk_ids(request, token: str) -> list[int]:
+    _require(request, "rotation.view_rotationattempt")
+    ids = request.session.get("bulk_rotations", {}).get(token)
+    if not ids:
+        raise Http404("This bulk rotation is not known in this session.")
+    return ids
+
+
+def _bulk_progress(ids: list[int]) -> dict:
+    """Count a bulk run's attempts by outcome in one aggregate query."""
+    counts = RotationAttempt.objects.filter(pk__in=ids).aggregate(
+        total=Count("id"),
+        active=Count("id", filter=Q(state__in=services.ACTIVE_STATES)),
+        succeeded=Count("id", filter=Q(state__in=history.OK_STATES)),
+        failed=Count("id", filter=Q(state__in=(AttemptState.FAILED, AttemptState.UNKNOWN))),
+        refused=Count("id", filter=Q(state=AttemptState.REFUSED)),
+    )
+    counts["finished"] = counts["total"] - counts["active"]
+    counts["percent"] = round(100 * counts["finished"] / counts["total"]) if counts["total"] else 100
+    counts["done"] = counts["active"] == 0
+    return counts
+
+
+@login_required
+def bulk_status(request, token):
+    ids = _bulk_ids(request, token)
+    attempts = RotationAttempt.objects.filter(pk__in=ids).select_related("user").order_by("user__title")
+    context = {"token": token, "attempts": attempts, "progress": _bulk_progress(ids)}
+    return render(request, "rotation/bulk_status.html", context)
+
+
+@login_required
+def bulk_status_json(request, token):
+    return JsonResponse(_bulk_progress(_bulk_ids(request, token)))

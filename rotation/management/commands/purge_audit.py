@@ -1,0 +1,50 @@
+"""Delete audit events and finished rotation attempts older than the retention period.
+
+This command is the only way audit events are ever deleted (see rotation.history.purge). It
+records its own run as an ``audit_purge`` event, which the purge itself never removes.
+"""
+
+from __future__ import annotations
+
+import getpass
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from rotation import history
+
+
+class Command(BaseCommand):
+    help = "Delete audit events and finished rotation attempts older than --older-than DAYS (or AUDIT_RETENTION_DAYS)."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--older-than",
+            type=int,
+            metavar="DAYS",
+            help="age in days; defaults to the AUDIT_RETENTION_DAYS setting (0 keeps everything)",
+        )
+
+    def handle(self, *args, **options):
+        days = options["older_than"]
+        if days is None:
+            days = getattr(settings, "AUDIT_RETENTION_DAYS", 0) or 0
+        if days < 0:
+            raise CommandError("--older-than must be a number of days, 0 or more.")
+        if days == 0:
+            self.stdout.write(
+                "Nothing purged: no --older-than given and AUDIT_RETENTION_DAYS is 0 (keep forever)."
+            )
+            return
+        counts = history.purge(days, actor_name=_os_user())
+        self.stdout.write(
+            f"Purged {counts['events']} audit event(s) and {counts['attempts']} finished rotation "
+            f"attempt(s) older than {days} day(s)."
+        )
+
+
+def _os_user() -> str:
+    try:
+        return f"{getpass.getuser()} (purge_audit)"
+    except (KeyError, OSError):
+        return "purge_audit"

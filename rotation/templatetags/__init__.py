@@ -1,0 +1,1 @@
+"""Template tags for rotation: the dashboard picture, history links, reveal buttons."""

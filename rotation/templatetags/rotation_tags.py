@@ -1,0 +1,161 @@
+"""Template tags that put rotation's picture on records' pages (records never imports rotation)."""
+
+from __future__ import annotations
+
+from django import template
+from django.urls import NoReverseMatch, reverse
+
+from rotation import history, services
+
+register = template.Library()
+
+CHART_DAYS = 30
+CHART_HEIGHT = 160
+CHART_TOP = 12
+BAR_WIDTH = 16
+BAR_STEP = 20
+CHART_LEFT = 34
+PROBLEMS_SHOWN = 10
+
+
+def _can(context, perm: str) -> bool:
+    request = context.get("request")
+    return bool(request and request.user.has_perm(perm))
+
+
+@register.inclusion_tag("rotation/_chart.html", takes_context=True)
+def rotation_chart(context, days: int = CHART_DAYS):
+    """Draw rotations per day, successes and failures stacked, as an inline SVG."""
+    if not _can(context, "rotation.view_rotationattempt"):
+        return {"show": False}
+    chart = history.rotations_per_day(days)
+    peak = max((day.ok + day.failed for day in chart), default=0) or 1
+    baseline = CHART_TOP + CHART_HEIGHT
+    bars = []
+    for index, day in enumerate(chart):
+        ok_height = round(day.ok / peak * CHART_HEIGHT, 1)
+        failed_height = round(day.failed / peak * CHART_HEIGHT, 1)
+        x = CHART_LEFT + index * BAR_STEP
+        bars.append(
+            {
+                "day": day,
+                "x": x,
+                "label_x": x + BAR_WIDTH / 2,
+                # Every seventh day, counted back from today so that today is labelled.
+                "label": day.day.strftime("%d %b") if (len(chart) - 1 - index) % 7 == 0 else "",
+                "ok_y": round(baseline - ok_height, 1),
+                "ok_height": ok_height,
+                "failed_y": round(baseline - ok_height - failed_height, 1),
+                "failed_height": failed_height,
+            }
+        )
+    return {
+        "show": True,
+        "bars": bars,
+        "days": days,
+        "peak": peak,
+        "width": CHART_LEFT + days * BAR_STEP + 16,  # room for the last date label
+        "height": baseline + 22,
+        "top": CHART_TOP,
+        "baseline": baseline,
+        "bar_width": BAR_WIDTH,
+        "plot_height": CHART_HEIGHT,
+        "axis_right": CHART_LEFT + days * BAR_STEP,
+        "label_y": baseline + 16,
+        "totals": {"ok": sum(day.ok for day in chart), "failed": sum(day.failed for day in chart)},
+    }
+
+
+@register.inclusion_tag("rotation/_problems.html", takes_context=True)
+def rotation_problems(context):
+    """List failed and overdue accounts with links, and let an operator rotate them again."""
+    if not _can(context, "records.view_pamuser"):
+        return {"show": False}
+    failed = list(
+        history.failed_users().only("id", "title", "login", "rotation_error", "rotation_status")[
+            : PROBLEMS_SHOWN + 1
+        ]
+    )
+    overdue = list(
+        history.overdue_users()
+        .only("id", "title", "login", "next_rotation_at")
+        .order_by("next_rotation_at")[: PROBLEMS_SHOWN + 1]
+    )
+    return {
+        "show": True,
+        "failed": failed[:PROBLEMS_SHOWN],
+        "more_failed": len(failed) > PROBLEMS_SHOWN,
+        "overdue": overdue[:PROBLEMS_SHOWN],
+        "more_overdue": len(overdue) > PROBLEMS_SHOWN,
+        "can_rotate": _can(context, "records.rotate_credentials"),
+        "csrf_token": context.get("csrf_token"),
+    }
+
+
+@register.inclusion_tag("rotation/_heartbeat_warning.html")
+def heartbeat_warning():
+    """Warn when no worker or no scheduler was seen in the last two minutes."""
+    state = history.heartbeats()
+    labels = {"worker": "rotation worker", "scheduler": "scheduler"}
+    return {
+        "missing": [label for name, label in labels.items() if not state[name]],
+        "minutes": int(history.HEARTBEAT_STALE_AFTER.total_seconds() // 60),
+    }
+
+
+@register.simple_tag
+def active_attempt(pam_user):
+    """Return the account's queued or running attempt, or None."""
+    return pam_user.attempts.filter(state__in=services.ACTIVE_STATES).order_by("id").first()
+
+
+@register.inclusion_tag("rotation/_history_link.html", takes_context=True)
+def user_history_link(context, pam_user):
+    """Link to an account's full rotation history (and its audit events)."""
+    return {
+        "pam_user": pam_user,
+        "show": _can(context, "rotation.view_rotationattempt"),
+        "audit": _can(context, "rotation.view_auditevent"),
+    }
+
+
+@register.inclusion_tag("rotation/_version_reveal.html", takes_context=True)
+def version_reveal_button(context, version, pam_user=None):
+    """A Reveal button for an earlier password, for Administrators only."""
+    show = _can(context, "records.configure_rotation") and _can(context, "records.reveal_password")
+    return {
+        "show": show,
+        "version": version,
+        "user_id": pam_user.pk if pam_user is not None else version.user_id,
+        "csrf_token": context.get("csrf_token"),
+    }
+
+
+@register.filter
+def audit_record_url(event) -> str:
+    """Return the page of the record an audit event is about, or an empty string."""
+    name = history.RECORD_URLS.get(event.record_type)
+    if not name or event.record_id is None or event.event == "record_delete":
+        return ""
+    try:
+        return reverse(name, args=[event.record_id])
+    except NoReverseMatch:
+        return ""
+
+
+@register.filter
+def outcome_class(outcome: str) -> str:
+    """Return the badge colour of an outcome."""
+    return {"ok": "text-bg-success", "fail": "text-bg-danger"}.get(outcome, "text-bg-secondary")
+
+
+@register.filter
+def attempt_class(state: str) -> str:
+    """Return the badge colour of an attempt state."""
+    if state in history.OK_STATES:
+        return "text-bg-success"
+    if state in ("failed", "refused"):
+        return "text-bg-danger"
+    if state == "unknown":
+        return "text-bg-warning"
+    return "text-bg-info"
