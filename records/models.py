@@ -14,6 +14,8 @@ from records import schedules
 from records.complexity import Complexity, ComplexityError
 
 DEFAULT_COMPLEXITY = "20,1,1,1,1"
+# An account is overdue when its next rotation is this late without a success.
+OVERDUE_GRACE = dt.timedelta(minutes=5)
 
 
 class Environment(models.TextChoices):
@@ -229,6 +231,13 @@ class PamUserQuerySet(models.QuerySet):
             managed=False,
             resource__isnull=False,
             configuration__rotation_enabled=True,
+        )
+
+    def overdue(self, now: dt.datetime | None = None):
+        """Return the users whose next rotation is more than the grace period late."""
+        now = now or timezone.now()
+        return self.filter(next_rotation_at__lt=now - OVERDUE_GRACE).exclude(
+            rotation_status=RotationStatus.RUNNING
         )
 
 

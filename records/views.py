@@ -37,7 +37,6 @@ from records.models import (
 from records.signals import record_changed
 
 PAGE_SIZE = 25
-OVERDUE_GRACE = dt.timedelta(minutes=5)
 USER_SORTS = {
     "title": "title",
     "-title": "-title",
@@ -85,12 +84,6 @@ def _choice_param(request: HttpRequest, name: str, choices) -> str:
     return value if value in dict(choices) else ""
 
 
-def _overdue(queryset):
-    return queryset.filter(next_rotation_at__lt=timezone.now() - OVERDUE_GRACE).exclude(
-        rotation_status=RotationStatus.RUNNING
-    )
-
-
 def _page(request: HttpRequest, queryset):
     return Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
 
@@ -129,7 +122,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "users": users.count(),
         "rotating": users.rotatable().count(),
         "failed": users.filter(rotation_status=RotationStatus.FAILED).count(),
-        "overdue": _overdue(users).count(),
+        "overdue": users.overdue().count(),
     }
     return render(request, "records/dashboard.html", {"counts": counts})
 
@@ -201,7 +194,7 @@ def _filter_users(request: HttpRequest, queryset):
     elif selected["rotation"] == "off":
         queryset = queryset.exclude(pk__in=PamUser.objects.rotatable().values("pk"))
     if selected["overdue"]:
-        queryset = _overdue(queryset)
+        queryset = queryset.overdue()
     return queryset, selected
 
 

@@ -19,7 +19,6 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from records.models import PamConfiguration, PamDirectory, PamUser, RotationStatus
-from records.views import OVERDUE_GRACE  # the dashboard's count and this list agree
 from rotation.models import AttemptState, AuditEvent, Heartbeat, RotationAttempt
 
 PAGE_SIZE = 50
@@ -416,11 +415,8 @@ def rotations_per_day(days: int = 30, now: dt.datetime | None = None) -> list[Ch
 
 def overdue_users(queryset=None, now: dt.datetime | None = None):
     """Return the accounts whose next rotation is more than the grace period late."""
-    now = now or timezone.now()
     queryset = PamUser.objects.all() if queryset is None else queryset
-    return queryset.filter(next_rotation_at__lt=now - OVERDUE_GRACE).exclude(
-        rotation_status=RotationStatus.RUNNING
-    )
+    return queryset.overdue(now)
 
 
 def failed_users():

@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from records.models import DirectoryType, PamDirectory, PamUser, RotationStatus
-from rotation import audit, ldap, passwords
+from rotation import audit, ldap, notifications, passwords
 from rotation.models import AttemptState, AuditEvent, ErrorClass, PasswordVersion, RotationAttempt, Trigger
 
 log = logging.getLogger(__name__)
@@ -534,6 +534,7 @@ def _finish_failed(
             rotation_status=RotationStatus.FAILED, rotation_error=message[:500]
         )
         _audit_attempt(attempt)
+        transaction.on_commit(lambda: notifications.notify_failure(attempt))
         if schedule_retry and error_class == ErrorClass.TRANSIENT and attempt.try_number <= len(RETRY_DELAYS):
             RotationAttempt.objects.create(
                 user_id=attempt.user_id,
