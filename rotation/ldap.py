@@ -464,6 +464,25 @@ def _unreachable(exc: BaseException) -> bool:
     return isinstance(exc, OSError) or "socket connection error" in str(exc)
 
 
+def _dropped(exc: BaseException, attempt: _Attempt, reason: str) -> bool:
+    """Whether a TLS error is the server going away mid-handshake (stopping), not a TLS mismatch.
+
+    A plain-LDAP port also ends a TLS handshake with EOF, so an EOF counts as the server going
+    away only when the port no longer accepts connections at all.
+    """
+    eof = isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError | ConnectionError) or any(
+        text in reason for text in ("EOF occurred", "UNEXPECTED_EOF", "reset by peer")
+    )
+    if not eof:
+        return False
+    spec = attempt.spec
+    try:
+        socket.create_connection((spec.host, spec.port), timeout=spec.connect_timeout).close()
+    except OSError:
+        return True
+    return False
+
+
 def _describe_tls(conn: ldap3.Connection, spec: DirectorySpec) -> str:
     sock = conn.socket
     version = sock.version() if isinstance(sock, ssl.SSLSocket) else "TLS"
@@ -502,7 +521,11 @@ def _exception_error(exc: BaseException, attempt: _Attempt) -> DirectoryError:
             f"the directory at {where} refused StartTLS: turn on its TLS, or use LDAPS (port 636)",
             detail=reason,
         )
-    if isinstance(exc, ssl.SSLError) and not isinstance(exc, TimeoutError):
+    if (
+        isinstance(exc, ssl.SSLError)
+        and not isinstance(exc, TimeoutError)
+        and not _dropped(exc, attempt, reason)
+    ):
         return DirectoryError(
             DirectoryError.CONFIGURATION,
             f"the TLS handshake with {where} failed: check that this port speaks LDAPS, or use StartTLS on 389",

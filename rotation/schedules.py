@@ -13,7 +13,7 @@ import os
 import threading
 import time
 
-from django.db import IntegrityError
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from records.models import PamUser
@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 DISPATCH_FUNC = "rotation.tasks.dispatch"
 DISPATCH_SCHEDULES = ("pamrotate-dispatch-a", "pamrotate-dispatch-b")
+# A queued attempt not started after this long, with nothing waiting in its broker, was lost.
+ORPHANED_AFTER = dt.timedelta(seconds=60)
 
 
 def dispatch_due(now: dt.datetime | None = None) -> dict:
@@ -40,16 +42,21 @@ def dispatch_due(now: dt.datetime | None = None) -> dict:
     for user in due:
         slot = user.next_rotation_at
         following = user.compute_next_rotation(after=now)
-        # Whoever moves next_rotation_at off this slot owns the slot.
-        if not PamUser.objects.filter(pk=user.pk, next_rotation_at=slot).update(next_rotation_at=following):
-            continue
-        if user.rotation_blocked_reason:
-            skipped += 1
-            continue
-        try:
-            attempt = services.request_rotation(user, trigger=Trigger.SCHEDULED, slot=slot, enqueue=False)
-        except IntegrityError:
-            continue  # another dispatcher already made this slot's attempt
+        # Moving the slot and recording its attempt commit together: a database outage between
+        # the two would otherwise lose the slot.
+        with transaction.atomic():
+            # Whoever moves next_rotation_at off this slot owns the slot.
+            if not PamUser.objects.filter(pk=user.pk, next_rotation_at=slot).update(
+                next_rotation_at=following
+            ):
+                continue
+            if user.rotation_blocked_reason:
+                skipped += 1
+                continue
+            try:
+                attempt = services.request_rotation(user, trigger=Trigger.SCHEDULED, slot=slot, enqueue=False)
+            except IntegrityError:
+                continue  # another dispatcher already made this slot's attempt
         if attempt.state == AttemptState.QUEUED:
             batches.add(attempt)
         dispatched += 1
@@ -69,6 +76,34 @@ def release_retries(now: dt.datetime) -> int:
             services.enqueue_attempt(attempt)
             released += 1
     return released
+
+
+def resend_orphans(now: dt.datetime | None = None, older_than: dt.timedelta = ORPHANED_AFTER) -> int:
+    """Mark for sending again the queued attempts that no worker started and no broker holds.
+
+    A dispatch or a task cut short by a database outage leaves attempts queued that nothing will
+    run. When a gateway's broker has nothing waiting, its attempts queued for longer than
+    ``older_than`` are such orphans: ``release_retries`` sends them. Running one twice is safe.
+    """
+    from django_q.brokers import get_broker
+
+    now = now or timezone.now()
+    orphans = RotationAttempt.objects.filter(
+        state=AttemptState.QUEUED, retry_at__isnull=True, created_at__lt=now - older_than
+    ).values_list("pk", "user__configuration__gateway")
+    by_gateway: dict[str, list[int]] = {}
+    for pk, gateway in orphans:
+        by_gateway.setdefault(gateway or "default", []).append(pk)
+    marked = 0
+    for gateway, ids in by_gateway.items():
+        if get_broker(gateway).queue_size():
+            continue  # a backlog is still draining: they may be in it
+        marked += RotationAttempt.objects.filter(
+            pk__in=ids, state=AttemptState.QUEUED, retry_at__isnull=True
+        ).update(retry_at=now)
+    if marked:
+        log.warning("re-sending %s queued attempts that no worker took (after an outage?)", marked)
+    return marked
 
 
 def has_due_work(now: dt.datetime) -> bool:
@@ -107,6 +142,7 @@ class Dispatcher(threading.Thread):
                     dispatch_due(now)
                 if time.monotonic() - last_beat >= self.heartbeat_every:
                     services.reconcile_stale()
+                    resend_orphans()
                     Heartbeat.beat("scheduler")
                     last_beat = time.monotonic()
             except Exception as exc:  # the loop must survive a database outage

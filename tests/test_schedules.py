@@ -297,7 +297,9 @@ def test_a_slow_batch_queues_its_unstarted_attempts_as_a_new_batch(db, monkeypat
     sent = []
     monkeypatch.setattr(tasks, "async_task", lambda func, ids, **kw: sent.append((func, ids, kw["cluster"])))
     ran = []
-    monkeypatch.setattr(tasks.services, "run_attempt", lambda i: ran.append(i) or services.Result(i, "succeeded"))
+    monkeypatch.setattr(
+        tasks.services, "run_attempt", lambda i: ran.append(i) or services.Result(i, "succeeded")
+    )
     result = tasks.rotate_many([11, 12, 13])
     assert ran == [11]
     assert sent == [("rotation.tasks.rotate_many", [12, 13], "default")]
