@@ -234,9 +234,17 @@ class PamUserQuerySet(models.QuerySet):
         )
 
     def overdue(self, now: dt.datetime | None = None):
-        """Return the users whose next rotation is more than the grace period late."""
-        now = now or timezone.now()
-        return self.filter(next_rotation_at__lt=now - OVERDUE_GRACE).exclude(
+        """Return the users whose rotation is more than the grace period late.
+
+        Late means the next rotation time passed, or a queued attempt (a dispatched slot or a
+        retry) has waited past the grace period without a worker taking it.
+        """
+        cutoff = (now or timezone.now()) - OVERDUE_GRACE
+        attempt_model = self.model.attempts.rel.related_model  # records never imports rotation
+        stuck = attempt_model.objects.filter(
+            user=models.OuterRef("pk"), state="queued", created_at__lt=cutoff
+        ).filter(models.Q(retry_at__isnull=True) | models.Q(retry_at__lt=cutoff))
+        return self.filter(models.Q(next_rotation_at__lt=cutoff) | models.Exists(stuck)).exclude(
             rotation_status=RotationStatus.RUNNING
         )
 

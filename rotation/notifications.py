@@ -14,10 +14,7 @@ from django.core.cache import cache
 from django.core.mail import send_mail
 from django.urls import reverse
 
-from records.models import (
-    OVERDUE_GRACE,  # noqa: F401 - for the dispatcher's overdue check
-    PamUser,
-)
+from records.models import PamUser
 from rotation.models import ErrorClass, RotationAttempt
 
 log = logging.getLogger(__name__)

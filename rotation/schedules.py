@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from records.models import PamUser
-from rotation import services
+from rotation import notifications, services
 from rotation.models import AttemptState, RotationAttempt, Trigger
 
 log = logging.getLogger(__name__)
@@ -106,6 +106,11 @@ def resend_orphans(now: dt.datetime | None = None, older_than: dt.timedelta = OR
     return marked
 
 
+def notify_overdue_accounts(now: dt.datetime | None = None) -> int:
+    """Mail the overdue accounts (each at most once an hour); return how many were named."""
+    return notifications.notify_overdue(PamUser.objects.overdue(now).select_related("configuration"))
+
+
 def has_due_work(now: dt.datetime) -> bool:
     """Return whether an account is due or a retry is waiting (one cheap indexed query each)."""
     return (
@@ -143,6 +148,7 @@ class Dispatcher(threading.Thread):
                 if time.monotonic() - last_beat >= self.heartbeat_every:
                     services.reconcile_stale()
                     resend_orphans()
+                    notify_overdue_accounts()
                     Heartbeat.beat("scheduler")
                     last_beat = time.monotonic()
             except Exception as exc:  # the loop must survive a database outage

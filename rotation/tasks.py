@@ -50,4 +50,5 @@ def dispatch() -> dict:
     Heartbeat.beat(f"worker:{Conf.CLUSTER_NAME}")
     result = schedules.dispatch_due()
     result["reconciled"] = services.reconcile_stale()
+    result["overdue_notified"] = schedules.notify_overdue_accounts()
     return result

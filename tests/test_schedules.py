@@ -304,3 +304,23 @@ def test_a_slow_batch_queues_its_unstarted_attempts_as_a_new_batch(db, monkeypat
     assert ran == [11]
     assert sent == [("rotation.tasks.rotate_many", [12, 13], "default")]
     assert result["states"] == {"succeeded": 1, "requeued": 2}
+
+
+def test_an_account_whose_dispatched_attempt_no_worker_took_is_overdue_and_mailed(
+    due_user, settings, mailoutbox, monkeypatch
+):
+    settings.NOTIFY_EMAIL_TO = ["secops@example.test"]
+    monkeypatch.setattr(services.AttemptBatcher, "_send", lambda self, gateway, ids: None)  # no worker
+    from django.core.cache import cache
+
+    from rotation.schedules import notify_overdue_accounts
+
+    cache.clear()
+    dispatch_due()  # the slot moves on and its attempt waits in the queue
+    assert not PamUser.objects.overdue().filter(pk=due_user.pk).exists()
+    RotationAttempt.objects.filter(user=due_user).update(created_at=timezone.now() - dt.timedelta(minutes=6))
+    assert PamUser.objects.overdue().filter(pk=due_user.pk).exists()
+    assert notify_overdue_accounts() == 1
+    assert notify_overdue_accounts() == 0  # at most one mail per account per hour
+    assert len(mailoutbox) == 1 and due_user.title in mailoutbox[0].body
+    assert STRONG not in mailoutbox[0].body
