@@ -131,6 +131,14 @@ def request_rotation(
                 f"{QUEUE_STALE_AFTER.seconds // 60} minutes: is its qcluster running?",
             )
             active = None
+        waiting_retry = active is not None and active.state == AttemptState.QUEUED and active.retry_at
+        if waiting_retry and trigger == Trigger.ON_DEMAND and not blocked:
+            # Someone asks now: run their request instead of waiting for the retry's backoff.
+            attempt.save()
+            _refuse(active, ErrorClass.BUSY, f"Superseded by on-demand attempt #{attempt.pk}.")
+            if enqueue:
+                transaction.on_commit(lambda: enqueue_attempt(attempt))
+            return attempt
         if blocked:
             _refuse(attempt, ErrorClass.BLOCKED, blocked)
         elif active is not None:
@@ -360,11 +368,16 @@ def reconcile(attempt: RotationAttempt, keep_lease: bool = False) -> RotationAtt
         if ldap.verify_password(spec, user.distinguished_name, pending):
             _commit(attempt, AttemptState.RECONCILED)
         elif current and ldap.verify_password(spec, user.distinguished_name, current):
+            # Nothing changed on the directory: this was an interruption, so it is retried
+            # like any other (bounded tries per slot).
             _finish_failed(
                 attempt,
-                attempt.error_class or ErrorClass.AMBIGUOUS,
-                "The change did not take effect; the stored password still opens the account.",
+                ErrorClass.TRANSIENT,
+                f"the directory is unreachable at {spec.host}:{spec.port} or the rotation was "
+                "interrupted during the change; the change did not take effect and the stored "
+                "password still opens the account",
                 code=attempt.error_code,
+                schedule_retry=True,
             )
         else:
             _set_unknown_message(
@@ -487,7 +500,8 @@ def _commit(attempt: RotationAttempt, state: str) -> None:
         moves_schedule = (
             attempt.trigger != Trigger.ON_DEMAND or user.configuration.manual_rotation_resets_schedule
         )
-        if moves_schedule or user.next_rotation_at is None or user.next_rotation_at <= now:
+        # A due slot stays for the dispatcher, which records it (refused if this one still runs).
+        if moves_schedule or user.next_rotation_at is None:
             user.next_rotation_at = user.compute_next_rotation(after=now)
         user.rotation_status = RotationStatus.SUCCEEDED
         user.rotation_error = ""

@@ -431,3 +431,20 @@ def test_an_undecryptable_stored_password_fails_cleanly_and_changes_nothing(ldap
     user.refresh_from_db()
     assert user.lease_until is None and user.password_encrypted == foreign
     assert ldap_env.server.can_bind(user.distinguished_name, STRONG)
+
+
+def test_rotate_now_supersedes_a_retry_waiting_for_its_backoff(ldap_env, unique_name):
+    user = ldap_env.account(unique_name("super"))
+    ldap_env.server.stop()
+    try:
+        first = rotate(user)
+    finally:
+        ldap_env.server.start()
+    retry = RotationAttempt.objects.get(user=user, trigger=Trigger.RETRY)
+    assert first.error_class == ErrorClass.TRANSIENT and retry.state == AttemptState.QUEUED
+
+    attempt = rotate(user)
+
+    assert attempt.state == AttemptState.SUCCEEDED, attempt.error_message
+    retry.refresh_from_db()
+    assert retry.state == AttemptState.REFUSED and f"#{attempt.pk}" in retry.error_message
