@@ -9,10 +9,14 @@ are scrubbed of the passwords involved, and ldap3's own exceptions are never cha
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import math
 import re
 import socket
 import ssl
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -96,7 +100,7 @@ def set_password(
     """Reset ``user_dn``'s password to ``new_password`` with the administrative credential."""
 
     def action(attempt: _Attempt) -> None:
-        conn = attempt.bind(admin_user, admin_password, who=_ADMIN)
+        conn = attempt.bind(admin_user, admin_password, who=_ADMIN, reuse=True)
         attempt.change(conn, user_dn, new_password, old_password=None, who=_ADMIN)
 
     _run(_Attempt(spec, (admin_password, new_password)), action)
@@ -122,8 +126,13 @@ def verify_password(spec: DirectorySpec, user_dn: str, password: str) -> bool:
         return False  # an empty simple bind is an anonymous bind: it proves nothing
 
     def action(attempt: _Attempt) -> bool:
-        conn = attempt.open(user_dn, password)
-        if conn.bind(read_server_info=False):
+        conn = attempt.reusable(("verify",)) or attempt.open(keep=("verify",))
+        conn.authentication, conn.user, conn.password = ldap3.SIMPLE, user_dn, password
+        try:
+            bound = conn.bind(read_server_info=False)
+        finally:
+            conn.password = None  # the pooled connection keeps no password
+        if bound:
             return True
         result = conn.result
         if result.get("result") == _INVALID_CREDENTIALS:
@@ -346,6 +355,8 @@ class _Attempt:
         self.sent = False
         self.step = ""
         self.connections: list[ldap3.Connection] = []
+        self.kept: dict[int, tuple] = {}  # id(connection) -> pool key, returned to the pool on success
+        self.succeeded = False
 
     def __repr__(self) -> str:
         return f"<_Attempt {self.spec.host}:{self.spec.port} sent={self.sent}>"
@@ -368,13 +379,7 @@ class _Attempt:
     def tls(self) -> ldap3.Tls:
         spec = self.spec
         if spec.ca_certificate.strip():
-            try:
-                ssl.create_default_context(cadata=spec.ca_certificate)
-            except (ssl.SSLError, ValueError):
-                ok = False
-            else:
-                ok = True
-            if not ok:
+            if not _loads_as_ca(spec.ca_certificate):
                 self.fail(
                     DirectoryError.CONFIGURATION,
                     "the directory's CA certificate field does not hold a PEM certificate: paste the "
@@ -385,8 +390,30 @@ class _Attempt:
             ca_certs_data=spec.ca_certificate.strip() or None,
         )
 
-    def open(self, user: str | None = None, password: str | None = None) -> ldap3.Connection:
-        """Open a TLS connection to the host, or the first reachable alternative IP; bind later."""
+    def reusable(self, purpose: tuple) -> ldap3.Connection | None:
+        """Return a live pooled connection for this directory and purpose, if there is one."""
+        key = (self.spec, *purpose)
+        conn = _POOL.take(key)
+        if conn is None:
+            return None
+        self.connections.append(conn)
+        self.kept[id(conn)] = key
+        return conn
+
+    def open(
+        self, user: str | None = None, password: str | None = None, keep: tuple | None = None
+    ) -> ldap3.Connection:
+        """Open a TLS connection to the host, or the first reachable alternative IP; bind later.
+
+        With ``keep``, the connection goes back to the pool for reuse when the action succeeds.
+        """
+        conn = self._open(user, password)
+        conn._pamrotate_opened = time.monotonic()
+        if keep is not None:
+            self.kept[id(conn)] = (self.spec, *keep)
+        return conn
+
+    def _open(self, user: str | None, password: str | None) -> ldap3.Connection:
         spec = self.spec
         tls = self.tls()
         hosts = [spec.host, *(ip for ip in spec.alternative_ips if ip and ip != spec.host)]
@@ -422,12 +449,19 @@ class _Attempt:
             return conn
         raise AssertionError("no host to open")  # pragma: no cover - hosts always holds spec.host
 
-    def bind(self, user: str, password: str, *, who: str) -> ldap3.Connection:
+    def bind(self, user: str, password: str, *, who: str, reuse: bool = False) -> ldap3.Connection:
         if not password:
             self.fail(DirectoryError.CONFIGURATION, "the password to bind with is empty: store it first")
-        conn = self.open(user, password)
+        # A pooled connection is keyed by the identity and a digest of its password, so a changed
+        # administrative password never reuses a connection bound with the old one.
+        purpose = ("bind", user, hashlib.sha256(password.encode()).hexdigest()) if reuse else None
+        conn = self.reusable(purpose) if reuse else None
+        if conn is not None:
+            return conn
+        conn = self.open(user, password, keep=purpose)
         if not conn.bind(read_server_info=False):
             self.fail_result(conn.result, who)
+        conn.password = None  # bound: the connection need not hold the password any longer
         return conn
 
     def change(
@@ -450,11 +484,102 @@ class _Attempt:
 
     def close(self) -> None:
         for conn in self.connections:
+            key = self.kept.get(id(conn))
+            if self.succeeded and key is not None and _POOL.give(key, conn):
+                continue
             try:
                 conn.unbind()
             except Exception:  # noqa: BLE001, S110 - closing is best effort; the outcome is already known
                 pass
         self.connections.clear()
+        self.kept.clear()
+
+
+@functools.lru_cache(maxsize=64)
+def _loads_as_ca(pem: str) -> bool:
+    """Return whether PEM text loads as CA certificates (cached: it is parsed on every connection)."""
+    try:
+        ssl.create_default_context(cadata=pem)
+    except (ssl.SSLError, ValueError):
+        return False
+    return True
+
+
+class _ConnectionPool:
+    """Idle LDAPS connections of this process, reused for at most ``max_age`` seconds.
+
+    A fresh connection costs a TCP and TLS handshake and a bind; reusing one saves that work on
+    both sides (on Samba, whose CPU bounds its throughput, most of it). A connection is checked
+    with a root DSE read before reuse, so a dead one is never used to send a password change.
+    """
+
+    def __init__(self, max_age: float = 60.0, max_idle: int = 8):
+        self.max_age = max_age
+        self.max_idle = max_idle
+        self.lock = threading.Lock()
+        self.idle: dict[tuple, list[tuple[float, ldap3.Connection]]] = {}
+
+    def take(self, key: tuple) -> ldap3.Connection | None:
+        while True:
+            with self.lock:
+                entries = self.idle.get(key) or []
+                if not entries:
+                    return None
+                opened, conn = entries.pop()
+            if time.monotonic() - opened < self.max_age and _alive(conn):
+                conn._pamrotate_opened = opened
+                return conn
+            _quietly_unbind(conn)
+
+    def give(self, key: tuple, conn: ldap3.Connection) -> bool:
+        opened = getattr(conn, "_pamrotate_opened", None) or time.monotonic()
+        if conn.closed or time.monotonic() - opened >= self.max_age:
+            return False
+        now = time.monotonic()
+        with self.lock:
+            # Drop what has aged out under any key (an old admin password's connections, say).
+            expired = [c for items in self.idle.values() for t, c in items if now - t >= self.max_age]
+            for k in list(self.idle):
+                self.idle[k] = [(t, c) for t, c in self.idle[k] if now - t < self.max_age]
+            entries = self.idle.setdefault(key, [])
+            full = len(entries) >= self.max_idle
+            if not full:
+                entries.append((opened, conn))
+        for old in expired:
+            _quietly_unbind(old)
+        return not full
+
+    def clear(self) -> None:
+        with self.lock:
+            entries = [conn for items in self.idle.values() for _, conn in items]
+            self.idle.clear()
+        for conn in entries:
+            _quietly_unbind(conn)
+
+
+def _alive(conn: ldap3.Connection) -> bool:
+    """Return whether a pooled connection still answers (one root DSE read, no side effects)."""
+    if conn.closed:
+        return False
+    try:
+        return bool(conn.search("", "(objectClass=*)", search_scope=ldap3.BASE, attributes=["1.1"]))
+    except Exception:  # noqa: BLE001 - any failure means: do not reuse it
+        return False
+
+
+def _quietly_unbind(conn: ldap3.Connection) -> None:
+    try:
+        conn.unbind()
+    except Exception:  # noqa: BLE001, S110 - closing is best effort
+        pass
+
+
+_POOL = _ConnectionPool()
+
+
+def clear_connection_pool() -> None:
+    """Close every idle pooled connection of this process."""
+    _POOL.clear()
 
 
 def _unreachable(exc: BaseException) -> bool:
@@ -558,7 +683,9 @@ def _run(attempt: _Attempt, action: Callable[[_Attempt], T]) -> T:
         )
     error: DirectoryError
     try:
-        return action(attempt)
+        value = action(attempt)
+        attempt.succeeded = True
+        return value
     except _Failure as failure:
         error = failure.error
     except DirectoryError as exc:  # pragma: no cover - actions raise through _Failure

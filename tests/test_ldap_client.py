@@ -555,3 +555,44 @@ def test_connection_stops_at_a_wrong_admin_password(target):
 
 def test_test_connection_is_not_collected_as_a_test():
     assert directory.test_connection.__test__ is False
+
+
+# --- connection reuse ---------------------------------------------------------------------------
+
+
+def test_a_pooled_admin_connection_is_reused_for_the_next_change(target, monkeypatch):
+    directory.clear_connection_pool()
+    first, second = target.add_user("Start-Pass-123!"), target.add_user("Start-Pass-123!")
+    directory.set_password(target.spec, target.admin_dn, target.admin_password, first, "Next-Pass-1234!")
+    opened = []
+    real_open = directory._Attempt._open
+    monkeypatch.setattr(directory._Attempt, "_open", lambda self, *a: opened.append(1) or real_open(self, *a))
+
+    directory.set_password(target.spec, target.admin_dn, target.admin_password, second, "Next-Pass-5678!")
+
+    assert opened == []
+    assert target.server.can_bind(second, "Next-Pass-5678!")
+
+
+def test_a_pooled_connection_of_a_restarted_server_is_replaced_not_used(openldap):
+    directory.clear_connection_pool()
+    dn = openldap.add_user("Start-Pass-123!")
+    directory.set_password(openldap.spec, openldap.admin_dn, openldap.admin_password, dn, "Next-Pass-1234!")
+    assert directory.verify_password(openldap.spec, dn, "Next-Pass-1234!")
+    openldap.server.stop()
+    openldap.server.start()
+
+    directory.set_password(openldap.spec, openldap.admin_dn, openldap.admin_password, dn, "Next-Pass-5678!")
+
+    assert directory.verify_password(openldap.spec, dn, "Next-Pass-5678!")
+    assert not directory.verify_password(openldap.spec, dn, "Next-Pass-1234!")
+
+
+def test_a_pooled_connection_is_never_used_with_another_admin_password(openldap):
+    directory.clear_connection_pool()
+    dn = openldap.add_user("Start-Pass-123!")
+    directory.set_password(openldap.spec, openldap.admin_dn, openldap.admin_password, dn, "Next-Pass-1234!")
+    with pytest.raises(DirectoryError) as caught:
+        directory.set_password(openldap.spec, openldap.admin_dn, "Wrong-Admin-Pass-1!", dn, "Next-Pass-5678!")
+    assert caught.value.code == 49
+    assert directory.verify_password(openldap.spec, dn, "Next-Pass-1234!")
