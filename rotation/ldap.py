@@ -13,6 +13,7 @@ import functools
 import hashlib
 import math
 import re
+import select
 import socket
 import ssl
 import threading
@@ -510,7 +511,7 @@ class _ConnectionPool:
 
     A fresh connection costs a TCP and TLS handshake and a bind; reusing one saves that work on
     both sides (on Samba, whose CPU bounds its throughput, most of it). A connection is checked
-    with a root DSE read before reuse, so a dead one is never used to send a password change.
+    for being closed before reuse, so one the server has dropped is never used.
     """
 
     def __init__(self, max_age: float = 60.0, max_idle: int = 8):
@@ -558,13 +559,23 @@ class _ConnectionPool:
 
 
 def _alive(conn: ldap3.Connection) -> bool:
-    """Return whether a pooled connection still answers (one root DSE read, no side effects)."""
-    if conn.closed:
+    """Return whether a pooled connection is still open: an idle LDAP connection has nothing to
+    read, so a readable socket means the server closed it (or sent a notice of disconnection).
+
+    No round trip: a half-open connection passes, and then a change sent on it fails as
+    "outcome unknown", which reconciliation resolves; the pool's age limit bounds how long one
+    can linger.
+    """
+    sock = conn.socket
+    if conn.closed or sock is None or sock.fileno() < 0:
+        return False
+    if isinstance(sock, ssl.SSLSocket) and sock.pending():
         return False
     try:
-        return bool(conn.search("", "(objectClass=*)", search_scope=ldap3.BASE, attributes=["1.1"]))
-    except Exception:  # noqa: BLE001 - any failure means: do not reuse it
+        readable, _, errored = select.select([sock], [], [sock], 0)
+    except (OSError, ValueError):
         return False
+    return not readable and not errored
 
 
 def _quietly_unbind(conn: ldap3.Connection) -> None:
