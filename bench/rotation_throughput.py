@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 
-from _setup import ROOT, django_in_tempdir
+from _setup import ROOT, directory_records, django_in_tempdir
 
 START_PASSWORD = "Bench-Start-1!"
 
@@ -98,45 +98,8 @@ def raw_loop(server, dns: list[str]) -> float:
 
 def app_records(server, dns: list[str]):
     """Create the configuration, directory and PAM users for the accounts; return the users' ids."""
-    from records import schedules
-    from records.models import DirectoryType, PamConfiguration, PamDirectory, PamUser
-
-    configuration = PamConfiguration.objects.create(title=f"Bench {server.kind}")
-    admin = PamUser(
-        configuration=configuration,
-        title="rotator",
-        login=server.rotator_dn,
-        distinguished_name=server.rotator_dn,
-    )
-    admin.set_password(server.rotator_password)
-    admin.save()
-    directory = PamDirectory.objects.create(
-        title=f"Bench {server.kind}",
-        configuration=configuration,
-        hostname=server.host,
-        port=server.ldaps_port,
-        ca_certificate=server.tls.ca_pem,
-        directory_type=DirectoryType.ACTIVE_DIRECTORY if server.kind == "ad" else DirectoryType.OPENLDAP,
-        domain_name="example.test",
-        administrative_credential=admin,
-    )
-    users = []
-    for i, dn in enumerate(dns):
-        user = PamUser(
-            configuration=configuration,
-            title=f"bench{i}",
-            login=f"bench{i}",
-            distinguished_name=dn,
-            resource=directory,
-            rotation_enabled=True,
-            schedule_type=schedules.DAILY,
-            schedule_time=dt.time(3, 0),
-            schedule_tz="UTC",
-        )
-        user.set_password(START_PASSWORD)
-        users.append(user)
-    PamUser.objects.bulk_create(users, batch_size=500)
-    return list(PamUser.objects.filter(resource=directory).values_list("pk", flat=True))
+    users = directory_records(server, dns, START_PASSWORD, schedule_time=dt.time(3, 0))
+    return [user.pk for user in users]
 
 
 def app_run(user_ids: list[int], data, workers: int) -> float:

@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 
-from _setup import ROOT, django_in_tempdir, percentile
+from _setup import ROOT, directory_records, django_in_tempdir, percentile
 
 
 def main() -> None:
@@ -30,8 +30,7 @@ def main() -> None:
     from django.db.models import Count, Max, Min, Q
     from django.utils import timezone
 
-    from records import schedules
-    from records.models import DirectoryType, PamConfiguration, PamDirectory, PamUser
+    from records.models import PamUser
     from rotation.models import AttemptState, RotationAttempt, Trigger
     from tests.ldapservers import SlapdServer
 
@@ -39,48 +38,13 @@ def main() -> None:
     server.start()
     try:
         t0 = time.monotonic()
-        dns = (
-            server.add_users_bulk(args.users, "Bench-Start-1!")
-            if hasattr(server, "add_users_bulk")
-            else [server.add_user(f"bench{i}", "Bench-Start-1!") for i in range(args.users)]
-        )
+        dns = [server.add_user(f"bench{i}", "Bench-Start-1!") for i in range(args.users)]
         print(f"seeded {args.users} slapd accounts in {time.monotonic() - t0:.1f} s", flush=True)
         due = (timezone.now() + dt.timedelta(seconds=args.lead)).replace(microsecond=0)
-        configuration = PamConfiguration.objects.create(title="Bench")
-        admin = PamUser(
-            configuration=configuration,
-            title="rotator",
-            login=server.rotator_dn,
-            distinguished_name=server.rotator_dn,
+        users = directory_records(
+            server, dns, "Bench-Start-1!", schedule_time=due.time(), next_rotation_at=due
         )
-        admin.set_password(server.rotator_password)
-        admin.save()
-        directory = PamDirectory.objects.create(
-            title="Bench slapd",
-            configuration=configuration,
-            hostname="127.0.0.1",
-            port=server.ldaps_port,
-            ca_certificate=server.tls.ca_pem,
-            directory_type=DirectoryType.OPENLDAP,
-            administrative_credential=admin,
-        )
-        users = []
-        for i, dn in enumerate(dns):
-            user = PamUser(
-                configuration=configuration,
-                title=f"bench{i}",
-                login=f"bench{i}",
-                distinguished_name=dn,
-                resource=directory,
-                rotation_enabled=True,
-                schedule_type=schedules.DAILY,
-                schedule_time=due.time(),
-                schedule_tz="UTC",
-                next_rotation_at=due,
-            )
-            user.set_password("Bench-Start-1!")
-            users.append(user)
-        PamUser.objects.bulk_create(users, batch_size=500)
+        directory = users[0].resource
         print(f"due at {due:%H:%M:%S} UTC; starting qcluster with {args.workers} workers", flush=True)
 
         log = open(data / "qcluster.log", "wb")
