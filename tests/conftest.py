@@ -29,16 +29,9 @@ def ensure_roles() -> None:
     """Create the role groups if missing: a transactional test's flush removes the migration's rows."""
     from django.contrib.auth.models import Permission
 
-    roles = importlib.import_module("records.migrations.0002_roles").ROLES
-    if Group.objects.filter(name__in=roles).count() == len(roles):
-        return
-    for name, codes in roles.items():
-        group, _ = Group.objects.get_or_create(name=name)
-        for code in codes:
-            app_label, codename = code.split(".")
-            group.permissions.add(
-                Permission.objects.get(content_type__app_label=app_label, codename=codename)
-            )
+    roles = importlib.import_module("records.migrations.0002_roles")
+    if Group.objects.filter(name__in=roles.ROLES).count() != len(roles.ROLES):
+        roles.grant_roles(Group, Permission)
 
 
 def make_persona(name: str) -> User:

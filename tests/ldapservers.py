@@ -397,19 +397,13 @@ class SlapdServer(_Directory):
         self.readonly_password = _strong_password()
         self.root_dn = f"cn=admin,{suffix}"
         self.root_password = _strong_password()
+        # The directory's superuser, for seeding and test set-up (never what pamrotate binds as).
+        self.admin_bind_dn, self.admin_bind_password = self.root_dn, self.root_password
         self.ldap_port = _free_port()
         self.ldaps_port = _free_port()
         self.log_file = self.dir / "slapd.log"
         self.ready_seconds: float | None = None
         self._configure()
-
-    @property
-    def admin_bind_dn(self) -> str:
-        return self.root_dn
-
-    @property
-    def admin_bind_password(self) -> str:
-        return self.root_password
 
     def _configure(self) -> None:
         data = self.dir / "data"
@@ -602,18 +596,11 @@ class SambaDC(_Directory):
         self.rotator_password = _strong_password()
         self.admin_dn = f"CN=Administrator,CN=Users,{self.suffix}"
         self.admin_password = _strong_password()
+        self.admin_bind_dn, self.admin_bind_password = self.admin_dn, self.admin_password
         self.log_file = self.dir / "samba.log"
         self.provision_seconds: float | None = None
         self.ready_seconds: float | None = None
         self._provision()
-
-    @property
-    def admin_bind_dn(self) -> str:
-        return self.admin_dn
-
-    @property
-    def admin_bind_password(self) -> str:
-        return self.admin_password
 
     def _claim_ip(self) -> str:
         """Pick a free 127.0.0.N and hold a per-address lock on it for this object's lifetime."""
