@@ -482,6 +482,8 @@ def _commit(attempt: RotationAttempt, state: str) -> None:
     """Make the pending password current, keep the old one in history, and record it all."""
     now = timezone.now()
     with transaction.atomic():
+        if _already_ended(attempt):
+            return
         user = PamUser.objects.select_for_update().select_related("configuration").get(pk=attempt.user_id)
         if user.password_encrypted:
             PasswordVersion.objects.create(
@@ -527,6 +529,19 @@ def _commit(attempt: RotationAttempt, state: str) -> None:
         _audit_attempt(attempt)
 
 
+def _already_ended(attempt: RotationAttempt) -> bool:
+    """Lock the attempt's row; if another process ended it meanwhile, load how and say so.
+
+    Two reconcilers (a worker and the dispatcher) may resolve the same attempt at once: only the
+    first one commits, so history and audit get one entry.
+    """
+    stored = RotationAttempt.objects.select_for_update().get(pk=attempt.pk)
+    if stored.is_finished:
+        attempt.refresh_from_db()
+        return True
+    return False
+
+
 def _finish_failed(
     attempt: RotationAttempt,
     error_class: str,
@@ -537,6 +552,8 @@ def _finish_failed(
     """End an attempt as failed: the stored password is untouched and the pending one discarded."""
     now = timezone.now()
     with transaction.atomic():
+        if _already_ended(attempt):
+            return _result(attempt)
         attempt.state = AttemptState.FAILED
         attempt.error_class = error_class
         attempt.error_code = code

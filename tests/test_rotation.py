@@ -448,3 +448,18 @@ def test_rotate_now_supersedes_a_retry_waiting_for_its_backoff(ldap_env, unique_
     assert attempt.state == AttemptState.SUCCEEDED, attempt.error_message
     retry.refresh_from_db()
     assert retry.state == AttemptState.REFUSED and f"#{attempt.pk}" in retry.error_message
+
+
+def test_an_attempt_resolved_twice_is_committed_once(ldap_env, unique_name):
+    user = ldap_env.account(unique_name("twice"))
+    attempt = services.request_rotation(user, enqueue=False)
+    services.run_attempt(attempt.pk)
+    attempt.refresh_from_db()
+    stale_copy = RotationAttempt.objects.get(pk=attempt.pk)
+    stale_copy.state = AttemptState.RUNNING  # what a second reconciler loaded before the first finished
+    services._commit(stale_copy, AttemptState.RECONCILED)
+    services._finish_failed(stale_copy, ErrorClass.AMBIGUOUS, "late")
+    user.refresh_from_db()
+    assert user.password_versions.count() == 1
+    assert AuditEvent.objects.filter(attempt_id=attempt.pk).count() == 1
+    assert RotationAttempt.objects.get(pk=attempt.pk).state == AttemptState.SUCCEEDED
