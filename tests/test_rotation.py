@@ -463,3 +463,19 @@ def test_an_attempt_resolved_twice_is_committed_once(ldap_env, unique_name):
     assert user.password_versions.count() == 1
     assert AuditEvent.objects.filter(attempt_id=attempt.pk).count() == 1
     assert RotationAttempt.objects.get(pk=attempt.pk).state == AttemptState.SUCCEEDED
+
+
+def test_with_verification_turned_off_an_untrusted_certificate_still_rotates_and_says_so(
+    ldap_env, unique_name, tmp_path
+):
+    user = ldap_env.account(unique_name("noverify"))
+    ldap_env.directory.ca_certificate = make_ca(tmp_path).ca_pem
+    ldap_env.directory.verify_certificate = False
+    ldap_env.directory.save()
+
+    assert rotate(user).state == AttemptState.SUCCEEDED
+    user.refresh_from_db()
+    assert ldap_env.server.can_bind(user.distinguished_name, user.get_password())
+    steps = services.test_connection(ldap_env.directory)
+    assert all(step.ok for step in steps)
+    assert "NOT verified" in steps[0].message
