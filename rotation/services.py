@@ -323,8 +323,7 @@ def _rotate(attempt: RotationAttempt, user: PamUser) -> Result:
         log.error("attempt %s: unexpected %s while changing the password", attempt.pk, type(exc).__name__)
         _mark_unknown(attempt, "An unexpected error happened while changing the password.")
         return _result(reconcile(attempt, keep_lease=True))
-    attempt.directory_changed = True
-    attempt.save(update_fields=["directory_changed"])
+    attempt.directory_changed = True  # stored with the commit; reconciliation does not need it
     fault_point("after_change")
     # 5. Verify.
     try:
@@ -450,6 +449,8 @@ def _claim(attempt: RotationAttempt) -> bool:
 
 
 def _release(attempt: RotationAttempt) -> None:
+    if getattr(attempt, "lease_released", False):
+        return  # the commit already released it in its own transaction
     PamUser.objects.filter(pk=attempt.user_id, lease_attempt_id=attempt.pk).update(
         lease_until=None, lease_attempt_id=None
     )
@@ -507,16 +508,18 @@ def _commit(attempt: RotationAttempt, state: str) -> None:
             user.next_rotation_at = user.compute_next_rotation(after=now)
         user.rotation_status = RotationStatus.SUCCEEDED
         user.rotation_error = ""
-        user.save(
-            update_fields=[
-                "password_encrypted",
-                "last_rotated_at",
-                "next_rotation_at",
-                "rotation_status",
-                "rotation_error",
-                "updated_at",
-            ]
-        )
+        fields = [
+            "password_encrypted",
+            "last_rotated_at",
+            "next_rotation_at",
+            "rotation_status",
+            "rotation_error",
+        ]
+        if user.lease_attempt_id == attempt.pk:
+            user.lease_until, user.lease_attempt_id = None, None
+            fields += ["lease_until", "lease_attempt_id"]
+            attempt.lease_released = True
+        user.save(update_fields=[*fields, "updated_at"])
         attempt.state = state
         attempt.pending_password_encrypted = ""
         attempt.directory_changed = True
