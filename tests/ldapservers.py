@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import ctypes
 import datetime
 import fcntl
 import hashlib
@@ -17,7 +16,6 @@ import itertools
 import os
 import secrets
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
@@ -32,6 +30,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from ldap3.utils.dn import escape_rdn
+
+from tests.processes import die_with_parent, free_port, stop_process
 
 try:
     import pytest
@@ -225,18 +225,6 @@ def issue_server_cert(ca: TlsFiles, tmpdir, names: list[str]) -> TlsFiles:
 # --- process helpers ----------------------------------------------------------------------------
 
 
-def _die_with_parent() -> None:
-    """Ask the kernel to SIGTERM this child when the test process dies (PR_SET_PDEATHSIG)."""
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(1, signal.SIGTERM, 0, 0, 0)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _tls_handshake(host: str, port: int, ca_file: str, timeout: float = 1.0) -> bool:
     context = ssl.create_default_context(cafile=ca_file)
     context.check_hostname = False  # names are checked by ldap3 in the real tests
@@ -269,17 +257,6 @@ def _tail(path: Path, lines: int = 30) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return f"(no log at {path})"
-
-
-def _terminate(process: subprocess.Popen | None) -> None:
-    if process is None or process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
 
 
 def _ssha(password: str) -> str:
@@ -360,7 +337,7 @@ class _Directory:
 
     def stop(self) -> None:
         """Stop the server by the PID we started (SIGTERM, then wait)."""
-        _terminate(self.process)
+        stop_process(self.process)
         self.process = None
 
     def __enter__(self):
@@ -399,8 +376,8 @@ class SlapdServer(_Directory):
         self.root_password = _strong_password()
         # The directory's superuser, for seeding and test set-up (never what pamrotate binds as).
         self.admin_bind_dn, self.admin_bind_password = self.root_dn, self.root_password
-        self.ldap_port = _free_port()
-        self.ldaps_port = _free_port()
+        self.ldap_port = free_port()
+        self.ldaps_port = free_port()
         self.log_file = self.dir / "slapd.log"
         self.ready_seconds: float | None = None
         self._configure()
@@ -524,7 +501,7 @@ userPassword: {_ssha(self.readonly_password)}
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, no locks taken
+                preexec_fn=die_with_parent,  # noqa: PLW1509 - only prctl, no locks taken
             )
         _wait_for_tls(self.process, self.host, self.ldaps_port, self.tls.ca_file, 15, self.log_file)
         self.ready_seconds = time.monotonic() - started
@@ -716,7 +693,7 @@ class SambaDC(_Directory):
                 stdin=subprocess.PIPE,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, no locks taken
+                preexec_fn=die_with_parent,  # noqa: PLW1509 - only prctl, no locks taken
             )
         # Without the address on an interface Samba keeps running but listens on nothing.
         _wait_for_tls(

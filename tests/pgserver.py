@@ -24,6 +24,8 @@ from pathlib import Path
 
 import psycopg
 
+from tests.processes import die_with_parent, free_port, stop_process
+
 try:
     import pytest
 except ImportError:  # plain Python use (benchmarks) does not need pytest
@@ -57,19 +59,6 @@ def _as_user(uid: int | None, gid: int | None, death_signal: int):
     return preexec
 
 
-def die_with_parent() -> None:
-    """preexec_fn: SIGTERM this child when the test process dies (PR_SET_PDEATHSIG)."""
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class PgServer:
     """A throwaway PostgreSQL cluster on 127.0.0.1:<free port>, its socket in its own directory."""
 
@@ -86,7 +75,7 @@ class PgServer:
         self.socket_dir = self.dir / "run"
         self.log_file = self.dir / "postgres.log"
         self.password = secrets.token_urlsafe(16)
-        self.port = _free_port()
+        self.port = free_port()
         self.process: subprocess.Popen | None = None
         self._databases = 0
         if os.geteuid() == 0:
@@ -181,14 +170,7 @@ class PgServer:
     def stop(self) -> None:
         """Stop the server by the PID we started (fast shutdown), and wait for it."""
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_process(process, signal.SIGINT, timeout=30)
 
     def close(self) -> None:
         self.stop()
