@@ -3,17 +3,49 @@
 from django.contrib import admin
 
 from records.models import PamConfiguration, PamDirectory, PamUser
+from records.signals import record_changed
+
+
+class AuditedAdmin(admin.ModelAdmin):
+    """Send the same record_changed signal as the UI, so admin edits land in the audit log."""
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if isinstance(obj, PamUser):
+            obj.next_rotation_at = obj.compute_next_rotation()
+            obj.save(update_fields=["next_rotation_at"])
+        self._audit(request, obj, "updated" if change else "created", form.changed_data)
+
+    def delete_model(self, request, obj):
+        pk = obj.pk
+        super().delete_model(request, obj)
+        obj.pk = pk
+        self._audit(request, obj, "deleted", [])
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            self.delete_model(request, obj)
+
+    def _audit(self, request, obj, action, changed):
+        record_changed.send(
+            sender=type(obj),
+            instance=obj,
+            action=action,
+            actor=request.user,
+            remote_address=request.META.get("REMOTE_ADDR"),
+            changed=[f"{name} (admin)" for name in changed] or ["(admin)"],
+        )
 
 
 @admin.register(PamConfiguration)
-class PamConfigurationAdmin(admin.ModelAdmin):
+class PamConfigurationAdmin(AuditedAdmin):
     list_display = ["title", "environment", "gateway", "network_cidr", "rotation_enabled", "schedule_type"]
     list_filter = ["environment", "rotation_enabled", "schedule_type"]
     search_fields = ["title", "network_id", "network_cidr", "application_folder"]
 
 
 @admin.register(PamDirectory)
-class PamDirectoryAdmin(admin.ModelAdmin):
+class PamDirectoryAdmin(AuditedAdmin):
     list_display = [
         "title",
         "directory_type",
@@ -30,7 +62,7 @@ class PamDirectoryAdmin(admin.ModelAdmin):
 
 
 @admin.register(PamUser)
-class PamUserAdmin(admin.ModelAdmin):
+class PamUserAdmin(AuditedAdmin):
     list_display = [
         "title",
         "login",

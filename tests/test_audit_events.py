@@ -79,3 +79,23 @@ def test_a_rotation_is_queued_for_its_configurations_gateway(django_capture_on_c
             {"cluster": "branch-office", "task_name": f"rotate-attempt-{attempt.pk}", "group": "rotation"},
         )
     ]
+
+
+def test_record_changes_made_in_the_django_admin_are_audited(client, db):
+    from records.models import PamConfiguration
+
+    admin_user = User.objects.create_superuser("root", "", "x-Admin-Pass-1")
+    client.force_login(admin_user)
+    configuration = make_configuration(title="Admin edited")
+    url = f"/admin/records/pamconfiguration/{configuration.pk}/change/"
+    form = client.get(url).context["adminform"].form
+    data = {name: form[name].value() if form[name].value() is not None else "" for name in form.fields}
+    data = {k: v for k, v in data.items() if v is not False}
+    data["gateway"] = "branch-office"
+    response = client.post(url, data)
+    assert response.status_code == 302, response.content[:2000]
+    assert PamConfiguration.objects.get(pk=configuration.pk).gateway == "branch-office"
+    event = AuditEvent.objects.get(event=AuditEvent.RECORD_UPDATED, record_id=configuration.pk)
+    assert event.actor == admin_user and "gateway (admin)" in event.message
+    client.post(f"/admin/records/pamconfiguration/{configuration.pk}/delete/", {"post": "yes"})
+    assert AuditEvent.objects.filter(event=AuditEvent.RECORD_DELETED, record_id=configuration.pk).exists()
