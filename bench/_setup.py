@@ -48,41 +48,19 @@ def percentile(values: list[float], p: float) -> float:
 def directory_records(server, dns: list[str], password: str, **user_fields) -> list:
     """Create a configuration, a directory on a test server with its rotator, and a daily-scheduled
     PAM user per DN (rotation on); return the users."""
-    from records import schedules
-    from records.models import DirectoryType, PamConfiguration, PamDirectory, PamUser
+    from records.models import DirectoryType
+    from tests.seeding import seed_directory
 
-    configuration = PamConfiguration.objects.create(title=f"Bench {server.kind}")
-    admin = PamUser(
-        configuration=configuration,
-        title="rotator",
-        login=server.rotator_dn,
-        distinguished_name=server.rotator_dn,
-    )
-    admin.set_password(server.rotator_password)
-    admin.save()
-    directory = PamDirectory.objects.create(
-        title=f"Bench {server.kind}",
-        configuration=configuration,
-        hostname=server.host,
+    _, users = seed_directory(
+        prefix=f"Bench {server.kind}",
+        host=server.host,
         port=server.ldaps_port,
-        ca_certificate=server.tls.ca_pem,
+        ca_pem=server.tls.ca_pem,
         directory_type=DirectoryType.ACTIVE_DIRECTORY if server.kind == "ad" else DirectoryType.OPENLDAP,
-        domain_name="example.test",
-        administrative_credential=admin,
+        admin_dn=server.rotator_dn,
+        admin_password=server.rotator_password,
+        accounts=[(f"bench{i}", dn) for i, dn in enumerate(dns)],
+        password=password,
+        **user_fields,
     )
-    fields = {"schedule_type": schedules.DAILY, "schedule_tz": "UTC", **user_fields}
-    users = []
-    for i, dn in enumerate(dns):
-        user = PamUser(
-            configuration=configuration,
-            title=f"bench{i}",
-            login=f"bench{i}",
-            distinguished_name=dn,
-            resource=directory,
-            rotation_enabled=True,
-            **fields,
-        )
-        user.set_password(password)
-        users.append(user)
-    PamUser.objects.bulk_create(users, batch_size=500)
-    return list(PamUser.objects.filter(resource=directory).select_related("resource").order_by("pk"))
+    return users

@@ -364,46 +364,22 @@ def seed_accounts(
 
     from django.utils import timezone
 
-    from records import schedules
-    from records.models import PamConfiguration, PamDirectory, PamUser
+    from tests.seeding import seed_directory
 
-    configuration = PamConfiguration.objects.create(title=f"{prefix} configuration")
-    admin = PamUser(
-        configuration=configuration, title=f"{prefix} admin", login=admin_dn, distinguished_name=admin_dn
-    )
-    admin.set_password(admin_password)
-    admin.save()
-    directory = PamDirectory.objects.create(
-        title=f"{prefix} directory",
-        configuration=configuration,
-        hostname=host,
-        port=port,
-        use_ssl=True,
-        ca_certificate=ca_pem,
-        directory_type=directory_type,
-        domain_name="example.test",
-        administrative_credential=admin,
-    )
     due = timezone.now() + dt.timedelta(seconds=due_in_seconds) if due_in_seconds is not None else None
-    users = []
-    for login, dn in accounts:
-        user = PamUser(
-            configuration=configuration,
-            title=f"{prefix} {login}",
-            login=login,
-            distinguished_name=dn,
-            resource=directory,
-            rotation_enabled=True,
-            schedule_type=schedules.DAILY,
-            schedule_time=dt.time(3, 0),
-            schedule_tz="UTC",
-            next_rotation_at=due,
-        )
-        user.set_password(password)
-        users.append(user)
-    PamUser.objects.bulk_create(users, batch_size=500)
-    ids = list(PamUser.objects.filter(resource=directory).order_by("pk").values_list("pk", flat=True))
-    return {"directory": directory.pk, "users": ids}
+    directory, users = seed_directory(
+        prefix=prefix,
+        host=host,
+        port=port,
+        ca_pem=ca_pem,
+        directory_type=directory_type,
+        admin_dn=admin_dn,
+        admin_password=admin_password,
+        accounts=[tuple(account) for account in accounts],
+        password=password,
+        next_rotation_at=due,
+    )
+    return {"directory": directory.pk, "users": [user.pk for user in users]}
 
 
 def recover(orphaned_after: float = 60) -> dict:
