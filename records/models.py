@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import secrets
 
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -16,6 +18,20 @@ from records.complexity import Complexity, ComplexityError
 DEFAULT_COMPLEXITY = "20,1,1,1,1"
 # An account is overdue when its next rotation is this late without a success.
 OVERDUE_GRACE = dt.timedelta(minutes=5)
+
+
+def new_uid() -> str:
+    """Return a Keeper-style record UID: 16 random bytes, URL-safe base64 without padding (22 characters)."""
+    return base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("=")
+
+
+class RecordUid(models.Model):
+    """A stable, Keeper-style identifier for a record, used by scripts, the API, import and export."""
+
+    uid = models.CharField("UID", max_length=22, unique=True, default=new_uid, editable=False)
+
+    class Meta:
+        abstract = True
 
 
 class Environment(models.TextChoices):
@@ -98,7 +114,7 @@ def validate_complexity(value: str) -> None:
         raise ValidationError(str(exc)) from None
 
 
-class PamConfiguration(ScheduleFields):
+class PamConfiguration(RecordUid, ScheduleFields):
     """An environment: the worker pool that reaches it, its defaults and a rotation switch."""
 
     title = models.CharField(max_length=200, unique=True)
@@ -145,7 +161,7 @@ class PamConfiguration(ScheduleFields):
         self.clean_schedule()
 
 
-class PamDirectory(models.Model):
+class PamDirectory(RecordUid, models.Model):
     """An Active Directory or OpenLDAP server and the credential that administers it."""
 
     title = models.CharField(max_length=200, unique=True)
@@ -221,6 +237,13 @@ class PamDirectory(models.Model):
         return self.directory_type == DirectoryType.ACTIVE_DIRECTORY
 
 
+class RotationType(models.TextChoices):
+    """How a PAM User's password is changed (Keeper's rotation types)."""
+
+    GENERAL = "general", "On the directory"
+    SCRIPTS_ONLY = "scripts_only", "Run post-rotation scripts only"
+
+
 class PamUserQuerySet(models.QuerySet):
     """Queries over PAM users."""
 
@@ -249,7 +272,7 @@ class PamUserQuerySet(models.QuerySet):
         )
 
 
-class PamUser(ScheduleFields):
+class PamUser(RecordUid, ScheduleFields):
     """A privileged account: its login, DN, encrypted password and rotation settings."""
 
     title = models.CharField(max_length=200, unique=True)
@@ -267,6 +290,12 @@ class PamUser(ScheduleFields):
         help_text="The directory that rotates this account.",
     )
     rotation_enabled = models.BooleanField(default=False)
+    rotation_type = models.CharField(
+        max_length=20,
+        choices=RotationType.choices,
+        default=RotationType.GENERAL,
+        help_text="Scripts only: no directory change; the post-rotation scripts deliver the new password.",
+    )
     password_complexity = models.CharField(
         max_length=120,
         blank=True,

@@ -25,23 +25,8 @@ PAGE_SIZE = 50
 HEARTBEAT_STALE_AFTER = dt.timedelta(minutes=2)
 EXPORT_CHUNK = 2000
 
-AUDIT_EXPORT = "audit_export"
-AUDIT_PURGE = "audit_purge"
 # Every event name pamrotate writes, for the filter's choice list (no DISTINCT over the table).
-KNOWN_EVENTS = (
-    AuditEvent.ROTATION_ON_DEMAND_OK,
-    AuditEvent.ROTATION_ON_DEMAND_FAIL,
-    AuditEvent.ROTATION_SCHEDULED_OK,
-    AuditEvent.ROTATION_SCHEDULED_FAIL,
-    AuditEvent.PASSWORD_REVEALED,
-    AuditEvent.RECORD_CREATED,
-    AuditEvent.RECORD_UPDATED,
-    AuditEvent.RECORD_DELETED,
-    "record_password_export",
-    "connection_test",
-    AUDIT_EXPORT,
-    AUDIT_PURGE,
-)
+KNOWN_EVENTS = tuple(AuditEvent.LABELS.items())
 OUTCOMES = {"ok": "Success", "fail": "Failure"}
 RECORD_URLS = {
     "pamuser": "records:user-detail",
@@ -365,7 +350,7 @@ def purge(older_than_days: int, *, actor_name: str = "") -> dict:
     from rotation import audit
 
     audit.record_event(
-        AUDIT_PURGE,
+        AuditEvent.AUDIT_PURGED,
         actor_name=actor_name,
         outcome="ok",
         category="security",

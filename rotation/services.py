@@ -652,7 +652,7 @@ def test_connection(directory: PamDirectory, *, actor=None, remote_address: str 
         steps = ldap.test_connection(directory_spec(directory), admin_name, admin_password)
     ok = all(step.ok for step in steps)
     audit.record_event(
-        "connection_test",
+        AuditEvent.CONNECTION_TESTED,
         instance=directory,
         actor=actor,
         remote_address=remote_address,

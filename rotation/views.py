@@ -201,7 +201,7 @@ def _export(request, events, filters: history.AuditFilters, fmt: str):
         raise Http404("Unknown export format.")
     content_type, extension, write = history.EXPORT_FORMATS[fmt]
     audit.record_event(
-        history.AUDIT_EXPORT,
+        AuditEvent.AUDIT_EXPORTED,
         actor=request.user,
         remote_address=_client_address(request),
         outcome="ok",

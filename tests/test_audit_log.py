@@ -214,7 +214,7 @@ def test_jsonl_export_parses_line_by_line_and_is_audited(client, alice, world):
     assert record["audit_event"] == AuditEvent.ROTATION_ON_DEMAND_FAIL
     assert record["username"] == "bob" and record["attempt_id"] == 7 and record["outcome"] == "fail"
     assert record["category"] == "rotation"
-    export = AuditEvent.objects.get(event=history.AUDIT_EXPORT)
+    export = AuditEvent.objects.get(event=AuditEvent.AUDIT_EXPORTED)
     assert export.category == "security" and export.actor_name == "alice"
     assert "JSONL" in export.message and "outcome=fail" in export.message
 
@@ -248,7 +248,7 @@ def test_purge_deletes_only_old_rows_and_records_itself(db, world):
     assert AuditEvent.objects.count() == before  # one gone, the purge's own event added
     assert set(RotationAttempt.objects.values_list("pk", flat=True)) == {old_unknown.pk, recent_done.pk}
     assert not RotationAttempt.objects.filter(pk=old_done.pk).exists()
-    purge = AuditEvent.objects.get(event=history.AUDIT_PURGE)
+    purge = AuditEvent.objects.get(event=AuditEvent.AUDIT_PURGED)
     assert purge.category == "security" and "1 audit event(s)" in purge.message
 
 
@@ -260,7 +260,7 @@ def test_purge_uses_the_setting_and_does_nothing_when_retention_is_forever(db, w
     call_command("purge_audit", stdout=out)
     assert "Nothing purged" in out.getvalue()
     assert AuditEvent.objects.filter(message="ten days old").exists()
-    assert not AuditEvent.objects.filter(event=history.AUDIT_PURGE).exists()
+    assert not AuditEvent.objects.filter(event=AuditEvent.AUDIT_PURGED).exists()
     settings.AUDIT_RETENTION_DAYS = 5
     call_command("purge_audit", stdout=io.StringIO())
     assert not AuditEvent.objects.filter(message="ten days old").exists()

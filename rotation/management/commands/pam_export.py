@@ -11,8 +11,8 @@ from records import keeper
 from records.management.commands.pam_import import os_user
 from records.models import PamConfiguration, PamUser
 from rotation import audit
+from rotation.models import AuditEvent
 
-EXPORT_EVENT = "record_password_export"
 
 
 class Command(BaseCommand):
@@ -63,7 +63,7 @@ class Command(BaseCommand):
         users = PamUser.objects.filter(configuration__in=configurations).exclude(password_encrypted="")
         for user in users:
             audit.record_event(
-                EXPORT_EVENT,
+                AuditEvent.PASSWORD_EXPORTED,
                 instance=user,
                 actor_name=actor_name,
                 outcome="ok",
