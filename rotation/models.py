@@ -210,11 +210,6 @@ class AuditEvent(models.Model):
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.event} {self.record_title}"
 
-    @property
-    def label(self) -> str:
-        """Return the event's name for people (its id when it has no label)."""
-        return self.LABELS.get(self.event, self.event)
-
     def save(self, *args, **kwargs):
         if self.pk is not None:
             raise PermissionError("audit events cannot be changed")
@@ -222,6 +217,11 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise PermissionError("audit events cannot be deleted")
+
+    @property
+    def label(self) -> str:
+        """Return the event's name for people (its id when it has no label)."""
+        return self.LABELS.get(self.event, self.event)
 
 
 class Heartbeat(models.Model):

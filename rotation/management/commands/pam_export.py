@@ -14,7 +14,6 @@ from rotation import audit
 from rotation.models import AuditEvent
 
 
-
 class Command(BaseCommand):
     help = (
         "Write the records as Keeper PAM project JSON that pam_import reads back. Passwords are left "
