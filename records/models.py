@@ -308,6 +308,9 @@ class PamUser(RecordUid, ScheduleFields):
         max_length=20, choices=RotationStatus.choices, default=RotationStatus.NEVER, editable=False
     )
     rotation_error = models.CharField(max_length=500, blank=True, editable=False)
+    # Since when a queued attempt (a request, a dispatched slot or a released retry) waits for a
+    # worker; the claim clears it. Kept here so "overdue" is a question about the account alone.
+    queued_since = models.DateTimeField(null=True, blank=True, editable=False)
     # One rotation at a time: a claim holds the lease until it ends or expires.
     lease_until = models.DateTimeField(null=True, blank=True, editable=False)
     lease_attempt_id = models.BigIntegerField(null=True, blank=True, editable=False)
