@@ -142,6 +142,14 @@ class PamConfiguration(RecordUid, ScheduleFields):
         "a manual rotation moves the next scheduled one",
         default=False,
     )
+    heartbeat_hours = models.PositiveSmallIntegerField(
+        "heartbeat every N hours",
+        default=0,
+        help_text="Check that each stored password still opens its account; 0 turns the heartbeat off.",
+    )
+    rotate_when_drifted = models.BooleanField(
+        default=False, help_text="Rotate an account as soon as the heartbeat finds it changed outside pamrotate."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -178,6 +186,11 @@ class PamDirectory(RecordUid, models.Model):
     domain_name = models.CharField(max_length=253, blank=True)
     directory_type = models.CharField(max_length=20, choices=DirectoryType.choices)
     user_match = models.CharField("user match (search base)", max_length=500, blank=True)
+    discovery_filter = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="LDAP filter for discovering accounts; blank uses the directory type's default.",
+    )
     administrative_credential = models.ForeignKey(
         "PamUser",
         on_delete=models.PROTECT,
@@ -244,6 +257,18 @@ class RotationType(models.TextChoices):
     SCRIPTS_ONLY = "scripts_only", "Run post-rotation scripts only"
 
 
+class AccountState(models.TextChoices):
+    """What the last heartbeat found about an account on its directory."""
+
+    UNCHECKED = "unchecked", "Not checked"
+    OK = "ok", "Password works"
+    DRIFTED = "drifted", "Changed outside pamrotate"
+    DISABLED = "disabled", "Disabled"
+    LOCKED = "locked", "Locked out"
+    EXPIRED = "expired", "Expired"
+    UNREACHABLE = "unreachable", "Could not be checked"
+
+
 class PamUserQuerySet(models.QuerySet):
     """Queries over PAM users."""
 
@@ -308,6 +333,11 @@ class PamUser(RecordUid, ScheduleFields):
         max_length=20, choices=RotationStatus.choices, default=RotationStatus.NEVER, editable=False
     )
     rotation_error = models.CharField(max_length=500, blank=True, editable=False)
+    account_state = models.CharField(
+        max_length=20, choices=AccountState.choices, default=AccountState.UNCHECKED, editable=False
+    )
+    account_state_at = models.DateTimeField(null=True, blank=True, editable=False)
+    account_state_detail = models.CharField(max_length=500, blank=True, editable=False)
     # Since when a queued attempt (a request, a dispatched slot or a released retry) waits for a
     # worker; the claim clears it. Kept here so "overdue" is a question about the account alone.
     queued_since = models.DateTimeField(null=True, blank=True, editable=False)
