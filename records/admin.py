@@ -2,39 +2,29 @@
 
 from django.contrib import admin
 
+from records import changes
 from records.models import PamConfiguration, PamDirectory, PamUser
-from records.signals import record_changed
 
 
 class AuditedAdmin(admin.ModelAdmin):
-    """Send the same record_changed signal as the UI, so admin edits land in the audit log."""
+    """Save and delete through records.changes, so admin edits reschedule and land in the audit log."""
 
     def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        if isinstance(obj, PamUser):
-            obj.next_rotation_at = obj.compute_next_rotation()
-            obj.save(update_fields=["next_rotation_at"])
-        self._audit(request, obj, "updated" if change else "created", form.changed_data)
+        changes.save_record(
+            obj,
+            created=not change,
+            changed=form.changed_data,
+            actor=request.user,
+            remote_address=request.META.get("REMOTE_ADDR"),
+            announced_fields=[f"{name} (admin)" for name in form.changed_data] or ["(admin)"],
+        )
 
     def delete_model(self, request, obj):
-        pk = obj.pk
-        super().delete_model(request, obj)
-        obj.pk = pk
-        self._audit(request, obj, "deleted", [])
+        changes.delete_record(obj, actor=request.user, remote_address=request.META.get("REMOTE_ADDR"))
 
     def delete_queryset(self, request, queryset):
         for obj in queryset:
             self.delete_model(request, obj)
-
-    def _audit(self, request, obj, action, changed):
-        record_changed.send(
-            sender=type(obj),
-            instance=obj,
-            action=action,
-            actor=request.user,
-            remote_address=request.META.get("REMOTE_ADDR"),
-            changed=[f"{name} (admin)" for name in changed] or ["(admin)"],
-        )
 
 
 @admin.register(PamConfiguration)

@@ -12,8 +12,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from pamrotate import crypto
-from records import schedules
-from records.complexity import Complexity, ComplexityError
+from records import schedules, validators
+from records.complexity import Complexity
+from records.validators import validate_complexity  # noqa: F401  (named by migration 0001)
 
 DEFAULT_COMPLEXITY = "20,1,1,1,1"
 # An account is overdue when its next rotation is this late without a success.
@@ -38,6 +39,7 @@ class Environment(models.TextChoices):
     """Where a configuration's resources live (Keeper's PAM configuration types)."""
 
     LOCAL = "local", "Local Network"
+    DOMAIN = "domain", "Domain Controller"
 
 
 class DirectoryType(models.TextChoices):
@@ -97,21 +99,20 @@ class ScheduleFields(models.Model):
 
     def clean_schedule(self) -> None:
         """Raise ValidationError when the schedule fields do not make a runnable schedule."""
-        try:
-            self.schedule.validate()
-        except schedules.ScheduleError as exc:
-            field = "schedule_cron" if self.schedule_type == schedules.CRON else "schedule_type"
-            if "time zone" in str(exc):
-                field = "schedule_tz"
-            raise ValidationError({field: str(exc)}) from None
+        validators.validate_schedule(self.schedule)
 
 
-def validate_complexity(value: str) -> None:
-    """Reject a complexity that cannot be parsed or satisfied."""
+def _same_record(one, other) -> bool:
+    """Return whether two (possibly unsaved, as in an import plan) records are the same one."""
+    return one is other or (one is not None and other is not None and one.pk is not None and one.pk == other.pk)
+
+
+def _related(instance, name: str):
+    """Return a foreign key's record, unsaved ones included, or None when it is not set."""
     try:
-        Complexity.parse(value)
-    except ComplexityError as exc:
-        raise ValidationError(str(exc)) from None
+        return getattr(instance, name)
+    except models.ObjectDoesNotExist:
+        return None
 
 
 class PamConfiguration(RecordUid, ScheduleFields):
@@ -127,15 +128,21 @@ class PamConfiguration(RecordUid, ScheduleFields):
     )
     application_folder = models.CharField(max_length=200, blank=True)
     network_id = models.CharField("network ID", max_length=100, blank=True)
-    network_cidr = models.CharField("network CIDR", max_length=50, blank=True)
-    port_mapping = models.TextField(blank=True, help_text="One mapping a line, such as 32636=ldaps.")
+    network_cidr = models.CharField(
+        "network CIDR", max_length=50, blank=True, validators=[validators.validate_network_cidr]
+    )
+    port_mapping = models.TextField(
+        blank=True,
+        validators=[validators.validate_port_mapping],
+        help_text="One mapping a line, such as 32636=ldaps.",
+    )
     rotation_enabled = models.BooleanField(
         default=True, help_text="Off blocks every rotation of every account under this configuration."
     )
     default_password_complexity = models.CharField(
         max_length=120,
         default=DEFAULT_COMPLEXITY,
-        validators=[validate_complexity],
+        validators=[validators.validate_complexity],
         help_text='Keeper\'s form: "length,upper,lower,digits,special[,characters]".',
     )
     manual_rotation_resets_schedule = models.BooleanField(
@@ -148,7 +155,8 @@ class PamConfiguration(RecordUid, ScheduleFields):
         help_text="Check that each stored password still opens its account; 0 turns the heartbeat off.",
     )
     rotate_when_drifted = models.BooleanField(
-        default=False, help_text="Rotate an account as soon as the heartbeat finds it changed outside pamrotate."
+        default=False,
+        help_text="Rotate an account as soon as the heartbeat finds it changed outside pamrotate.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -164,9 +172,20 @@ class PamConfiguration(RecordUid, ScheduleFields):
         return reverse("records:configuration-detail", args=[self.pk])
 
     def clean(self) -> None:
+        # Stored in one normal form whichever entry point wrote it (validators ran on each field).
+        self.network_cidr = validators.normal_network_cidr(self.network_cidr)
+        self.port_mapping = validators.normal_port_mapping(self.port_mapping)
         if self.schedule_type == schedules.USE_DEFAULT:
             raise ValidationError({"schedule_type": "a configuration's default cannot refer to itself"})
         self.clean_schedule()
+
+    def reschedule_users(self) -> None:
+        """Store every user's next rotation again (after the default schedule or the switch changed)."""
+        users = list(self.users.all())
+        for user in users:
+            user.configuration = self
+            user.next_rotation_at = user.compute_next_rotation()
+        PamUser.objects.bulk_update(users, ["next_rotation_at"], batch_size=500)
 
 
 class PamDirectory(RecordUid, models.Model):
@@ -174,18 +193,25 @@ class PamDirectory(RecordUid, models.Model):
 
     title = models.CharField(max_length=200, unique=True)
     configuration = models.ForeignKey(PamConfiguration, on_delete=models.PROTECT, related_name="directories")
-    hostname = models.CharField("hostname or IP", max_length=253)
-    port = models.PositiveIntegerField(default=636)
+    hostname = models.CharField("hostname or IP", max_length=253, validators=[validators.validate_host])
+    port = models.PositiveIntegerField(default=636, validators=[validators.validate_port])
     use_ssl = models.BooleanField("use SSL (LDAPS)", default=True)
     start_tls = models.BooleanField("StartTLS", default=False, help_text="OpenLDAP only.")
     ca_certificate = models.TextField(
-        "CA certificate", blank=True, help_text="PEM; for directories whose certificate a private CA issued."
+        "CA certificate",
+        blank=True,
+        validators=[validators.validate_ca_certificate],
+        help_text="PEM; for directories whose certificate a private CA issued.",
     )
     verify_certificate = models.BooleanField(default=True)
-    alternative_ips = models.TextField("alternative IPs", blank=True, help_text="One a line.")
+    alternative_ips = models.TextField(
+        "alternative IPs", blank=True, validators=[validators.validate_alternative_ips], help_text="One a line."
+    )
     domain_name = models.CharField(max_length=253, blank=True)
     directory_type = models.CharField(max_length=20, choices=DirectoryType.choices)
-    user_match = models.CharField("user match (search base)", max_length=500, blank=True)
+    user_match = models.CharField(
+        "user match (search base)", max_length=500, blank=True, validators=[validators.validate_search_base]
+    )
     discovery_filter = models.CharField(
         max_length=500,
         blank=True,
@@ -218,6 +244,10 @@ class PamDirectory(RecordUid, models.Model):
         return reverse("records:directory-detail", args=[self.pk])
 
     def clean(self) -> None:
+        self.hostname = self.hostname.strip()
+        self.ca_certificate = self.ca_certificate.strip()
+        self.alternative_ips = validators.normal_alternative_ips(self.alternative_ips)
+        self.user_match = self.user_match.strip()
         errors = {}
         if self.directory_type == DirectoryType.ACTIVE_DIRECTORY:
             if not self.use_ssl:
@@ -228,11 +258,12 @@ class PamDirectory(RecordUid, models.Model):
             errors["use_ssl"] = "Pick LDAPS or StartTLS: pamrotate never sends a password over plain LDAP."
         if self.use_ssl and self.start_tls:
             errors["start_tls"] = "Pick either LDAPS or StartTLS, not both."
-        credential = self.administrative_credential
+        credential = _related(self, "administrative_credential")
+        configuration = _related(self, "configuration")
         if (
             credential is not None
-            and self.configuration_id
-            and credential.configuration_id != self.configuration_id
+            and configuration is not None
+            and not _same_record(_related(credential, "configuration"), configuration)
         ):
             errors["administrative_credential"] = (
                 "The administrative credential must belong to the same configuration."
@@ -270,31 +301,61 @@ class AccountState(models.TextChoices):
 
 
 class PamUserQuerySet(models.QuerySet):
-    """Queries over PAM users."""
+    """Queries over PAM users: which ones rotate, which are late, and the lease that serialises them."""
 
     def rotatable(self):
-        """Return the users whose rotation nothing blocks."""
+        """Return the users whose rotation nothing blocks (the rule rotation_blocked_reason explains)."""
         return self.filter(
+            models.Q(resource__isnull=False) | models.Q(rotation_type=RotationType.SCRIPTS_ONLY),
             rotation_enabled=True,
             managed=False,
-            resource__isnull=False,
             configuration__rotation_enabled=True,
         )
+
+    def targets(self, *, configuration=None, directory=None):
+        """Return the accounts a rotation of a whole configuration or directory (object or id) covers: the rotatable ones.
+
+        Every entry point that rotates "everything under X" (bulk view, CLI, API, demo) uses this,
+        so none writes a refused attempt for a managed or switched-off account.
+        """
+        users = self.rotatable().select_related("configuration", "resource").order_by("title")
+        if configuration is not None:
+            users = users.filter(configuration=configuration)
+        if directory is not None:
+            users = users.filter(resource=directory)
+        return users
 
     def overdue(self, now: dt.datetime | None = None):
         """Return the users whose rotation is more than the grace period late.
 
-        Late means the next rotation time passed, or a queued attempt (a dispatched slot or a
-        retry) has waited past the grace period without a worker taking it.
+        Late means the next rotation time passed, or a queued attempt (a dispatched slot, a
+        request or a released retry) has waited past the grace period without a worker taking it.
         """
         cutoff = (now or timezone.now()) - OVERDUE_GRACE
-        attempt_model = self.model.attempts.rel.related_model  # records never imports rotation
-        stuck = attempt_model.objects.filter(
-            user=models.OuterRef("pk"), state="queued", created_at__lt=cutoff
-        ).filter(models.Q(retry_at__isnull=True) | models.Q(retry_at__lt=cutoff))
-        return self.filter(models.Q(next_rotation_at__lt=cutoff) | models.Exists(stuck)).exclude(
+        return self.filter(models.Q(next_rotation_at__lt=cutoff) | models.Q(queued_since__lt=cutoff)).exclude(
             rotation_status=RotationStatus.RUNNING
         )
+
+    def claim_lease(self, user_id: int, attempt_id: int, until: dt.datetime) -> bool:
+        """Take an account's lease for an attempt (a conditional UPDATE); False when another holds it."""
+        now = timezone.now()
+        free = (
+            models.Q(lease_until__isnull=True)
+            | models.Q(lease_until__lt=now)
+            | models.Q(lease_attempt_id=attempt_id)
+        )
+        return bool(
+            self.filter(free, pk=user_id).update(
+                lease_until=until,
+                lease_attempt_id=attempt_id,
+                rotation_status=RotationStatus.RUNNING,
+                queued_since=None,
+            )
+        )
+
+    def release_lease(self, user_id: int, attempt_id: int) -> None:
+        """Give an account's lease back, if this attempt still holds it."""
+        self.filter(pk=user_id, lease_attempt_id=attempt_id).update(lease_until=None, lease_attempt_id=None)
 
 
 class PamUser(RecordUid, ScheduleFields):
@@ -304,7 +365,9 @@ class PamUser(RecordUid, ScheduleFields):
     configuration = models.ForeignKey(PamConfiguration, on_delete=models.PROTECT, related_name="users")
     login = models.CharField(max_length=256)
     password_encrypted = models.TextField(blank=True, editable=False)
-    distinguished_name = models.CharField(max_length=1024, blank=True)
+    distinguished_name = models.CharField(
+        max_length=1024, blank=True, validators=[validators.validate_distinguished_name]
+    )
     managed = models.BooleanField(default=False, help_text="A managed account is never rotated by pamrotate.")
     resource = models.ForeignKey(
         PamDirectory,
@@ -369,16 +432,20 @@ class PamUser(RecordUid, ScheduleFields):
         return reverse("records:user-detail", args=[self.pk])
 
     def clean(self) -> None:
+        self.distinguished_name = self.distinguished_name.strip()
         errors = {}
+        resource = _related(self, "resource")
+        configuration = _related(self, "configuration")
         if (
-            self.resource_id
-            and self.configuration_id
-            and self.resource.configuration_id != self.configuration_id
+            resource is not None
+            and configuration is not None
+            and not _same_record(_related(resource, "configuration"), configuration)
         ):
             errors["resource"] = "The directory must belong to the same configuration."
-        if self.rotation_enabled and not self.resource_id:
+        scripts_only = self.rotation_type == RotationType.SCRIPTS_ONLY
+        if self.rotation_enabled and resource is None and not scripts_only:
             errors["resource"] = "Pick the directory that rotates this account, or turn rotation off."
-        if self.rotation_enabled and self.resource_id and not self.distinguished_name:
+        if self.rotation_enabled and resource is not None and not self.distinguished_name:
             errors["distinguished_name"] = "Rotation needs the account's distinguished name."
         if errors:
             raise ValidationError(errors)
@@ -415,13 +482,18 @@ class PamUser(RecordUid, ScheduleFields):
             return "This account is managed: pamrotate never rotates it."
         if not self.rotation_enabled:
             return "Rotation is turned off for this account."
-        if self.resource_id is None:
+        if self.resource_id is None and self.rotation_type != RotationType.SCRIPTS_ONLY:
             return "No directory is set to rotate this account."
         if not self.configuration.rotation_enabled:
             return f"Rotation is turned off for the configuration {self.configuration}."
-        if not self.distinguished_name:
+        if not self.distinguished_name and self.rotation_type != RotationType.SCRIPTS_ONLY:
             return "The account has no distinguished name."
         return ""
+
+    def reschedule(self) -> None:
+        """Store when the schedule next rotates this account (after a settings change)."""
+        self.next_rotation_at = self.compute_next_rotation()
+        type(self).objects.filter(pk=self.pk).update(next_rotation_at=self.next_rotation_at)
 
     def compute_next_rotation(self, after: dt.datetime | None = None) -> dt.datetime | None:
         """Return when the schedule next rotates this account, or None when it never will."""

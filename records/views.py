@@ -16,7 +16,7 @@ from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
 from django.core.paginator import Paginator
-from django.db import models, transaction
+from django.db import models
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -24,9 +24,9 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from pamrotate import crypto
-from records import access, keeper, schedules
+from records import access, changes, keeper, schedules
 from records.complexity import ComplexityError
-from records.forms import FORMS, SCHEDULE_FIELDS, ImportForm, LoginForm, SchedulePreviewForm
+from records.forms import FORMS, ImportForm, LoginForm, SchedulePreviewForm
 from records.models import (
     DirectoryType,
     PamConfiguration,
@@ -34,7 +34,6 @@ from records.models import (
     PamUser,
     RotationStatus,
 )
-from records.signals import record_changed
 
 PAGE_SIZE = 25
 USER_SORTS = {
@@ -115,16 +114,8 @@ def _schedule_summary(schedule: schedules.Schedule) -> dict:
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
     access.require_any_view(request.user, [PamConfiguration, PamDirectory, PamUser])
-    users = PamUser.objects.all()
-    counts = {
-        "configurations": PamConfiguration.objects.count(),
-        "directories": PamDirectory.objects.count(),
-        "users": users.count(),
-        "rotating": users.rotatable().count(),
-        "failed": users.filter(rotation_status=RotationStatus.FAILED).count(),
-        "overdue": users.overdue().count(),
-    }
-    return render(request, "records/dashboard.html", {"counts": counts})
+    # The figures come from rotation's template tags (rotation/status.py), like /healthz's.
+    return render(request, "records/dashboard.html")
 
 
 @login_required
@@ -273,37 +264,19 @@ def user_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "records/user_detail.html", context)
 
 
-def _announce(request: HttpRequest, instance, action: str, changed: list[str]) -> None:
-    """Tell other apps (the audit log) a record changed, naming fields, never values."""
-    record_changed.send(
-        sender=type(instance),
-        instance=instance,
-        action=action,
-        actor=request.user,
-        actor_name=request.user.get_username(),
-        remote_address=request.META.get("REMOTE_ADDR"),
-        changed=list(changed),
-    )
+def _actor(request: HttpRequest) -> dict:
+    """Return who is changing a record, for records.changes."""
+    return {"actor": request.user, "remote_address": request.META.get("REMOTE_ADDR")}
 
 
-def _after_save(request: HttpRequest, instance, changed: list[str]) -> None:
-    """Keep next_rotation_at in step with the schedule and warn when verification is off."""
-    if isinstance(instance, PamUser):
-        instance.next_rotation_at = instance.compute_next_rotation()
-        instance.save(update_fields=["next_rotation_at"])
-    elif isinstance(instance, PamConfiguration) and set(changed) & {*SCHEDULE_FIELDS, "rotation_enabled"}:
-        users = list(instance.users.all())
-        for user in users:
-            user.configuration = instance
-            user.next_rotation_at = user.compute_next_rotation()
-        PamUser.objects.bulk_update(users, ["next_rotation_at"], batch_size=500)
-    elif isinstance(instance, PamDirectory) and not instance.verify_certificate:
-        if "verify_certificate" in changed:
-            messages.warning(
-                request,
-                f"Certificate verification is OFF for {instance}: pamrotate will send passwords to "
-                "whatever server answers at this address. Configure its CA certificate instead.",
-            )
+def _warn_unverified(request: HttpRequest, instance, changed: list[str]) -> None:
+    """Warn loudly when certificate verification was just turned off for a directory."""
+    if isinstance(instance, PamDirectory) and not instance.verify_certificate and "verify_certificate" in changed:
+        messages.warning(
+            request,
+            f"Certificate verification is OFF for {instance}: pamrotate will send passwords to "
+            "whatever server answers at this address. Configure its CA certificate instead.",
+        )
 
 
 def _form_schedule(instance) -> schedules.Schedule:
@@ -326,10 +299,9 @@ def _edit(request: HttpRequest, model, instance=None) -> HttpResponse:
         can_configure_rotation=request.user.has_perm("records.configure_rotation"),
     )
     if request.method == "POST" and form.is_valid():
-        with transaction.atomic():
-            record = form.save()
-            _after_save(request, record, form.changed_data)
-            _announce(request, record, "updated" if instance else "created", form.changed_data)
+        record = form.save(commit=False)
+        changes.save_record(record, created=instance is None, changed=form.changed_data, **_actor(request))
+        _warn_unverified(request, record, form.changed_data)
         messages.success(request, f"{model._meta.verbose_name} {record} saved.")
         return redirect(record)
     preview = {}
@@ -372,11 +344,7 @@ def record_delete(request: HttpRequest, record_type: str, pk: int) -> HttpRespon
     blockers = []
     if request.method == "POST":
         try:
-            with transaction.atomic():
-                pk = record.pk
-                record.delete()
-                record.pk = pk  # the audit event names the record that was deleted
-                _announce(request, record, "deleted", [])
+            changes.delete_record(record, **_actor(request))
         except models.ProtectedError as exc:
             blockers = sorted(exc.protected_objects, key=str)
             messages.error(

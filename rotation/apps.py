@@ -12,7 +12,7 @@ class RotationConfig(AppConfig):
 
     def ready(self):
         from rotation import audit  # noqa: F401  (connects the record_changed receiver)
-        from rotation.schedules import ensure_dispatch_schedules, start_dispatcher_if_worker
+        from rotation.dispatch import ensure_dispatch_schedules, start_dispatcher_if_worker
 
         post_migrate.connect(
             ensure_dispatch_schedules, sender=self, dispatch_uid="pamrotate-dispatch-schedules"

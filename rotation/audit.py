@@ -1,11 +1,27 @@
-"""Write audit events: one function for everything that happens, no secret in any of them."""
+"""The audit log: write events (no secret in any), filter and page them, export them, purge them.
+
+Writing is ``record_event`` (one function for everything that happens). Reading never changes a
+row, except ``purge``: the only code path that deletes audit events (a deliberate raw DELETE,
+because the audit manager refuses bulk deletes).
+"""
 
 from __future__ import annotations
 
-from django.dispatch import receiver
+import csv
+import datetime as dt
+import io
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 
+from django.db import connection, transaction
+from django.db.models import Q, QuerySet
+from django.dispatch import receiver
+from django.utils import timezone
+
+from records.models import PamConfiguration, PamDirectory, PamUser
 from records.signals import record_changed
-from rotation.models import AuditEvent
+from rotation.models import FINISHED_STATES, AuditEvent, RotationAttempt
 
 RECORD_EVENTS = {
     "created": AuditEvent.RECORD_CREATED,
@@ -60,4 +76,341 @@ def audit_record_change(
         remote_address=remote_address,
         outcome="ok",
         message=message,
+    )
+
+
+# -- Reading the log: query parameters, a bad value is ignored, never a 500 ----------------------
+
+PAGE_SIZE = 50
+EXPORT_CHUNK = 2000
+
+# Every event name pamrotate writes, for the filter's choice list (no DISTINCT over the table).
+KNOWN_EVENTS = tuple(AuditEvent.LABELS.items())
+OUTCOMES = {"ok": "Success", "fail": "Failure"}
+RECORD_URLS = {
+    "pamuser": "records:user-detail",
+    "pamdirectory": "records:directory-detail",
+    "pamconfiguration": "records:configuration-detail",
+}
+
+# Keeper's envelope names first, then pamrotate's own fields.
+EXPORT_FIELDS = (
+    "audit_event",
+    "category",
+    "username",
+    "timestamp",
+    "record_uid",
+    "remote_address",
+    "outcome",
+    "message",
+    "record_title",
+    "record_type",
+    "attempt_id",
+)
+_EXPORT_COLUMNS = (
+    "event",
+    "category",
+    "actor_name",
+    "created_at",
+    "record_id",
+    "remote_address",
+    "outcome",
+    "message",
+    "record_title",
+    "record_type",
+    "attempt_id",
+)
+
+
+def _int(value: str | None) -> int | None:
+    value = (value or "").strip()
+    return int(value) if value.isascii() and value.isdigit() and len(value) < 19 else None
+
+
+def _date(value: str | None) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat((value or "").strip()[:10])
+    except ValueError:
+        return None
+
+
+def _text(value: str | None, limit: int = 200) -> str:
+    return (value or "").replace("\x00", "").strip()[:limit]
+
+
+def parse_cursor(value: str | None) -> tuple[dt.datetime, int] | None:
+    """Return the (created_at, id) of a ``<ISO timestamp>,<id>`` cursor, or None if it is not one."""
+    stamp, _, pk = (value or "").rpartition(",")
+    pk_value = _int(pk)
+    if not stamp or pk_value is None:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(stamp.replace(" ", "+").replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if timezone.is_naive(moment):
+        moment = timezone.make_aware(moment, dt.UTC)
+    return moment, pk_value
+
+
+def make_cursor(created_at: dt.datetime, pk: int) -> str:
+    """Return the cursor that points at one event (UTC, microseconds, so it is exact)."""
+    return f"{created_at.astimezone(dt.UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ')},{pk}"
+
+
+@dataclass
+class AuditFilters:
+    """What the audit-log page is filtered by, from its query string."""
+
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None
+    event: str = ""
+    outcome: str = ""
+    actor: str = ""
+    configuration: int | None = None
+    directory: int | None = None
+    account: int | None = None
+    q: str = ""
+    active: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_query(cls, query) -> AuditFilters:
+        """Read the filters from request.GET, dropping any value that does not parse."""
+        outcome = query.get("outcome", "")
+        filters = cls(
+            date_from=_date(query.get("from")),
+            date_to=_date(query.get("to")),
+            event=_text(query.get("event"), 64),
+            outcome=outcome if outcome in OUTCOMES else "",
+            actor=_text(query.get("actor"), 150),
+            configuration=_int(query.get("configuration")),
+            directory=_int(query.get("directory")),
+            account=_int(query.get("account")),
+            q=_text(query.get("q")),
+        )
+        filters.active = {
+            name: value
+            for name, value in (
+                ("from", filters.date_from),
+                ("to", filters.date_to),
+                ("event", filters.event),
+                ("outcome", filters.outcome),
+                ("actor", filters.actor),
+                ("configuration", filters.configuration),
+                ("directory", filters.directory),
+                ("account", filters.account),
+                ("q", filters.q),
+            )
+            if value not in (None, "")
+        }
+        return filters
+
+    def describe(self) -> str:
+        """Return the filters as text for the audit event of an export."""
+        return ", ".join(f"{name}={value}" for name, value in self.active.items()) or "none"
+
+    def apply(self, events: QuerySet) -> QuerySet:
+        """Return the events that match, each condition one indexed or subquery filter."""
+        tz = timezone.get_current_timezone()
+        if self.date_from:
+            start = dt.datetime.combine(self.date_from, dt.time.min, tzinfo=tz)
+            events = events.filter(created_at__gte=start)
+        if self.date_to:
+            end = dt.datetime.combine(self.date_to + dt.timedelta(days=1), dt.time.min, tzinfo=tz)
+            events = events.filter(created_at__lt=end)
+        if self.event:
+            events = events.filter(event=self.event)
+        if self.outcome:
+            events = events.filter(outcome=self.outcome)
+        if self.actor:
+            events = events.filter(actor_name__iexact=self.actor)
+        if self.configuration is not None:
+            events = events.filter(_about_configuration(self.configuration))
+        if self.directory is not None:
+            events = events.filter(_about_directory(self.directory))
+        if self.account is not None:
+            events = events.filter(record_type="pamuser", record_id=self.account)
+        if self.q:
+            events = events.filter(
+                Q(message__icontains=self.q)
+                | Q(record_title__icontains=self.q)
+                | Q(actor_name__icontains=self.q)
+                | Q(event__icontains=self.q)
+            )
+        return events
+
+
+def _about_configuration(pk: int) -> Q:
+    """Events about a configuration, its directories or its users (ids resolved in subqueries)."""
+    return (
+        Q(record_type="pamconfiguration", record_id=pk)
+        | Q(
+            record_type="pamdirectory",
+            record_id__in=PamDirectory.objects.filter(configuration_id=pk).values("pk"),
+        )
+        | Q(record_type="pamuser", record_id__in=PamUser.objects.filter(configuration_id=pk).values("pk"))
+    )
+
+
+def _about_directory(pk: int) -> Q:
+    """Events about a directory or the users it rotates."""
+    return Q(record_type="pamdirectory", record_id=pk) | Q(
+        record_type="pamuser", record_id__in=PamUser.objects.filter(resource_id=pk).values("pk")
+    )
+
+
+# -- The audit log page: keyset pages, no COUNT(*) ---------------------------------------------
+
+
+@dataclass
+class EventPage:
+    """One page of events plus the cursors of the pages before and after it."""
+
+    events: list
+    older: str = ""  # cursor for ?before=
+    newer: str = ""  # cursor for ?after=
+    is_first: bool = True
+
+
+def event_page(events: QuerySet, before: str | None = None, after: str | None = None, size: int = PAGE_SIZE):
+    """Return one page of events, newest first, fetching size + 1 rows to know if more exist."""
+    events = events.only(
+        "id",
+        "created_at",
+        "event",
+        "category",
+        "outcome",
+        "actor_name",
+        "remote_address",
+        "record_type",
+        "record_id",
+        "record_title",
+        "attempt_id",
+        "message",
+    )
+    after_cursor = parse_cursor(after) if not before else None
+    before_cursor = parse_cursor(before)
+    if after_cursor:
+        moment, pk = after_cursor
+        rows = list(
+            events.filter(Q(created_at__gt=moment) | Q(created_at=moment, id__gt=pk)).order_by(
+                "created_at", "id"
+            )[: size + 1]
+        )
+        more_newer = len(rows) > size
+        rows = rows[:size][::-1]
+        page = EventPage(rows, is_first=not more_newer)
+        page.older = make_cursor(rows[-1].created_at, rows[-1].pk) if rows else ""
+        page.newer = make_cursor(rows[0].created_at, rows[0].pk) if rows and more_newer else ""
+        return page
+    if before_cursor:
+        moment, pk = before_cursor
+        events = events.filter(Q(created_at__lt=moment) | Q(created_at=moment, id__lt=pk))
+    rows = list(events.order_by("-created_at", "-id")[: size + 1])
+    page = EventPage(rows[:size], is_first=before_cursor is None)
+    if len(rows) > size:
+        last = page.events[-1]
+        page.older = make_cursor(last.created_at, last.pk)
+    if before_cursor and page.events:
+        first = page.events[0]
+        page.newer = make_cursor(first.created_at, first.pk)
+    return page
+
+
+# -- Export: streamed, one chunk of rows in memory at a time -----------------------------------
+
+
+def _timestamp(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def export_rows(events: QuerySet) -> Iterator[dict]:
+    """Yield each event as a Keeper-style envelope, reading the rows in chunks."""
+    rows = events.order_by("-created_at", "-id").values_list(*_EXPORT_COLUMNS)
+    for row in rows.iterator(chunk_size=EXPORT_CHUNK):
+        record = dict(zip(EXPORT_FIELDS, row, strict=True))
+        record["timestamp"] = _timestamp(record["timestamp"])
+        record["record_uid"] = str(record["record_uid"]) if record["record_uid"] is not None else ""
+        record["remote_address"] = record["remote_address"] or ""
+        yield record
+
+
+def spreadsheet_safe(value) -> str:
+    """Return a cell a spreadsheet shows as text, never runs as a formula (CSV injection)."""
+    text = "" if value is None else str(value)
+    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + text
+    return text
+
+
+def csv_lines(records: Iterable[dict]) -> Iterator[str]:
+    """Yield a UTF-8 CSV (with a BOM so spreadsheets detect it): a header row, then one per event."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+
+    def flush() -> str:
+        text = buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate(0)
+        return text
+
+    writer.writerow(EXPORT_FIELDS)
+    yield "\ufeff" + flush()
+    for record in records:
+        writer.writerow([spreadsheet_safe(record[name]) for name in EXPORT_FIELDS])
+        yield flush()
+
+
+def jsonl_lines(records: Iterable[dict]) -> Iterator[str]:
+    """Yield one JSON object per line."""
+    for record in records:
+        yield json.dumps(record, ensure_ascii=False) + "\n"
+
+
+EXPORT_FORMATS = {
+    "csv": ("text/csv; charset=utf-8", "csv", csv_lines),
+    "jsonl": ("application/x-ndjson; charset=utf-8", "jsonl", jsonl_lines),
+}
+
+
+# -- Retention -----------------------------------------------------------------------------------
+
+
+def purge(older_than_days: int, *, actor_name: str = "") -> dict:
+    """Delete audit events and finished attempts older than a number of days, and record it.
+
+    This is the only code path that deletes audit events. The audit manager refuses bulk
+    deletes on purpose, so the DELETE is written out here with a parameterised date.
+    """
+    cutoff = timezone.now() - dt.timedelta(days=older_than_days)
+    table = connection.ops.quote_name(AuditEvent._meta.db_table)
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"DELETE FROM {table} WHERE created_at < %s",  # noqa: S608 - table name from the model
+                [connection.ops.adapt_datetimefield_value(cutoff)],
+            )
+            events = cursor.rowcount
+        attempts, _ = RotationAttempt.objects.filter(
+            state__in=FINISHED_STATES, created_at__lt=cutoff
+        ).delete()
+    counts = {"events": events, "attempts": attempts, "older_than_days": older_than_days}
+    record_event(
+        AuditEvent.AUDIT_PURGED,
+        actor_name=actor_name,
+        outcome="ok",
+        category="security",
+        message=(
+            f"Purged {events} audit event(s) and {attempts} finished rotation attempt(s) "
+            f"older than {older_than_days} day(s) (before {_timestamp(cutoff)})"
+        ),
+    )
+    return counts
+
+
+def configurations_and_directories() -> tuple[list, list]:
+    """Return (id, title) pairs for the filter menus."""
+    return (
+        list(PamConfiguration.objects.order_by("title").values_list("id", "title")),
+        list(PamDirectory.objects.order_by("title").values_list("id", "title")),
     )

@@ -1,7 +1,8 @@
 """Talk to directories (Active Directory and OpenLDAP) over TLS: set, change and verify passwords.
 
-This is the only module in the project that imports ldap3, and it imports nothing from Django.
-Every failure leaves as one ``DirectoryError`` carrying its class (rejected, ambiguous,
+This is the only module that opens a connection to a directory (records/validators.py uses
+ldap3's DN parser only), and it imports nothing from Django. Every failure leaves as one
+``DirectoryError`` (rotation/ldap_errors.py) carrying its class (rejected, ambiguous,
 configuration, transient) and a plain-language message that names the fix. No password ever
 reaches an error, its detail, a log line or a repr: messages are built here, server diagnostics
 are scrubbed of the passwords involved, and ldap3's own exceptions are never chained.
@@ -12,18 +13,31 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
-import re
 import select
 import socket
 import ssl
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TypeVar
 
 import ldap3
 from ldap3.core import exceptions as ldap_errors
+
+from rotation.ldap_errors import (
+    ACCOUNT_STATE,
+    ADMIN,
+    AMBIGUOUS,
+    INVALID_CREDENTIALS,
+    NOT_TRUSTED,
+    SELF,
+    UNREACHABLE,
+    DirectoryError,
+    DirectorySpec,
+    Step,
+    ad_bind_reason,
+    result_error,
+)
 
 __all__ = [
     "DirectoryError",
@@ -38,60 +52,6 @@ __all__ = [
 T = TypeVar("T")
 
 
-class DirectoryError(Exception):
-    """One failure talking to a directory, with its class and a plain-language message."""
-
-    REJECTED = "rejected"
-    AMBIGUOUS = "ambiguous"
-    CONFIGURATION = "configuration"
-    TRANSIENT = "transient"
-
-    def __init__(self, kind: str, message: str, code: int | None = None, detail: str = ""):
-        self.kind = kind
-        self.message = message
-        self.code = code
-        self.detail = detail
-        super().__init__(str(self))
-
-    def __str__(self) -> str:
-        return self.message if self.code is None else f"{self.message} (LDAP {self.code})"
-
-    def __repr__(self) -> str:
-        return f"DirectoryError({self.kind!r}, {self.message!r}, code={self.code!r})"
-
-    def __reduce__(self):
-        return (type(self), (self.kind, self.message, self.code, self.detail))
-
-
-@dataclass(frozen=True)
-class DirectorySpec:
-    """Where a directory is and how to reach it (no credentials)."""
-
-    host: str
-    port: int = 636
-    use_ssl: bool = True
-    start_tls: bool = False
-    ca_certificate: str = ""  # PEM text; empty = system trust store
-    verify_certificate: bool = True
-    directory_type: str = "openldap"  # "ad" or "openldap"
-    alternative_ips: tuple[str, ...] = ()
-    connect_timeout: float = 5.0
-    operation_timeout: float = 10.0
-
-    @property
-    def is_ad(self) -> bool:
-        return self.directory_type == "ad"
-
-
-@dataclass(frozen=True)
-class Step:
-    """One step of a connection test and how it went."""
-
-    name: str
-    ok: bool
-    message: str
-
-
 # --- public API ---------------------------------------------------------------------------------
 
 
@@ -101,8 +61,8 @@ def set_password(
     """Reset ``user_dn``'s password to ``new_password`` with the administrative credential."""
 
     def action(attempt: _Attempt) -> None:
-        conn = attempt.bind(admin_user, admin_password, who=_ADMIN, reuse=True)
-        attempt.change(conn, user_dn, new_password, old_password=None, who=_ADMIN)
+        conn = attempt.bind(admin_user, admin_password, who=ADMIN, reuse=True)
+        attempt.change(conn, user_dn, new_password, old_password=None, who=ADMIN)
 
     _run(_Attempt(spec, (admin_password, new_password)), action)
 
@@ -115,8 +75,8 @@ def change_own_password(spec: DirectorySpec, user_dn: str, old_password: str, ne
             attempt.fail(
                 DirectoryError.CONFIGURATION, "the account's current password is empty: store it first"
             )
-        conn = attempt.bind(user_dn, old_password, who=_SELF)
-        attempt.change(conn, user_dn, new_password, old_password=old_password, who=_SELF)
+        conn = attempt.bind(user_dn, old_password, who=SELF)
+        attempt.change(conn, user_dn, new_password, old_password=old_password, who=SELF)
 
     _run(_Attempt(spec, (old_password, new_password)), action)
 
@@ -136,12 +96,12 @@ def verify_password(spec: DirectorySpec, user_dn: str, password: str) -> bool:
         if bound:
             return True
         result = conn.result
-        if result.get("result") == _INVALID_CREDENTIALS:
-            reason = _ad_bind_reason(result.get("message") or "")
+        if result.get("result") == INVALID_CREDENTIALS:
+            reason = ad_bind_reason(result.get("message") or "")
             if reason is None or not spec.is_ad:
                 return False
-            attempt.fail_result(result, _ACCOUNT_STATE, kind=DirectoryError.CONFIGURATION, extra=reason)
-        attempt.fail_result(result, _SELF)
+            attempt.fail_result(result, ACCOUNT_STATE, kind=DirectoryError.CONFIGURATION, extra=reason)
+        attempt.fail_result(result, SELF)
         return False  # not reached
 
     return _run(_Attempt(spec, (password,)), action)
@@ -162,7 +122,7 @@ def test_connection(spec: DirectorySpec, admin_user: str, admin_password: str) -
                 DirectoryError.CONFIGURATION, "the administrative credential has no password: store it first"
             )
         if not conn.bind(read_server_info=False):
-            attempt.fail_result(conn.result, _ADMIN)
+            attempt.fail_result(conn.result, ADMIN)
         steps.append(Step(attempt.step, True, f"bound as {admin_user}"))
         attempt.step = "Read naming context"
         conn.search(
@@ -172,7 +132,7 @@ def test_connection(spec: DirectorySpec, admin_user: str, admin_password: str) -
             attributes=["defaultNamingContext", "namingContexts"],
         )
         if conn.result.get("result") != 0 or not conn.response:
-            attempt.fail_result(conn.result, _ADMIN)
+            attempt.fail_result(conn.result, ADMIN)
         attributes = conn.response[0].get("attributes", {})
         contexts = attributes.get("defaultNamingContext") or attributes.get("namingContexts") or []
         if isinstance(contexts, str):
@@ -192,140 +152,6 @@ def test_connection(spec: DirectorySpec, admin_user: str, admin_password: str) -
 
 
 test_connection.__test__ = False  # not a pytest test, whatever imports it
-
-
-# --- error messages -----------------------------------------------------------------------------
-
-_ADMIN = "admin"  # bound with the administrative credential
-_SELF = "self"  # bound as the account itself
-_ACCOUNT_STATE = "account-state"
-
-_INVALID_CREDENTIALS = 49
-_UNREACHABLE = "the directory is unreachable"
-_AMBIGUOUS = (
-    "the connection failed after the password change was sent, so the outcome is unknown: "
-    "check which password binds (the new one or the current one) before trying again"
-)
-_NOT_TRUSTED = (
-    "the directory's certificate is not trusted: paste the issuing CA certificate into the "
-    "directory's CA certificate field"
-)
-
-# Active Directory's "data NNN" in a failed bind's diagnostic says why the account cannot sign in.
-_AD_BIND_REASONS = {
-    "525": None,  # no such user: same as a wrong password
-    "52e": None,  # wrong password
-    "530": "the password is right, but the account may not sign in at this time (logon hours)",
-    "531": "the password is right, but the account may not sign in from this computer (logon workstations)",
-    "532": "the password is right, but it has expired",
-    "533": "the password is right, but the account is disabled",
-    "701": "the password is right, but the account has expired",
-    "773": "the password is right, but the account must change it at next sign-in (clear that flag)",
-    "775": "the account is locked out: unlock it, then try again",
-}
-
-
-def _ad_bind_reason(diagnostic: str) -> str | None:
-    match = re.search(r"data ([0-9a-f]{3,4})", diagnostic, re.IGNORECASE)
-    return _AD_BIND_REASONS.get(match.group(1).lower()) if match else None
-
-
-def _policy_reason(diagnostic: str) -> str:
-    """Say in plain words why a directory's password policy refused a password."""
-    text = diagnostic.lower()
-    length = re.search(r"(?:longer|shorter) than (\d+)", text)
-    if "too short" in text:
-        minimum = f" of {length.group(1)} characters" if length else ""
-        return f"it is shorter than the directory's minimum password length{minimum}"
-    if "too long" in text:
-        maximum = f" of {length.group(1)} characters" if length else ""
-        return f"it is longer than the directory's maximum password length{maximum}"
-    if "complexity" in text:
-        return (
-            "it does not meet the domain's complexity rule (three of: upper case, lower case, digits, "
-            "symbols, and not containing the account name)"
-        )
-    if "history" in text or "already used" in text:
-        return "it was used before (password history)"
-    if "too young" in text:
-        return "the password was changed too recently (minimum password age)"
-    if "quality" in text:
-        return "it fails the directory's password quality policy (for example its minimum length)"
-    if "not being changed" in text or "same" in text:
-        return "it is the same as the current password"
-    return "it does not satisfy the directory's password policy (length, complexity, history or age)"
-
-
-def _result_error(spec: DirectorySpec, result: dict, who: str, diagnostic: str) -> tuple[str, str]:
-    """Map an LDAP result to (kind, plain-language message)."""
-    code = result.get("result")
-    text = diagnostic.lower()
-    configuration, rejected, transient = (
-        DirectoryError.CONFIGURATION,
-        DirectoryError.REJECTED,
-        DirectoryError.TRANSIENT,
-    )
-    if code == _INVALID_CREDENTIALS:
-        reason = _ad_bind_reason(diagnostic) if spec.is_ad else None
-        if who == _ADMIN:
-            if reason:
-                return configuration, f"the administrative credential cannot sign in: {reason}"
-            return (
-                configuration,
-                "the administrative credential's password is wrong (or its login name is): update it",
-            )
-        if reason:
-            return configuration, f"the account cannot sign in: {reason}"
-        return configuration, "the account's current password is wrong: reconcile the stored password first"
-    if code == 19 or "0000052d" in text:
-        return rejected, "the directory refused the new password: " + _policy_reason(diagnostic)
-    if code == 50:
-        if who == _SELF:
-            return configuration, "the account is not allowed to change its own password"
-        if spec.is_ad:
-            return (
-                configuration,
-                "the administrative credential lacks the Reset Password right on this account's OU",
-            )
-        return (
-            configuration,
-            "the administrative credential lacks write access to userPassword on this account",
-        )
-    if code in (8, 13):
-        return configuration, (
-            "the directory requires a protected connection and refused this one: use its LDAPS port (636) or StartTLS"
-        )
-    if code == 32:
-        return configuration, (
-            "the account's distinguished name was not found on the directory: check the distinguished name"
-        )
-    if code == 34:
-        return configuration, "the distinguished name is not valid: check its spelling and escaping"
-    if code == 53:
-        if "old password" in text:
-            return configuration, (
-                "the directory could not verify the account's current password: reconcile the stored password first"
-            )
-        if "0000001f" in text or "secure" in text or "confidential" in text:
-            return (
-                configuration,
-                "the directory only changes passwords over a protected connection: use LDAPS or StartTLS",
-            )
-        return configuration, "the directory is unwilling to perform the password change"
-    if code in (2, 12):
-        return configuration, (
-            "the directory does not support the OpenLDAP password modify operation: "
-            "check the directory type (Active Directory or OpenLDAP)"
-        )
-    if code in (16, 17, 21) and spec.is_ad:
-        return configuration, (
-            "the directory has no Active Directory password attribute (unicodePwd): "
-            "check the directory type (Active Directory or OpenLDAP)"
-        )
-    if code in (3, 11, 51, 52):
-        return transient, "the directory is busy or unavailable: try again later"
-    description = result.get("description") or "error"
-    return configuration, f"the directory refused the request ({description})"
 
 
 # --- the machinery ------------------------------------------------------------------------------
@@ -372,7 +198,7 @@ class _Attempt:
 
     def fail_result(self, result: dict, who: str, *, kind: str | None = None, extra: str = ""):
         diagnostic = self.scrub(str(result.get("message") or ""))
-        mapped_kind, message = _result_error(self.spec, result, who, diagnostic)
+        mapped_kind, message = result_error(self.spec, result, who, diagnostic)
         if extra:
             message = extra
         self.fail(kind or mapped_kind, message, result.get("result"), diagnostic)
@@ -650,7 +476,7 @@ def _exception_error(exc: BaseException, attempt: _Attempt) -> DirectoryError:
             detail=reason,
         )
     if isinstance(exc, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in reason:
-        return DirectoryError(DirectoryError.CONFIGURATION, _NOT_TRUSTED, detail=reason)
+        return DirectoryError(DirectoryError.CONFIGURATION, NOT_TRUSTED, detail=reason)
     if isinstance(exc, ldap_errors.LDAPStartTLSError) and not isinstance(exc, ssl.SSLError | OSError):
         return DirectoryError(
             DirectoryError.CONFIGURATION,
@@ -668,11 +494,11 @@ def _exception_error(exc: BaseException, attempt: _Attempt) -> DirectoryError:
             detail=reason,
         )
     if attempt.sent:
-        return DirectoryError(DirectoryError.AMBIGUOUS, _AMBIGUOUS, detail=reason)
+        return DirectoryError(DirectoryError.AMBIGUOUS, AMBIGUOUS, detail=reason)
     if isinstance(exc, ldap_errors.LDAPCommunicationError | ldap_errors.LDAPResponseTimeoutError | OSError):
         return DirectoryError(
             DirectoryError.TRANSIENT,
-            f"{_UNREACHABLE} at {where}: check that it is running and that this host can reach it",
+            f"{UNREACHABLE} at {where}: check that it is running and that this host can reach it",
             detail=reason,
         )
     return DirectoryError(

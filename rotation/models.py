@@ -5,9 +5,10 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.urls import reverse
+from django.utils import timezone
 
 from pamrotate import crypto
-from records.models import PamUser
+from records.models import PamUser, RotationStatus
 
 
 class AttemptState(models.TextChoices):
@@ -40,6 +41,12 @@ class ErrorClass(models.TextChoices):
     BLOCKED = "blocked", "Rotation blocked"
     BUSY = "busy", "Already rotating"
     INTERNAL = "internal", "Internal error"
+
+
+ACTIVE_STATES = (AttemptState.QUEUED, AttemptState.RUNNING)
+OK_STATES = (AttemptState.SUCCEEDED, AttemptState.RECONCILED)
+FINISHED_STATES = (AttemptState.SUCCEEDED, AttemptState.FAILED, AttemptState.RECONCILED, AttemptState.REFUSED)
+FAILED_STATES = (AttemptState.FAILED, AttemptState.UNKNOWN)
 
 
 class RotationAttempt(models.Model):
@@ -99,18 +106,68 @@ class RotationAttempt(models.Model):
 
     @property
     def is_finished(self) -> bool:
-        return self.state in (
-            AttemptState.SUCCEEDED,
-            AttemptState.FAILED,
-            AttemptState.RECONCILED,
-            AttemptState.REFUSED,
-        )
+        return self.state in FINISHED_STATES
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+    @property
+    def succeeded(self) -> bool:
+        return self.state in OK_STATES
 
     def set_pending(self, plaintext: str) -> None:
         self.pending_password_encrypted = crypto.encrypt(plaintext) if plaintext else ""
 
     def get_pending(self) -> str:
         return crypto.decrypt(self.pending_password_encrypted) if self.pending_password_encrypted else ""
+
+    # The transitions. Each sets state, error, message and timestamps in one place and saves;
+    # rotation/services.py decides which one happens and what else goes in the same transaction.
+
+    def refuse(self, error_class: str, message: str) -> None:
+        """End an attempt that never ran (blocked, already rotating, superseded)."""
+        self.state = AttemptState.REFUSED
+        self._set_error(error_class, message)
+        self.started_at = self.finished_at = timezone.now()
+        self.save()
+
+    def fail(self, error_class: str, message: str, code: int | None = None) -> None:
+        """End an attempt as failed: the stored password is untouched and the pending one dropped."""
+        self.state = AttemptState.FAILED
+        self._set_error(error_class, message, code)
+        self.pending_password_encrypted = ""
+        self.finished_at = timezone.now()
+        self.save()
+        PamUser.objects.filter(pk=self.user_id).update(
+            rotation_status=RotationStatus.FAILED, rotation_error=self.error_message
+        )
+
+    def mark_unknown(self, message: str, code: int | None = None) -> None:
+        """Say the outcome is unknown: the pending password is kept until reconciliation decides."""
+        self.state = AttemptState.UNKNOWN
+        self._set_error(ErrorClass.AMBIGUOUS, message, code)
+        self.save(update_fields=["state", "error_class", "error_code", "error_message"])
+        PamUser.objects.filter(pk=self.user_id).update(
+            rotation_status=RotationStatus.UNKNOWN, rotation_error=self.error_message
+        )
+
+    def commit(self, state: str) -> None:
+        """End an attempt whose new password is now the stored one (succeeded or reconciled)."""
+        self.state = state
+        self.pending_password_encrypted = ""
+        self.directory_changed = True
+        self.finished_at = timezone.now()
+        if state == AttemptState.SUCCEEDED:
+            self._set_error("", "")
+        else:
+            self.error_message = "Reconciled: the new password opens the account and is now stored."
+        self.save()
+
+    def _set_error(self, error_class: str, message: str, code: int | None = None) -> None:
+        self.error_class = error_class
+        self.error_code = code
+        self.error_message = message[: self._meta.get_field("error_message").max_length]
 
 
 class PasswordVersion(models.Model):
@@ -165,6 +222,20 @@ class AuditEvent(models.Model):
     CONNECTION_TESTED = "connection_test"
     AUDIT_EXPORTED = "audit_export"
     AUDIT_PURGED = "audit_purge"
+    CREDENTIAL_READ = "credential_read"
+    APPLICATION_CREATED = "api_application_add"
+    APPLICATION_UPDATED = "api_application_update"
+    TOKEN_CREATED = "api_token_add"  # noqa: S105 - an event name
+    TOKEN_REVOKED = "api_token_revoke"  # noqa: S105 - an event name
+    SIGNIN_OK = "login"
+    SIGNIN_FAILED = "login_failure"
+    SIGNIN_LOCKED_OUT = "login_locked_out"
+    SIGNED_OUT = "logout"
+    MFA_ENROLLED = "mfa_enrolled"
+    MFA_FAILED = "mfa_failure"
+    RECOVERY_CODE_USED = "mfa_recovery_code_used"
+    MFA_DEVICE_RESET = "mfa_device_reset"
+    ROLE_CHANGED = "user_role_changed"
     # The audit log's filter menu and labels (ids on hover); a new event name gets a line here.
     LABELS = {
         ROTATION_ON_DEMAND_OK: "On-demand rotation succeeded",
@@ -179,6 +250,20 @@ class AuditEvent(models.Model):
         CONNECTION_TESTED: "Connection tested",
         AUDIT_EXPORTED: "Audit log exported",
         AUDIT_PURGED: "Audit log purged",
+        CREDENTIAL_READ: "Credential read through the API",
+        APPLICATION_CREATED: "API application created",
+        APPLICATION_UPDATED: "API application changed",
+        TOKEN_CREATED: "API token created",
+        TOKEN_REVOKED: "API token revoked",
+        SIGNIN_OK: "Signed in",
+        SIGNIN_FAILED: "Sign-in failed",
+        SIGNIN_LOCKED_OUT: "Sign-in locked out",
+        SIGNED_OUT: "Signed out",
+        MFA_ENROLLED: "Second factor enrolled",
+        MFA_FAILED: "Second factor code refused",
+        RECOVERY_CODE_USED: "Recovery code used",
+        MFA_DEVICE_RESET: "Second factor reset",
+        ROLE_CHANGED: "Role or account changed",
     }
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -239,6 +324,4 @@ class Heartbeat(models.Model):
     @classmethod
     def beat(cls, name: str) -> None:
         """Record that a component is alive now."""
-        from django.utils import timezone
-
         cls.objects.update_or_create(name=name, defaults={"seen_at": timezone.now()})

@@ -15,7 +15,7 @@ from django.core.mail import send_mail
 from django.urls import reverse
 
 from records.models import PamUser
-from rotation.models import ErrorClass, RotationAttempt
+from rotation.models import RotationAttempt
 
 log = logging.getLogger(__name__)
 
@@ -41,16 +41,13 @@ def _send(subject: str, lines: list[str], to: list[str]) -> None:
         log.warning("notification not sent: %s", type(exc).__name__)
 
 
-def _will_retry(attempt: RotationAttempt) -> bool:
-    from rotation.services import RETRY_DELAYS
+def notify_failure(attempt: RotationAttempt, *, will_retry: bool) -> bool:
+    """Mail that a rotation failed, unless a retry follows; return whether a mail was sent.
 
-    return attempt.error_class == ErrorClass.TRANSIENT and attempt.try_number <= len(RETRY_DELAYS)
-
-
-def notify_failure(attempt: RotationAttempt) -> bool:
-    """Mail that a rotation failed (unless a retry follows); return whether a mail was sent."""
+    Whether a retry follows is decided once, where the failure is recorded (rotation/services.py).
+    """
     to = recipients()
-    if not to or _will_retry(attempt) or not _first_notice_this_hour(attempt.user_id):
+    if not to or will_retry or not _first_notice_this_hour(attempt.user_id):
         return False
     user = PamUser.objects.only("title", "login", "distinguished_name").get(pk=attempt.user_id)
     lines = [

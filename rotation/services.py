@@ -1,17 +1,15 @@
-"""The rotation protocol: claim, generate, write ahead, change, verify, commit — and reconcile.
+"""The rotation protocol: request, run (claim, generate, write ahead, change, verify, commit), reconcile.
 
-Views, tasks and commands only call these functions. No function here lets a password reach a
-log line, an exception message, an audit event, a task result or an attempt's error text.
+Views, tasks, commands and the API only call these functions. No function here lets a password
+reach a log line, an exception message, an audit event, a task result or an attempt's error text.
+State changes of an attempt are its own methods (``RotationAttempt.refuse/fail/mark_unknown/commit``);
+this module decides which one happens and what else shares its transaction.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
-import random
-import signal
-import time
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -20,13 +18,23 @@ from django.db.models import Q
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from records.models import DirectoryType, PamDirectory, PamUser, RotationStatus
+from records.models import PamUser, RotationStatus
 from rotation import audit, ldap, notifications, passwords
-from rotation.models import AttemptState, AuditEvent, ErrorClass, PasswordVersion, RotationAttempt, Trigger
+from rotation.directories import admin_bind_name, directory_spec, is_self_change
+from rotation.faults import fault_point
+from rotation.models import (
+    ACTIVE_STATES,
+    AttemptState,
+    AuditEvent,
+    ErrorClass,
+    PasswordVersion,
+    RotationAttempt,
+    Trigger,
+)
+from rotation.queue import enqueue_attempt
 
 log = logging.getLogger(__name__)
 
-ACTIVE_STATES = (AttemptState.QUEUED, AttemptState.RUNNING)
 # Transient failures retry after these delays; the list's length bounds the tries.
 RETRY_DELAYS = (dt.timedelta(seconds=30), dt.timedelta(minutes=2))
 # A queued attempt that no worker took within this time is given up (is the gateway running?).
@@ -51,42 +59,48 @@ class Result:
         }
 
 
-def directory_spec(directory: PamDirectory) -> ldap.DirectorySpec:
-    """Return the connection settings of a directory for rotation/ldap.py."""
-    return ldap.DirectorySpec(
-        host=directory.hostname,
-        port=directory.port,
-        use_ssl=directory.use_ssl,
-        start_tls=directory.start_tls,
-        ca_certificate=directory.ca_certificate,
-        verify_certificate=directory.verify_certificate,
-        directory_type="ad" if directory.directory_type == DirectoryType.ACTIVE_DIRECTORY else "openldap",
-        alternative_ips=tuple(directory.alternative_ip_list),
-        connect_timeout=float(settings.LDAP_CONNECT_TIMEOUT),
-        operation_timeout=float(settings.LDAP_OPERATION_TIMEOUT),
-    )
+class Lease:
+    """An account's lease for one attempt: one rotation at a time, even across workers and hosts.
 
+    Used as a context manager: ``claim()`` takes it with a conditional UPDATE, leaving the block
+    gives it back if this attempt still holds it. The commit gives it back inside its own
+    transaction (one write fewer) and marks it ``released``. A dead worker's lease expires.
+    """
 
-@sensitive_variables()
-def admin_bind_name(directory: PamDirectory) -> tuple[str, str]:
-    """Return the bind name and password of a directory's administrative credential."""
-    admin = directory.administrative_credential
-    if admin is None:
-        raise ldap.DirectoryError(
-            ldap.DirectoryError.CONFIGURATION,
-            f"the directory {directory} has no administrative credential: link one on its page",
-        )
-    if not admin.has_password:
-        raise ldap.DirectoryError(
-            ldap.DirectoryError.CONFIGURATION,
-            f"the administrative credential {admin} has no stored password",
-        )
-    return admin.distinguished_name or admin.login, admin.get_password()
+    def __init__(self, attempt: RotationAttempt):
+        self.attempt = attempt
+        self.claimed: bool | None = None  # None: not claimed here (reconciling someone else's)
+        self.released = False
 
+    def __enter__(self) -> Lease:
+        return self
 
-def is_self_change(user: PamUser) -> bool:
-    """Return whether rotating this user means changing the directory's own admin credential."""
-    return user.resource is not None and user.resource.administrative_credential_id == user.pk
+    def __exit__(self, *exc_info) -> None:
+        if self.claimed is not False and not self.released:
+            PamUser.objects.release_lease(self.attempt.user_id, self.attempt.pk)
+            self.released = True
+
+    def claim(self) -> bool:
+        """Take the account for this attempt and mark the attempt running; False when another holds it."""
+        now = timezone.now()
+        until = now + dt.timedelta(seconds=settings.ROTATION_LEASE_SECONDS)
+        with transaction.atomic():
+            self.claimed = PamUser.objects.claim_lease(self.attempt.user_id, self.attempt.pk, until)
+            if self.claimed:
+                RotationAttempt.objects.filter(pk=self.attempt.pk).update(
+                    state=AttemptState.RUNNING, started_at=now
+                )
+        if self.claimed:
+            self.attempt.state, self.attempt.started_at = AttemptState.RUNNING, now
+        return self.claimed
+
+    def release_with(self, user: PamUser) -> list[str]:
+        """Clear the lease on a user row about to be saved; return the fields to save."""
+        if user.lease_attempt_id != self.attempt.pk:
+            return []
+        user.lease_until, user.lease_attempt_id = None, None
+        self.released = True
+        return ["lease_until", "lease_attempt_id"]
 
 
 # -- 1. Requesting a rotation ---------------------------------------------------------------
@@ -106,7 +120,7 @@ def request_rotation(
     """Record a rotation request and queue it, or record why it was refused.
 
     A request for an account that already has a queued or running attempt is recorded as
-    refused ("already rotating") and the existing attempt is returned alongside in its message.
+    refused ("already rotating") and the existing attempt is named in its message.
     """
     actor_name = actor_name or (actor.get_username() if actor is not None else "")
     with transaction.atomic():
@@ -123,11 +137,10 @@ def request_rotation(
         blocked = user.rotation_blocked_reason
         active = user.attempts.filter(state__in=ACTIVE_STATES).order_by("id").first()
         if active is not None and _never_picked_up(active):
-            gateway = user.configuration.gateway
-            _finish_failed(
+            _fail(
                 active,
                 ErrorClass.TRANSIENT,
-                f'No worker of gateway "{gateway}" took this attempt within '
+                f'No worker of gateway "{user.configuration.gateway}" took this attempt within '
                 f"{QUEUE_STALE_AFTER.seconds // 60} minutes: is its qcluster running?",
             )
             active = None
@@ -135,87 +148,32 @@ def request_rotation(
         if waiting_retry and trigger == Trigger.ON_DEMAND and not blocked:
             # Someone asks now: run their request instead of waiting for the retry's backoff.
             attempt.save()
-            _refuse(active, ErrorClass.BUSY, f"Superseded by on-demand attempt #{attempt.pk}.")
-            if enqueue:
-                transaction.on_commit(lambda: enqueue_attempt(attempt))
+            active.refuse(ErrorClass.BUSY, f"Superseded by on-demand attempt #{attempt.pk}.")
+            _queue(attempt, enqueue)
             return attempt
         if blocked:
-            _refuse(attempt, ErrorClass.BLOCKED, blocked)
+            attempt.refuse(ErrorClass.BLOCKED, blocked)
+            PamUser.objects.filter(pk=user.pk).update(queued_since=None)
         elif active is not None:
-            _refuse(attempt, ErrorClass.BUSY, f"Already rotating: attempt #{active.pk} is {active.state}.")
+            attempt.refuse(ErrorClass.BUSY, f"Already rotating: attempt #{active.pk} is {active.state}.")
         else:
             attempt.save()
-            if enqueue:
-                transaction.on_commit(lambda: enqueue_attempt(attempt))
+            _queue(attempt, enqueue)
             return attempt
     _audit_attempt(attempt, actor=actor, remote_address=remote_address)
     return attempt
 
 
+def _queue(attempt: RotationAttempt, enqueue: bool) -> None:
+    """Mark the account as waiting for a worker and, once committed, send the attempt."""
+    PamUser.objects.filter(pk=attempt.user_id).update(queued_since=attempt.created_at)
+    if enqueue:
+        transaction.on_commit(lambda: enqueue_attempt(attempt))
+
+
 def _never_picked_up(attempt: RotationAttempt) -> bool:
     waiting_since = attempt.retry_at or attempt.created_at
     return attempt.state == AttemptState.QUEUED and waiting_since < timezone.now() - QUEUE_STALE_AFTER
-
-
-def _refuse(attempt: RotationAttempt, error_class: str, message: str) -> None:
-    now = timezone.now()
-    attempt.state = AttemptState.REFUSED
-    attempt.error_class = error_class
-    attempt.error_message = message[:500]
-    attempt.started_at = attempt.finished_at = now
-    attempt.save()
-
-
-def enqueue_attempt(attempt: RotationAttempt) -> None:
-    """Send an attempt to the worker pool (gateway) of its account's configuration."""
-    from django_q.tasks import async_task
-
-    gateway = attempt.user.configuration.gateway or "default"
-    async_task(
-        "rotation.tasks.rotate",
-        attempt.pk,
-        cluster=gateway,
-        task_name=f"rotate-attempt-{attempt.pk}",
-        group="rotation",
-    )
-
-
-class AttemptBatcher:
-    """Queue attempts to their gateways in small batches: one broker round trip per batch.
-
-    Batches are small enough that every worker gets some (``total`` sizes them) and are sent
-    as soon as they fill, so workers start while the rest is still being dispatched.
-    """
-
-    def __init__(self, total: int, workers: int | None = None, largest: int = 25):
-        workers = workers or settings.Q_WORKERS
-        self.size = max(1, min(largest, total // (workers * 4) or 1))
-        self.pending: dict[str, list[int]] = {}
-
-    def add(self, attempt: RotationAttempt) -> None:
-        gateway = attempt.user.configuration.gateway or "default"
-        batch = self.pending.setdefault(gateway, [])
-        batch.append(attempt.pk)
-        if len(batch) >= self.size:
-            self._send(gateway, batch)
-            self.pending[gateway] = []
-
-    def flush(self) -> None:
-        for gateway, batch in self.pending.items():
-            if batch:
-                self._send(gateway, batch)
-        self.pending = {}
-
-    def _send(self, gateway: str, attempt_ids: list[int]) -> None:
-        from django_q.tasks import async_task
-
-        async_task(
-            "rotation.tasks.rotate_many",
-            list(attempt_ids),
-            cluster=gateway,
-            task_name=f"rotate-attempts-{attempt_ids[0]}-{attempt_ids[-1]}",
-            group="rotation",
-        )
 
 
 # -- 2. Running an attempt ------------------------------------------------------------------
@@ -234,61 +192,64 @@ def run_attempt(attempt_id: int) -> Result:
     6. Commit: pending becomes current, the old password goes to the history, audit.
     """
     attempt = RotationAttempt.objects.select_related("user").get(pk=attempt_id)
-    if attempt.is_finished or attempt.state == AttemptState.UNKNOWN:
-        if attempt.state == AttemptState.UNKNOWN:
-            attempt = reconcile(attempt)
-        return _result(attempt)
-    if attempt.state == AttemptState.RUNNING and not _lease_expired(attempt):
-        # A duplicate delivery while the first worker still holds the lease: leave it alone.
+    if attempt.state == AttemptState.UNKNOWN:
+        return _result(reconcile(attempt))
+    if attempt.is_finished:
         return _result(attempt)
     if attempt.state == AttemptState.RUNNING:
-        # The worker that ran this died mid-way: its outcome is unknown until reconciled.
-        attempt = reconcile(_mark_unknown(attempt, "The worker stopped during the rotation."))
-        return _result(attempt)
-
-    # 1. Claim.
-    if not _claim(attempt):
-        attempt.refresh_from_db()
-        if not attempt.is_finished:
-            _refuse(attempt, ErrorClass.BUSY, "Already rotating: another attempt holds this account.")
-            _audit_attempt(attempt)
-        return _result(attempt)
-    try:
-        for stale in RotationAttempt.objects.filter(user_id=attempt.user_id, state=AttemptState.UNKNOWN):
-            stale = reconcile(stale, keep_lease=True)
-            if stale.state == AttemptState.UNKNOWN:
-                return _finish_failed(
-                    attempt,
-                    ErrorClass.AMBIGUOUS,
-                    f"Attempt #{stale.pk} is still unresolved; pamrotate will not rotate again until "
-                    "it knows which password the account has.",
-                )
-        user = PamUser.objects.select_related("resource__administrative_credential", "configuration").get(
-            pk=attempt.user_id
-        )
-        blocked = user.rotation_blocked_reason
-        if blocked:
-            return _finish_failed(attempt, ErrorClass.BLOCKED, blocked)
-        attempt.self_change = is_self_change(user)
-        return _rotate(attempt, user)
-    except Exception as exc:
-        # A bug or an undecryptable secret: never leave the attempt running, never drop pending.
-        log.error("attempt %s: unexpected %s", attempt.pk, type(exc).__name__)
-        attempt.refresh_from_db()
-        if attempt.is_finished or attempt.state == AttemptState.UNKNOWN:
+        if not _lease_expired(attempt):
+            # A duplicate delivery while the first worker still holds the lease: leave it alone.
             return _result(attempt)
-        if attempt.pending_password_encrypted:
-            _mark_unknown(attempt, "An unexpected error interrupted the rotation; it will be reconciled.")
-            return _result(reconcile(attempt, keep_lease=True))
-        return _finish_failed(
-            attempt, ErrorClass.INTERNAL, f"An internal error ({type(exc).__name__}) stopped the rotation."
-        )
-    finally:
-        _release(attempt)
+        # The worker that ran this died mid-way: its outcome is unknown until reconciled.
+        attempt.mark_unknown("The worker stopped during the rotation.")
+        return _result(reconcile(attempt))
+
+    with Lease(attempt) as lease:
+        # 1. Claim.
+        if not lease.claim():
+            attempt.refresh_from_db()
+            if not attempt.is_finished:
+                _refuse(attempt, ErrorClass.BUSY, "Already rotating: another attempt holds this account.")
+            return _result(attempt)
+        try:
+            return _run_claimed(attempt, lease)
+        except Exception as exc:
+            # A bug or an undecryptable secret: never leave the attempt running, never drop pending.
+            log.error("attempt %s: unexpected %s", attempt.pk, type(exc).__name__)
+            attempt.refresh_from_db()
+            if attempt.is_finished or attempt.state == AttemptState.UNKNOWN:
+                return _result(attempt)
+            if attempt.pending_password_encrypted:
+                attempt.mark_unknown("An unexpected error interrupted the rotation; it will be reconciled.")
+                return _result(_reconcile(attempt, lease))
+            return _fail(
+                attempt,
+                ErrorClass.INTERNAL,
+                f"An internal error ({type(exc).__name__}) stopped the rotation.",
+            )
+
+
+def _run_claimed(attempt: RotationAttempt, lease: Lease) -> Result:
+    for stale in RotationAttempt.objects.filter(user_id=attempt.user_id, state=AttemptState.UNKNOWN):
+        if _reconcile(stale, None).state == AttemptState.UNKNOWN:
+            return _fail(
+                attempt,
+                ErrorClass.AMBIGUOUS,
+                f"Attempt #{stale.pk} is still unresolved; pamrotate will not rotate again until "
+                "it knows which password the account has.",
+            )
+    user = PamUser.objects.select_related("resource__administrative_credential", "configuration").get(
+        pk=attempt.user_id
+    )
+    blocked = user.rotation_blocked_reason
+    if blocked:
+        return _fail(attempt, ErrorClass.BLOCKED, blocked)
+    attempt.self_change = is_self_change(user)
+    return _rotate(attempt, user, lease)
 
 
 @sensitive_variables()
-def _rotate(attempt: RotationAttempt, user: PamUser) -> Result:
+def _rotate(attempt: RotationAttempt, user: PamUser, lease: Lease) -> Result:
     spec = directory_spec(user.resource)
     old_password = user.get_password()
     # 2. Generate.
@@ -313,86 +274,85 @@ def _rotate(attempt: RotationAttempt, user: PamUser) -> Result:
             ldap.set_password(spec, admin_name, admin_password, user.distinguished_name, new_password)
     except ldap.DirectoryError as exc:
         if exc.kind == ldap.DirectoryError.AMBIGUOUS:
-            _mark_unknown(attempt, _scrub(exc, secrets_seen), code=exc.code)
-            return _result(reconcile(attempt, keep_lease=True))
-        return _finish_failed(
-            attempt, exc.kind, _scrub(exc, secrets_seen), code=exc.code, schedule_retry=True
-        )
+            attempt.mark_unknown(_scrub(exc, secrets_seen), code=exc.code)
+            return _result(_reconcile(attempt, lease))
+        return _fail(attempt, exc.kind, _scrub(exc, secrets_seen), code=exc.code, retry=True)
     except Exception as exc:
         # Unexpected: the request may have reached the directory. Keep pending and reconcile.
         log.error("attempt %s: unexpected %s while changing the password", attempt.pk, type(exc).__name__)
-        _mark_unknown(attempt, "An unexpected error happened while changing the password.")
-        return _result(reconcile(attempt, keep_lease=True))
+        attempt.mark_unknown("An unexpected error happened while changing the password.")
+        return _result(_reconcile(attempt, lease))
     attempt.directory_changed = True  # stored with the commit; reconciliation does not need it
     fault_point("after_change")
     # 5. Verify.
     try:
         verified = ldap.verify_password(spec, user.distinguished_name, new_password)
     except ldap.DirectoryError as exc:
-        _mark_unknown(attempt, "The change was sent but could not be verified: " + _scrub(exc, secrets_seen))
-        return _result(reconcile(attempt, keep_lease=True))
+        attempt.mark_unknown("The change was sent but could not be verified: " + _scrub(exc, secrets_seen))
+        return _result(_reconcile(attempt, lease))
     if not verified:
-        _mark_unknown(attempt, "The directory accepted the change but the new password did not bind.")
-        return _result(reconcile(attempt, keep_lease=True))
+        attempt.mark_unknown("The directory accepted the change but the new password did not bind.")
+        return _result(_reconcile(attempt, lease))
     fault_point("before_commit")
     # 6. Commit.
-    _commit(attempt, AttemptState.SUCCEEDED)
+    _commit(attempt, AttemptState.SUCCEEDED, lease)
     return _result(attempt)
 
 
 # -- 3. Reconciling an attempt whose outcome is unknown --------------------------------------
 
 
-@sensitive_variables()
-def reconcile(attempt: RotationAttempt, keep_lease: bool = False) -> RotationAttempt:
+def reconcile(attempt: RotationAttempt) -> RotationAttempt:
     """Find out which password an account has after an interrupted attempt, and keep that one.
 
     Binds with the pending password first, then with the stored one. The pending password is
-    dropped only once the stored one is proven to work.
+    dropped only once the stored one is proven to work. A lease the attempt still holds is given back.
     """
+    with Lease(attempt) as lease:
+        return _reconcile(attempt, lease)
+
+
+@sensitive_variables()
+def _reconcile(attempt: RotationAttempt, lease: Lease | None) -> RotationAttempt:
     attempt.refresh_from_db()
     if attempt.state not in (AttemptState.UNKNOWN, AttemptState.RUNNING):
         return attempt
     user = PamUser.objects.select_related("resource").get(pk=attempt.user_id)
     if not attempt.pending_password_encrypted:
         # Nothing was written ahead, so the directory was never asked to change.
-        _finish_failed(attempt, ErrorClass.INTERNAL, "Interrupted before a new password was generated.")
-        if not keep_lease:
-            _release(attempt)
+        _fail(attempt, ErrorClass.INTERNAL, "Interrupted before a new password was generated.")
         return attempt
     pending = attempt.get_pending()
     current = user.get_password()
     try:
         spec = directory_spec(user.resource)
         if ldap.verify_password(spec, user.distinguished_name, pending):
-            _commit(attempt, AttemptState.RECONCILED)
+            _commit(attempt, AttemptState.RECONCILED, lease)
         elif current and ldap.verify_password(spec, user.distinguished_name, current):
             # Nothing changed on the directory: this was an interruption, so it is retried
             # like any other (bounded tries per slot).
-            _finish_failed(
+            _fail(
                 attempt,
                 ErrorClass.TRANSIENT,
                 f"the directory is unreachable at {spec.host}:{spec.port} or the rotation was "
                 "interrupted during the change; the change did not take effect and the stored "
                 "password still opens the account",
                 code=attempt.error_code,
-                schedule_retry=True,
+                retry=True,
             )
         else:
-            _set_unknown_message(
-                attempt,
+            attempt.mark_unknown(
                 "Neither the pending nor the stored password opens the account. Both are kept; "
                 "an administrator must check the account.",
+                code=attempt.error_code,
             )
     except ldap.DirectoryError as exc:
-        _set_unknown_message(
-            attempt,
+        attempt.mark_unknown(
             "Outcome unknown; the directory could not be asked: "
             + _scrub(exc, [pending, current])
             + " pamrotate will try again.",
+            code=attempt.error_code,
         )
-    if not keep_lease:
-        _release(attempt)
     return attempt
 
 
@@ -406,54 +366,13 @@ def reconcile_stale() -> int:
     count = 0
     for attempt in stale:
         if attempt.state == AttemptState.RUNNING:
-            attempt = _mark_unknown(attempt, "The worker stopped during the rotation.")
+            attempt.mark_unknown("The worker stopped during the rotation.")
         reconcile(attempt)
         count += 1
     return count
 
 
-# -- Helpers ---------------------------------------------------------------------------------
-
-
-def fault_point(name: str) -> None:
-    """Kill this process at a named step when PAMROTATE_FAULT_POINT says so (crash tests).
-
-    PAMROTATE_FAULT_JITTER_MS=<n> waits a random 0..n ms first, so kills land at varied moments.
-    """
-    if os.environ.get("PAMROTATE_FAULT_POINT") == name:
-        jitter_ms = int(os.environ.get("PAMROTATE_FAULT_JITTER_MS") or 0)
-        if jitter_ms > 0:
-            time.sleep(random.uniform(0, jitter_ms) / 1000)  # noqa: S311 - timing, not a secret
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _claim(attempt: RotationAttempt) -> bool:
-    """Take the account's lease for this attempt; False when another attempt holds it."""
-    now = timezone.now()
-    lease_until = now + dt.timedelta(seconds=settings.ROTATION_LEASE_SECONDS)
-    with transaction.atomic():
-        claimed = (
-            PamUser.objects.filter(pk=attempt.user_id)
-            .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now) | Q(lease_attempt_id=attempt.pk))
-            .update(
-                lease_until=lease_until,
-                lease_attempt_id=attempt.pk,
-                rotation_status=RotationStatus.RUNNING,
-            )
-        )
-        if claimed:
-            RotationAttempt.objects.filter(pk=attempt.pk).update(state=AttemptState.RUNNING, started_at=now)
-    if claimed:
-        attempt.state, attempt.started_at = AttemptState.RUNNING, now
-    return bool(claimed)
-
-
-def _release(attempt: RotationAttempt) -> None:
-    if getattr(attempt, "lease_released", False):
-        return  # the commit already released it in its own transaction
-    PamUser.objects.filter(pk=attempt.user_id, lease_attempt_id=attempt.pk).update(
-        lease_until=None, lease_attempt_id=None
-    )
+# -- Ending an attempt -----------------------------------------------------------------------
 
 
 def _lease_expired(attempt: RotationAttempt) -> bool:
@@ -463,23 +382,7 @@ def _lease_expired(attempt: RotationAttempt) -> bool:
     )
 
 
-def _mark_unknown(attempt: RotationAttempt, message: str, code: int | None = None) -> RotationAttempt:
-    attempt.state = AttemptState.UNKNOWN
-    attempt.error_class = ErrorClass.AMBIGUOUS
-    attempt.error_code = code
-    attempt.error_message = message[:500]
-    attempt.save(update_fields=["state", "error_class", "error_code", "error_message"])
-    PamUser.objects.filter(pk=attempt.user_id).update(
-        rotation_status=RotationStatus.UNKNOWN, rotation_error=message[:500]
-    )
-    return attempt
-
-
-def _set_unknown_message(attempt: RotationAttempt, message: str) -> None:
-    _mark_unknown(attempt, message, code=attempt.error_code)
-
-
-def _commit(attempt: RotationAttempt, state: str) -> None:
+def _commit(attempt: RotationAttempt, state: str, lease: Lease | None) -> None:
     """Make the pending password current, keep the old one in history, and record it all."""
     now = timezone.now()
     with transaction.atomic():
@@ -515,20 +418,10 @@ def _commit(attempt: RotationAttempt, state: str) -> None:
             "rotation_status",
             "rotation_error",
         ]
-        if user.lease_attempt_id == attempt.pk:
-            user.lease_until, user.lease_attempt_id = None, None
-            fields += ["lease_until", "lease_attempt_id"]
-            attempt.lease_released = True
+        if lease is not None:
+            fields += lease.release_with(user)
         user.save(update_fields=[*fields, "updated_at"])
-        attempt.state = state
-        attempt.pending_password_encrypted = ""
-        attempt.directory_changed = True
-        attempt.finished_at = now
-        if state == AttemptState.SUCCEEDED:
-            attempt.error_class, attempt.error_code, attempt.error_message = "", None, ""
-        else:
-            attempt.error_message = "Reconciled: the new password opens the account and is now stored."
-        attempt.save()
+        attempt.commit(state)
         _audit_attempt(attempt)
 
 
@@ -545,31 +438,24 @@ def _already_ended(attempt: RotationAttempt) -> bool:
     return False
 
 
-def _finish_failed(
+def _fail(
     attempt: RotationAttempt,
     error_class: str,
     message: str,
     code: int | None = None,
-    schedule_retry: bool = False,
+    retry: bool = False,
 ) -> Result:
-    """End an attempt as failed: the stored password is untouched and the pending one discarded."""
-    now = timezone.now()
+    """End an attempt as failed and decide, once, whether it is retried; audit and notify accordingly.
+
+    Only a transient failure of a try that ``retry`` allows is retried, after RETRY_DELAYS.
+    """
     with transaction.atomic():
         if _already_ended(attempt):
             return _result(attempt)
-        attempt.state = AttemptState.FAILED
-        attempt.error_class = error_class
-        attempt.error_code = code
-        attempt.error_message = message[:500]
-        attempt.pending_password_encrypted = ""
-        attempt.finished_at = now
-        attempt.save()
-        PamUser.objects.filter(pk=attempt.user_id).update(
-            rotation_status=RotationStatus.FAILED, rotation_error=message[:500]
-        )
-        _audit_attempt(attempt)
-        transaction.on_commit(lambda: notifications.notify_failure(attempt))
-        if schedule_retry and error_class == ErrorClass.TRANSIENT and attempt.try_number <= len(RETRY_DELAYS):
+        attempt.fail(error_class, message, code)
+        will_retry = retry and error_class == ErrorClass.TRANSIENT and attempt.try_number <= len(RETRY_DELAYS)
+        if will_retry:
+            retry_at = attempt.finished_at + RETRY_DELAYS[attempt.try_number - 1]
             RotationAttempt.objects.create(
                 user_id=attempt.user_id,
                 trigger=Trigger.RETRY,
@@ -577,13 +463,21 @@ def _finish_failed(
                 requested_by_name=attempt.requested_by_name,
                 slot=attempt.slot,
                 try_number=attempt.try_number + 1,
-                retry_at=now + RETRY_DELAYS[attempt.try_number - 1],
+                retry_at=retry_at,
             )
+            PamUser.objects.filter(pk=attempt.user_id).update(queued_since=retry_at)
+        _audit_attempt(attempt)
+        transaction.on_commit(lambda: notifications.notify_failure(attempt, will_retry=will_retry))
     return _result(attempt)
 
 
+def _refuse(attempt: RotationAttempt, error_class: str, message: str) -> None:
+    attempt.refuse(error_class, message)
+    _audit_attempt(attempt)
+
+
 def _audit_attempt(attempt: RotationAttempt, actor=None, remote_address: str | None = None) -> None:
-    ok = attempt.state in (AttemptState.SUCCEEDED, AttemptState.RECONCILED)
+    ok = attempt.succeeded
     if attempt.trigger == Trigger.ON_DEMAND:
         event = AuditEvent.ROTATION_ON_DEMAND_OK if ok else AuditEvent.ROTATION_ON_DEMAND_FAIL
     else:
@@ -615,49 +509,3 @@ def _scrub(exc: Exception, secrets_seen: list[str]) -> str:
 
 def _result(attempt: RotationAttempt) -> Result:
     return Result(attempt.pk, attempt.state, attempt.error_class, attempt.error_message)
-
-
-# -- Reveal and connection test --------------------------------------------------------------
-
-
-@sensitive_variables()
-def reveal_password(
-    user: PamUser, *, actor, remote_address: str | None = None, version: PasswordVersion | None = None
-) -> str:
-    """Return a stored password in clear and record who saw it."""
-    password = version.get_password() if version is not None else user.get_password()
-    what = (
-        f"password version replaced {version.replaced_at:%Y-%m-%d %H:%M}" if version else "current password"
-    )
-    audit.record_event(
-        AuditEvent.PASSWORD_REVEALED,
-        instance=user,
-        actor=actor,
-        remote_address=remote_address,
-        outcome="ok",
-        message=f"Revealed the {what}",
-        category="security",
-    )
-    return password
-
-
-@sensitive_variables()
-def test_connection(directory: PamDirectory, *, actor=None, remote_address: str | None = None) -> list:
-    """Run Keeper's LDP-style check against a directory and record it."""
-    try:
-        admin_name, admin_password = admin_bind_name(directory)
-    except ldap.DirectoryError as exc:
-        steps = [ldap.Step("Administrative credential", False, exc.message)]
-    else:
-        steps = ldap.test_connection(directory_spec(directory), admin_name, admin_password)
-    ok = all(step.ok for step in steps)
-    audit.record_event(
-        AuditEvent.CONNECTION_TESTED,
-        instance=directory,
-        actor=actor,
-        remote_address=remote_address,
-        outcome="ok" if ok else "fail",
-        message="; ".join(f"{step.name}: {'ok' if step.ok else step.message}" for step in steps),
-        category="directory",
-    )
-    return steps

@@ -6,10 +6,11 @@ import time
 
 from django.conf import settings
 from django_q.conf import Conf
-from django_q.tasks import async_task
 
-from rotation import schedules, services
+from rotation import dispatch as dispatch_module
+from rotation import services
 from rotation.models import Heartbeat
+from rotation.queue import enqueue_batch
 
 
 def rotate(attempt_id: int) -> dict:
@@ -31,12 +32,7 @@ def rotate_many(attempt_ids: list[int]) -> dict:
     for index, attempt_id in enumerate(attempt_ids):
         if index and time.monotonic() - started > budget:  # always make progress
             rest = attempt_ids[index:]
-            async_task(
-                "rotation.tasks.rotate_many",
-                rest,
-                cluster=Conf.CLUSTER_NAME,
-                task_name=f"rotate-attempts-{rest[0]}-{rest[-1]}",
-            )
+            enqueue_batch(Conf.CLUSTER_NAME, rest)
             states["requeued"] = len(rest)
             break
         state = services.run_attempt(attempt_id).state
@@ -45,10 +41,6 @@ def rotate_many(attempt_ids: list[int]) -> dict:
 
 
 def dispatch() -> dict:
-    """Queue due scheduled rotations and waiting retries; resolve interrupted attempts."""
-    Heartbeat.beat("scheduler")
+    """Run the dispatcher's tick (the django-q2 fallback for the 1-second thread)."""
     Heartbeat.beat(f"worker:{Conf.CLUSTER_NAME}")
-    result = schedules.dispatch_due()
-    result["reconciled"] = services.reconcile_stale()
-    result["overdue_notified"] = schedules.notify_overdue_accounts()
-    return result
+    return dispatch_module.tick()

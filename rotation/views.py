@@ -9,7 +9,6 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db import DatabaseError
 from django.db.models import Count, Q
 from django.http import Http404, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -17,9 +16,16 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from records.models import PamDirectory, PamUser
-from rotation import audit, history, services
-from rotation.history import HEARTBEAT_STALE_AFTER
-from rotation.models import AttemptState, AuditEvent, ErrorClass, Heartbeat, PasswordVersion, RotationAttempt
+from rotation import audit, directories, reveal, services, status
+from rotation.models import (
+    ACTIVE_STATES,
+    OK_STATES,
+    AttemptState,
+    AuditEvent,
+    ErrorClass,
+    PasswordVersion,
+    RotationAttempt,
+)
 
 HISTORY_PAGE_SIZE = 25
 BULK_LIMIT = 1000  # accounts per bulk request
@@ -43,22 +49,7 @@ def _client_address(request) -> str | None:
 
 def healthz(request):
     """Answer 200 when the database is reachable and a worker was seen in the last 2 minutes."""
-    now = timezone.now()
-    body = {"database": False, "worker": False, "scheduler": False, "heartbeats": {}}
-    try:
-        beats = {beat.name: beat.seen_at for beat in Heartbeat.objects.all()}
-        body["database"] = True
-    except DatabaseError:
-        beats = {}
-    for name, seen_at in beats.items():
-        body["heartbeats"][name] = {
-            "seen_at": seen_at.isoformat(),
-            "age_s": round((now - seen_at).total_seconds()),
-        }
-    fresh = {name for name, seen_at in beats.items() if now - seen_at <= HEARTBEAT_STALE_AFTER}
-    body["worker"] = any(name.startswith("worker:") for name in fresh)
-    body["scheduler"] = "scheduler" in fresh
-    body["ok"] = body["database"] and body["worker"]
+    body = status.health()
     return JsonResponse(body, status=200 if body["ok"] else 503)
 
 
@@ -72,7 +63,7 @@ def rotate_now(request, pk):
         return redirect(pam_user)
     if attempt.error_class == ErrorClass.BUSY:
         messages.warning(request, attempt.error_message)
-        active = pam_user.attempts.filter(state__in=services.ACTIVE_STATES).first()
+        active = pam_user.attempts.filter(state__in=ACTIVE_STATES).first()
         return redirect(active or pam_user)
     messages.info(request, f"Rotation of {pam_user} queued.")
     return redirect(attempt)
@@ -113,7 +104,7 @@ def reveal_password(request, pk):
     if version is None and not pam_user.has_password:
         messages.error(request, "No password is stored for this account.")
         return redirect(pam_user)
-    password = services.reveal_password(
+    password = reveal.reveal_password(
         pam_user, actor=request.user, remote_address=_client_address(request), version=version
     )
     context = {
@@ -130,7 +121,9 @@ def reveal_password(request, pk):
 def test_connection(request, pk):
     _require(request, "records.rotate_credentials")
     directory = get_object_or_404(PamDirectory.objects.select_related("administrative_credential"), pk=pk)
-    steps = services.test_connection(directory, actor=request.user, remote_address=_client_address(request))
+    steps = directories.test_connection(
+        directory, actor=request.user, remote_address=_client_address(request)
+    )
     context = {"directory": directory, "steps": steps, "ok": all(step.ok for step in steps)}
     return render(request, "rotation/test_connection.html", context)
 
@@ -154,12 +147,7 @@ def user_history(request, pk):
 @login_required
 def user_status(request, pk):
     pam_user = _get_user_for(request, pk, "records.view_pamuser")
-    active = (
-        pam_user.attempts.filter(state__in=services.ACTIVE_STATES)
-        .order_by("id")
-        .values("id", "state")
-        .first()
-    )
+    active = pam_user.attempts.filter(state__in=ACTIVE_STATES).order_by("id").values("id", "state").first()
     return JsonResponse(
         {
             "id": pam_user.pk,
@@ -178,28 +166,28 @@ def user_status(request, pk):
 @login_required
 def audit_log(request):
     _require(request, "rotation.view_auditevent")
-    filters = history.AuditFilters.from_query(request.GET)
+    filters = audit.AuditFilters.from_query(request.GET)
     events = filters.apply(AuditEvent.objects.all())
     if "format" in request.GET:
         return _export(request, events, filters, request.GET["format"])
-    configurations, directories = history.configurations_and_directories()
+    configurations, directory_choices = audit.configurations_and_directories()
     context = {
-        "page": history.event_page(events, request.GET.get("before"), request.GET.get("after")),
+        "page": audit.event_page(events, request.GET.get("before"), request.GET.get("after")),
         "filters": filters,
-        "events": history.KNOWN_EVENTS,
-        "outcomes": history.OUTCOMES,
+        "events": audit.KNOWN_EVENTS,
+        "outcomes": audit.OUTCOMES,
         "configurations": configurations,
-        "directories": directories,
+        "directories": directory_choices,
         "account": PamUser.objects.filter(pk=filters.account).first() if filters.account else None,
     }
     return render(request, "rotation/audit_log.html", context)
 
 
-def _export(request, events, filters: history.AuditFilters, fmt: str):
+def _export(request, events, filters: audit.AuditFilters, fmt: str):
     """Stream the filtered events as CSV or JSON lines, and record who took them."""
-    if fmt not in history.EXPORT_FORMATS:
+    if fmt not in audit.EXPORT_FORMATS:
         raise Http404("Unknown export format.")
-    content_type, extension, write = history.EXPORT_FORMATS[fmt]
+    content_type, extension, write = audit.EXPORT_FORMATS[fmt]
     audit.record_event(
         AuditEvent.AUDIT_EXPORTED,
         actor=request.user,
@@ -208,7 +196,7 @@ def _export(request, events, filters: history.AuditFilters, fmt: str):
         category="security",
         message=f"Exported the audit log as {extension.upper()} (filters: {filters.describe()})",
     )
-    response = StreamingHttpResponse(write(history.export_rows(events)), content_type=content_type)
+    response = StreamingHttpResponse(write(audit.export_rows(events)), content_type=content_type)
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
     response["Content-Disposition"] = f'attachment; filename="pamrotate-audit-{stamp}.{extension}"'
     return response
@@ -219,14 +207,19 @@ def _export(request, events, filters: history.AuditFilters, fmt: str):
 
 def _bulk_targets(data):
     """Return the accounts a bulk request names: checked user ids, or a configuration's or directory's."""
-    users = PamUser.objects.select_related("configuration").order_by("title")
-    ids = [int(value) for value in data.getlist("user") if value.isascii() and value.isdigit()]
+    ids = [
+        int(value)
+        for value in data.getlist("user")
+        if value.isascii() and value.isdigit() and len(value) < 19
+    ]
     if ids:
-        return list(users.filter(pk__in=ids[:BULK_LIMIT]))
-    for name, lookup in (("configuration", "configuration_id"), ("directory", "resource_id")):
+        return list(
+            PamUser.objects.select_related("configuration").order_by("title").filter(pk__in=ids[:BULK_LIMIT])
+        )
+    for name in ("configuration", "directory"):
         value = data.get(name, "")
-        if value.isascii() and value.isdigit():
-            return list(users.rotatable().filter(**{lookup: int(value)})[:BULK_LIMIT])
+        if value.isascii() and value.isdigit() and len(value) < 19:
+            return list(PamUser.objects.targets(**{name: int(value)})[:BULK_LIMIT])
     return []
 
 
@@ -262,8 +255,8 @@ def _bulk_progress(ids: list[int]) -> dict:
     """Count a bulk run's attempts by outcome in one aggregate query."""
     counts = RotationAttempt.objects.filter(pk__in=ids).aggregate(
         total=Count("id"),
-        active=Count("id", filter=Q(state__in=services.ACTIVE_STATES)),
-        succeeded=Count("id", filter=Q(state__in=history.OK_STATES)),
+        active=Count("id", filter=Q(state__in=ACTIVE_STATES)),
+        succeeded=Count("id", filter=Q(state__in=OK_STATES)),
         failed=Count("id", filter=Q(state__in=(AttemptState.FAILED, AttemptState.UNKNOWN))),
         refused=Count("id", filter=Q(state=AttemptState.REFUSED)),
     )

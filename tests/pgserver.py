@@ -388,14 +388,14 @@ def recover(orphaned_after: float = 60) -> dict:
 
     from django.utils import timezone
 
-    from rotation import schedules, services
+    from rotation import dispatch, services
 
     reconciled = services.reconcile_stale()
-    orphans = schedules.resend_orphans(older_than=dt.timedelta(seconds=orphaned_after))
+    orphans = dispatch.resend_orphans(older_than=dt.timedelta(seconds=orphaned_after))
     return {
         "reconciled": reconciled,
         "orphans": orphans,
-        "released": schedules.release_retries(timezone.now()),
+        "released": dispatch.release_retries(timezone.now()),
     }
 
 

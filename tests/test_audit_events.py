@@ -99,3 +99,31 @@ def test_record_changes_made_in_the_django_admin_are_audited(client, db):
     assert event.actor == admin_user and "gateway (admin)" in event.message
     client.post(f"/admin/records/pamconfiguration/{configuration.pk}/delete/", {"post": "yes"})
     assert AuditEvent.objects.filter(event=AuditEvent.RECORD_DELETED, record_id=configuration.pk).exists()
+
+
+def test_an_admin_edit_of_a_configurations_schedule_moves_its_users_next_rotation(client, db):
+    from records import schedules
+    from records.models import PamConfiguration, PamUser
+
+    admin_user = User.objects.create_superuser("root", "", "x-Admin-Pass-1")
+    client.force_login(admin_user)
+    configuration = make_configuration(title="Admin scheduled")
+    directory = make_directory(configuration=configuration)
+    user = make_user(
+        configuration=configuration,
+        resource=directory,
+        rotation_enabled=True,
+        distinguished_name="cn=follows,dc=t",
+        schedule_type=schedules.USE_DEFAULT,
+    )
+    assert PamUser.objects.get(pk=user.pk).next_rotation_at is None  # the default is on demand
+    url = f"/admin/records/pamconfiguration/{configuration.pk}/change/"
+    form = client.get(url).context["adminform"].form
+    data = {name: form[name].value() if form[name].value() is not None else "" for name in form.fields}
+    data = {k: v for k, v in data.items() if v is not False}
+    data.update(schedule_type=schedules.CRON, schedule_cron="0 3 * * *", schedule_tz="UTC")
+    response = client.post(url, data)
+    assert response.status_code == 302, response.content[:2000]
+    assert PamConfiguration.objects.get(pk=configuration.pk).schedule_type == schedules.CRON
+    following = PamUser.objects.get(pk=user.pk).next_rotation_at
+    assert following is not None and (following.hour, following.minute) == (3, 0)

@@ -17,8 +17,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from rotation import audit, history, notifications
-from rotation.models import AttemptState, AuditEvent, ErrorClass, RotationAttempt
+from rotation import audit, notifications, services
+from rotation.models import AttemptState, AuditEvent, ErrorClass, RotationAttempt, Trigger
 from tests.conftest import PERSONA_PASSWORD, make_configuration, make_directory, make_user
 
 URL = reverse("rotation:audit-log")
@@ -138,7 +138,7 @@ def test_keyset_pages_walk_older_and_back_newer_without_gaps(client, alice, db):
     login(client, alice)
     first = client.get(URL)
     page = first.context["page"]
-    assert len(page.events) == history.PAGE_SIZE and page.older and not page.newer
+    assert len(page.events) == audit.PAGE_SIZE and page.older and not page.newer
     second = client.get(URL, {"before": page.older})
     third = client.get(URL, {"before": second.context["page"].older})
     seen = messages_of(first) + messages_of(second) + messages_of(third)
@@ -192,7 +192,7 @@ def test_csv_export_parses_and_carries_keeper_field_names(client, alice, world):
     text = streamed(response)
     assert text.startswith("\ufeff")
     rows = list(csv.DictReader(io.StringIO(text.lstrip("\ufeff"))))
-    assert list(rows[0]) == list(history.EXPORT_FIELDS)
+    assert list(rows[0]) == list(audit.EXPORT_FIELDS)
     assert len(rows) == 5  # two updates, the configuration, its directory and its user
     assert rows[0]["message"] == "'@SUM(A1)" and rows[0]["outcome"] == "'-1"
     assert rows[1]["message"] == '\'=HYPERLINK("http://x")'
@@ -210,7 +210,7 @@ def test_jsonl_export_parses_line_by_line_and_is_audited(client, alice, world):
     records = [json.loads(line) for line in lines]
     assert len(records) == 1
     record = records[0]
-    assert set(record) == set(history.EXPORT_FIELDS)
+    assert set(record) == set(audit.EXPORT_FIELDS)
     assert record["audit_event"] == AuditEvent.ROTATION_ON_DEMAND_FAIL
     assert record["username"] == "bob" and record["attempt_id"] == 7 and record["outcome"] == "fail"
     assert record["category"] == "rotation"
@@ -225,9 +225,9 @@ def test_an_unknown_export_format_is_a_404_not_a_500(client, alice, world):
 
 def test_spreadsheet_safe_prefixes_every_formula_starter():
     for dangerous in ("=1+1", "+1", "-1", "@x", "\tx", "\rx"):
-        assert history.spreadsheet_safe(dangerous) == "'" + dangerous
-    assert history.spreadsheet_safe("plain") == "plain"
-    assert history.spreadsheet_safe(None) == ""
+        assert audit.spreadsheet_safe(dangerous) == "'" + dangerous
+    assert audit.spreadsheet_safe("plain") == "plain"
+    assert audit.spreadsheet_safe(None) == ""
 
 
 # -- Retention --------------------------------------------------------------------------------
@@ -285,8 +285,8 @@ def test_a_failure_mails_once_per_account_per_hour_without_a_secret(db, world, s
         error_class=ErrorClass.REJECTED,
         error_message="The directory refused the new password.",
     )
-    assert notifications.notify_failure(attempt) is True
-    assert notifications.notify_failure(attempt) is False
+    assert notifications.notify_failure(attempt, will_retry=False) is True
+    assert notifications.notify_failure(attempt, will_retry=False) is False
     assert len(mail.outbox) == 1
     message = mail.outbox[0]
     assert message.to == ["secops@example.test"] and "Red user" in message.subject
@@ -299,8 +299,23 @@ def test_a_transient_failure_that_will_retry_mails_nothing(db, world, settings):
     attempt = RotationAttempt.objects.create(
         user=world["blue_user"], state=AttemptState.FAILED, error_class=ErrorClass.TRANSIENT, try_number=1
     )
-    assert notifications.notify_failure(attempt) is False
+    assert notifications.notify_failure(attempt, will_retry=True) is False
     assert mail.outbox == []
+
+
+def test_an_attempt_no_worker_of_its_gateway_took_fails_without_retry_and_mails_once(
+    db, world, settings, django_capture_on_commit_callbacks
+):
+    settings.NOTIFY_EMAIL_TO = "secops@example.test"
+    user = world["blue_user"]
+    stale = RotationAttempt.objects.create(user=user, state=AttemptState.QUEUED)
+    RotationAttempt.objects.filter(pk=stale.pk).update(created_at=timezone.now() - dt.timedelta(minutes=20))
+    with django_capture_on_commit_callbacks(execute=True):
+        services.request_rotation(user, enqueue=False)
+    stale.refresh_from_db()
+    assert stale.state == AttemptState.FAILED and "No worker of gateway" in stale.error_message
+    assert not RotationAttempt.objects.filter(user=user, trigger=Trigger.RETRY).exists()
+    assert len(mail.outbox) == 1 and "No worker of gateway" in mail.outbox[0].body
 
 
 def test_overdue_accounts_are_listed_in_one_mail_and_not_repeated(db, world, settings):

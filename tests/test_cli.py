@@ -9,7 +9,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from records import schedules
-from records.models import RotationStatus
+from records.models import PamUser, RotationStatus
 from rotation.models import AttemptState, AuditEvent, RotationAttempt
 from tests.conftest import make_user
 from tests.test_rotation import STRONG, make_env
@@ -53,18 +53,24 @@ def test_rotate_with_wait_rotates_and_the_exported_password_binds(env, slapd, un
     assert event.event == AuditEvent.ROTATION_ON_DEMAND_OK and event.actor_name == "ops-maria"
 
 
-def test_rotate_a_directory_rotates_each_user_and_reports_the_blocked_ones(env, slapd, unique_name):
+def test_rotate_a_directory_rotates_its_rotatable_users_and_writes_nothing_for_the_others(
+    env, slapd, unique_name
+):
     first, second = env.account(unique_name("d1")), env.account(unique_name("d2"))
     off = env.account(unique_name("d3"), rotation_enabled=False)
+    managed = env.account(unique_name("d4"))
+    PamUser.objects.filter(pk=managed.pk).update(managed=True)
 
-    with pytest.raises(CommandError, match="1 of 3 rotation"):
-        run("pam_action", "rotate", "--directory", env.directory.title, "--wait")
+    out, _ = run("pam_action", "rotate", "--directory", env.directory.title, "--wait")
 
+    assert "2 rotation(s) succeeded." in out, out
     for user in (first, second):
         user.refresh_from_db()
         assert user.rotation_status == RotationStatus.SUCCEEDED
         assert slapd.can_bind(user.distinguished_name, user.get_password())
-    assert RotationAttempt.objects.get(user=off).state == AttemptState.REFUSED
+    # As in the UI's bulk rotation: no refused attempt (and no audit event) for accounts it does not cover.
+    assert not RotationAttempt.objects.filter(user__in=[off, managed]).exists()
+    assert not AuditEvent.objects.filter(record_id__in=[off.pk, managed.pk], category="rotation").exists()
 
 
 def test_a_failed_rotation_exits_non_zero_with_its_reason(env, unique_name):
@@ -92,6 +98,8 @@ def test_rotate_dry_run_rotates_nothing(env, unique_name):
     out, _ = run("pam_action", "rotate", "--configuration", env.directory.configuration.title, "--dry-run")
 
     assert f"would rotate {user.title}" in out
+    assert off.title not in out  # a configuration's rotation covers only its rotatable accounts
+    out, _ = run("pam_action", "rotate", "--user", off.title, "--dry-run")
     assert f"would not rotate {off.title}: This account is managed" in out
     assert not RotationAttempt.objects.exists()
     user.refresh_from_db()

@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from records.models import RotationStatus
-from rotation import history
+from rotation import status
 from rotation.models import AttemptState, ErrorClass, Heartbeat, PasswordVersion, RotationAttempt, Trigger
 from tests.conftest import PERSONA_PASSWORD, make_configuration, make_directory, make_user
 from tests.test_rotation import make_env
@@ -135,7 +135,7 @@ def test_rotations_per_day_is_one_aggregate_query(db, account):
     old = RotationAttempt.objects.create(user=account, state=AttemptState.SUCCEEDED)
     RotationAttempt.objects.filter(pk=old.pk).update(created_at=timezone.now() - dt.timedelta(days=45))
     with CaptureQueriesContext(connection) as queries:
-        chart = history.rotations_per_day(30)
+        chart = status.rotations_per_day(30)
     assert len(queries) == 1
     assert len(chart) == 30 and chart[-1].day == timezone.localdate()
     assert chart[-1].ok == 1 and chart[-1].failed == 0

@@ -13,8 +13,8 @@ import pytest
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
-from records.models import DirectoryType, PamDirectory, PamUser, RotationStatus
-from rotation import services
+from records.models import DirectoryType, PamDirectory, PamUser, RotationStatus, new_uid
+from rotation import directories, services
 from rotation.models import AttemptState, AuditEvent, ErrorClass, PasswordVersion, RotationAttempt, Trigger
 from tests.conftest import make_configuration, make_user
 from tests.ldapservers import SambaDC, SlapdServer, make_ca
@@ -144,7 +144,7 @@ def test_distinguished_names_with_special_characters_rotate(env, unique_name, cn
 def test_a_directory_admin_credential_rotates_itself_with_a_self_change(env, unique_name):
     own = env.account(unique_name("self"))
     directory = env.directory
-    directory.pk = None
+    directory.pk, directory.uid = None, new_uid()
     directory.title = unique_name("selfdir")
     directory.administrative_credential = own
     directory.save()
@@ -457,8 +457,8 @@ def test_an_attempt_resolved_twice_is_committed_once(ldap_env, unique_name):
     attempt.refresh_from_db()
     stale_copy = RotationAttempt.objects.get(pk=attempt.pk)
     stale_copy.state = AttemptState.RUNNING  # what a second reconciler loaded before the first finished
-    services._commit(stale_copy, AttemptState.RECONCILED)
-    services._finish_failed(stale_copy, ErrorClass.AMBIGUOUS, "late")
+    services._commit(stale_copy, AttemptState.RECONCILED, None)
+    services._fail(stale_copy, ErrorClass.AMBIGUOUS, "late")
     user.refresh_from_db()
     assert user.password_versions.count() == 1
     assert AuditEvent.objects.filter(attempt_id=attempt.pk).count() == 1
@@ -476,6 +476,6 @@ def test_with_verification_turned_off_an_untrusted_certificate_still_rotates_and
     assert rotate(user).state == AttemptState.SUCCEEDED
     user.refresh_from_db()
     assert ldap_env.server.can_bind(user.distinguished_name, user.get_password())
-    steps = services.test_connection(ldap_env.directory)
+    steps = directories.test_connection(ldap_env.directory)
     assert all(step.ok for step in steps)
     assert "NOT verified" in steps[0].message

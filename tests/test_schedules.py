@@ -16,8 +16,8 @@ from records import schedules
 from records.models import PamUser
 from records.schedules import UTC, Schedule, ScheduleError
 from rotation import services
+from rotation.dispatch import dispatch_due, release_retries
 from rotation.models import AttemptState, ErrorClass, RotationAttempt, Trigger
-from rotation.schedules import dispatch_due, release_retries
 from tests.test_rotation import STRONG, make_env
 
 
@@ -217,7 +217,7 @@ def test_migrate_creates_the_two_dispatch_schedules_thirty_seconds_apart(db):
 def test_a_real_qcluster_runs_a_scheduled_and_an_on_demand_rotation(slapd, unique_name, tmp_path):
     from django_q.models import Schedule as QSchedule
 
-    from rotation.schedules import ensure_dispatch_schedules
+    from rotation.dispatch import ensure_dispatch_schedules
 
     ensure_dispatch_schedules()
     QSchedule.objects.filter(func="rotation.tasks.dispatch").update(next_run=timezone.now())
@@ -295,7 +295,9 @@ def test_a_slow_batch_queues_its_unstarted_attempts_as_a_new_batch(db, monkeypat
 
     settings.Q_CLUSTER = {**settings.Q_CLUSTER, "timeout": 0}
     sent = []
-    monkeypatch.setattr(tasks, "async_task", lambda func, ids, **kw: sent.append((func, ids, kw["cluster"])))
+    monkeypatch.setattr(
+        tasks, "enqueue_batch", lambda gateway, ids: sent.append(("rotation.tasks.rotate_many", ids, gateway))
+    )
     ran = []
     monkeypatch.setattr(
         tasks.services, "run_attempt", lambda i: ran.append(i) or services.Result(i, "succeeded")
@@ -310,17 +312,43 @@ def test_an_account_whose_dispatched_attempt_no_worker_took_is_overdue_and_maile
     due_user, settings, mailoutbox, monkeypatch
 ):
     settings.NOTIFY_EMAIL_TO = ["secops@example.test"]
-    monkeypatch.setattr(services.AttemptBatcher, "_send", lambda self, gateway, ids: None)  # no worker
+    monkeypatch.setattr("rotation.queue.enqueue_batch", lambda gateway, ids: None)  # no worker
     from django.core.cache import cache
 
-    from rotation.schedules import notify_overdue_accounts
+    from rotation.dispatch import notify_overdue_accounts
 
     cache.clear()
     dispatch_due()  # the slot moves on and its attempt waits in the queue
     assert not PamUser.objects.overdue().filter(pk=due_user.pk).exists()
-    RotationAttempt.objects.filter(user=due_user).update(created_at=timezone.now() - dt.timedelta(minutes=6))
-    assert PamUser.objects.overdue().filter(pk=due_user.pk).exists()
-    assert notify_overdue_accounts() == 1
-    assert notify_overdue_accounts() == 0  # at most one mail per account per hour
+    later = timezone.now() + dt.timedelta(minutes=6)  # and no worker took it meanwhile
+    assert PamUser.objects.overdue(later).filter(pk=due_user.pk).exists()
+    assert notify_overdue_accounts(later) == 1
+    assert notify_overdue_accounts(later) == 0  # at most one mail per account per hour
     assert len(mailoutbox) == 1 and due_user.title in mailoutbox[0].body
     assert STRONG not in mailoutbox[0].body
+
+
+def test_the_fallback_task_and_the_thread_run_the_same_tick(due_user, monkeypatch):
+    from rotation import dispatch, tasks
+
+    ticks = []
+    monkeypatch.setattr(dispatch, "tick", lambda *a, **kw: ticks.append(kw) or {})
+    tasks.dispatch()
+    thread = dispatch.Dispatcher(interval=0.01)
+    monkeypatch.setattr(thread.stopping, "wait", lambda interval: len(ticks) >= 3)
+    thread.run()
+    assert ticks == [{}, {"housekeeping": True}, {"housekeeping": False}]
+
+
+def test_a_tick_resends_a_queued_attempt_that_no_worker_took(due_user, monkeypatch):
+    from rotation import dispatch
+
+    sent = []
+    monkeypatch.setattr("rotation.dispatch.enqueue_attempt", sent.append)
+    orphan = RotationAttempt.objects.create(user=due_user, trigger=Trigger.ON_DEMAND)
+    RotationAttempt.objects.filter(pk=orphan.pk).update(created_at=timezone.now() - dt.timedelta(minutes=2))
+    PamUser.objects.filter(pk=due_user.pk).update(next_rotation_at=None)
+
+    dispatch.tick()  # finds the orphan (its broker queue is empty) and marks it for sending
+    dispatch.tick()  # sends it
+    assert [attempt.pk for attempt in sent] == [orphan.pk]

@@ -5,7 +5,8 @@ from __future__ import annotations
 from django import template
 from django.urls import NoReverseMatch, reverse
 
-from rotation import history, services
+from rotation import audit, status
+from rotation.models import ACTIVE_STATES, OK_STATES, AuditEvent
 
 register = template.Library()
 
@@ -28,7 +29,7 @@ def rotation_chart(context, days: int = CHART_DAYS):
     """Draw rotations per day, successes and failures stacked, as an inline SVG."""
     if not _can(context, "rotation.view_rotationattempt"):
         return {"show": False}
-    chart = history.rotations_per_day(days)
+    chart = status.rotations_per_day(days)
     peak = max((day.ok + day.failed for day in chart), default=0) or 1
     baseline = CHART_TOP + CHART_HEIGHT
     bars = []
@@ -72,14 +73,12 @@ def rotation_problems(context):
     if not _can(context, "records.view_pamuser"):
         return {"show": False}
     failed = list(
-        history.failed_users().only("id", "title", "login", "rotation_error", "rotation_status")[
+        status.failed_users().only("id", "title", "login", "rotation_error", "rotation_status")[
             : PROBLEMS_SHOWN + 1
         ]
     )
     overdue = list(
-        history.overdue_users()
-        .only("id", "title", "login", "next_rotation_at")
-        .order_by("next_rotation_at")[: PROBLEMS_SHOWN + 1]
+        status.overdue_users().only("id", "title", "login", "next_rotation_at")[: PROBLEMS_SHOWN + 1]
     )
     return {
         "show": True,
@@ -92,21 +91,27 @@ def rotation_problems(context):
     }
 
 
+@register.simple_tag
+def dashboard_counts() -> dict:
+    """Return the dashboard's record and problem counts (rotation/status.py)."""
+    return status.counts()
+
+
 @register.inclusion_tag("rotation/_heartbeat_warning.html")
 def heartbeat_warning():
     """Warn when no worker or no scheduler was seen in the last two minutes."""
-    state = history.heartbeats()
+    state = status.health()
     labels = {"worker": "rotation worker", "scheduler": "scheduler"}
     return {
         "missing": [label for name, label in labels.items() if not state[name]],
-        "minutes": int(history.HEARTBEAT_STALE_AFTER.total_seconds() // 60),
+        "minutes": int(status.HEARTBEAT_STALE_AFTER.total_seconds() // 60),
     }
 
 
 @register.simple_tag
 def active_attempt(pam_user):
     """Return the account's queued or running attempt, or None."""
-    return pam_user.attempts.filter(state__in=services.ACTIVE_STATES).order_by("id").first()
+    return pam_user.attempts.filter(state__in=ACTIVE_STATES).order_by("id").first()
 
 
 @register.inclusion_tag("rotation/_history_link.html", takes_context=True)
@@ -134,8 +139,8 @@ def version_reveal_button(context, version, pam_user=None):
 @register.filter
 def audit_record_url(event) -> str:
     """Return the page of the record an audit event is about, or an empty string."""
-    name = history.RECORD_URLS.get(event.record_type)
-    if not name or event.record_id is None or event.event == "record_delete":
+    name = audit.RECORD_URLS.get(event.record_type)
+    if not name or event.record_id is None or event.event == AuditEvent.RECORD_DELETED:
         return ""
     try:
         return reverse(name, args=[event.record_id])
@@ -152,7 +157,7 @@ def outcome_class(outcome: str) -> str:
 @register.filter
 def attempt_class(state: str) -> str:
     """Return the badge colour of an attempt state."""
-    if state in history.OK_STATES:
+    if state in OK_STATES:
         return "text-bg-success"
     if state in ("failed", "refused"):
         return "text-bg-danger"

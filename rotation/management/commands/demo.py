@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from records import schedules
+from records.changes import save_record
 from records.management.commands.serve import supervise
 from records.models import DirectoryType, PamConfiguration, PamDirectory, PamUser
 
@@ -88,7 +89,7 @@ class Command(BaseCommand):
         for name in DEMO_ACCOUNTS:
             password = "Demo-" + name + "-1!"
             dn = server.add_user(name, password)
-            user, _ = PamUser.objects.update_or_create(
+            user, created = PamUser.objects.update_or_create(
                 title=name,
                 defaults={
                     "configuration": configuration,
@@ -102,6 +103,5 @@ class Command(BaseCommand):
                 },
             )
             user.set_password(password)
-            user.next_rotation_at = user.compute_next_rotation()
-            user.save()
+            save_record(user, created=created, actor_name="demo")
         self.stdout.write(f"Seeded configuration, directory and {len(DEMO_ACCOUNTS)} accounts.")

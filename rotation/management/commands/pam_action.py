@@ -16,7 +16,7 @@ from django.utils import timezone
 from records.management.commands.pam_import import os_user
 from rotation import services
 from rotation.management.commands.pam_rotation import add_target_arguments, select_users
-from rotation.models import AttemptState, RotationAttempt, Trigger
+from rotation.models import ACTIVE_STATES, AttemptState, RotationAttempt, Trigger
 
 OK_STATES = (AttemptState.SUCCEEDED, AttemptState.RECONCILED)
 # An unknown outcome is reconciled later by the workers; waiting here would not settle it.
@@ -59,9 +59,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
-        description, users = select_users(options)
+        description, users = select_users(options, rotating=True)
         if not users:
-            raise CommandError(f"the {description} has no users")
+            raise CommandError(f"the {description} has no accounts to rotate")
         if options["dry_run"]:
             return self.dry_run(users)
         running = options["local"] or worker_running()
@@ -94,7 +94,7 @@ class Command(BaseCommand):
     def dry_run(self, users) -> None:
         for user in users:
             reason = user.rotation_blocked_reason
-            busy = user.attempts.filter(state__in=services.ACTIVE_STATES).first()
+            busy = user.attempts.filter(state__in=ACTIVE_STATES).first()
             if reason:
                 self.stdout.write(f"would not rotate {user.title}: {reason}")
             elif busy is not None:

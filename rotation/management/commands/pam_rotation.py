@@ -12,10 +12,10 @@ from django.db.models import Q
 from django.utils import timezone
 
 from records import schedules
+from records.changes import save_record
 from records.complexity import Complexity, ComplexityError
 from records.management.commands.pam_import import os_user
 from records.models import PamConfiguration, PamDirectory, PamUser
-from records.signals import record_changed
 
 EDITABLE_FIELDS = (
     "schedule_type",
@@ -46,8 +46,12 @@ def find_user(name: str) -> PamUser:
     return matches[0]
 
 
-def select_users(options: dict) -> tuple[str, list[PamUser]]:
-    """Return a description and the users chosen by --user, --directory or --configuration."""
+def select_users(options: dict, *, rotating: bool = False) -> tuple[str, list[PamUser]]:
+    """Return a description and the users chosen by --user, --directory or --configuration.
+
+    For a rotation of a whole directory or configuration only the accounts it covers count
+    (``PamUser.objects.targets``): managed and switched-off accounts are left out, as in the UI.
+    """
     users = PamUser.objects.select_related("configuration", "resource").order_by("title")
     if options.get("user"):
         user = find_user(options["user"])
@@ -56,11 +60,18 @@ def select_users(options: dict) -> tuple[str, list[PamUser]]:
         directory = PamDirectory.objects.filter(title=options["directory"]).first()
         if directory is None:
             raise CommandError(f"no PAM directory is titled {options['directory']!r}")
-        return f"directory {directory.title!r}", list(users.filter(resource=directory))
+        chosen = (
+            PamUser.objects.targets(directory=directory) if rotating else users.filter(resource=directory)
+        )
+        return f"directory {directory.title!r}", list(chosen)
     configuration = PamConfiguration.objects.filter(title=options["configuration"]).first()
     if configuration is None:
         raise CommandError(f"no PAM configuration is titled {options['configuration']!r}")
-    return f"configuration {configuration.title!r}", list(users.filter(configuration=configuration))
+    if rotating:
+        chosen = PamUser.objects.targets(configuration=configuration)
+    else:
+        chosen = users.filter(configuration=configuration)
+    return f"configuration {configuration.title!r}", list(chosen)
 
 
 def add_target_arguments(parser) -> None:
@@ -257,22 +268,11 @@ class Command(BaseCommand):
                         + "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
                     )
                     continue
-                user.next_rotation_at = user.compute_next_rotation()
-                user.save(update_fields=[*changed, "next_rotation_at", "updated_at"])
                 edited.append((user, changed))
             if errors:
-                transaction.set_rollback(True)
                 raise CommandError("nothing was changed:\n  " + "\n  ".join(errors))
             for user, changed in edited:
-                record_changed.send(
-                    sender=PamUser,
-                    instance=user,
-                    action="updated",
-                    actor=None,
-                    actor_name=actor_name,
-                    remote_address=None,
-                    changed=changed,
-                )
+                save_record(user, created=False, changed=changed, actor_name=actor_name)
         for user, changed in edited:
             self.stdout.write(
                 f"{user.title}: {', '.join(changed)} changed; next rotation {_when(user.next_rotation_at) or 'none'}"

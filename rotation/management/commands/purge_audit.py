@@ -1,6 +1,6 @@
 """Delete audit events and finished rotation attempts older than the retention period.
 
-This command is the only way audit events are ever deleted (see rotation.history.purge). It
+This command is the only way audit events are ever deleted (see rotation.audit.purge). It
 records its own run as an ``audit_purge`` event, which the purge itself never removes.
 """
 
@@ -11,7 +11,7 @@ import getpass
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from rotation import history
+from rotation import audit
 
 
 class Command(BaseCommand):
@@ -36,7 +36,7 @@ class Command(BaseCommand):
                 "Nothing purged: no --older-than given and AUDIT_RETENTION_DAYS is 0 (keep forever)."
             )
             return
-        counts = history.purge(days, actor_name=_os_user())
+        counts = audit.purge(days, actor_name=_os_user())
         self.stdout.write(
             f"Purged {counts['events']} audit event(s) and {counts['attempts']} finished rotation "
             f"attempt(s) older than {days} day(s)."

@@ -1,8 +1,9 @@
-"""When rotations happen: dispatch due accounts once per slot, release waiting retries.
+"""When rotations happen: one ``tick`` dispatches due accounts once per slot and releases retries.
 
-The dispatcher runs once a second in a thread of every qcluster process, and as a django-q2
-schedule (two rows, 30 s apart) as a fallback. It is safe to run twice at once: an account's slot is taken by a conditional UPDATE of its
-``next_rotation_at``, and a unique constraint allows one attempt per account, slot and try.
+``tick`` runs once a second in a thread of every qcluster process, and as a django-q2 schedule (two
+rows, 30 s apart) as a fallback; both call the same function. It is safe to run twice at once: an
+account's slot is taken by a conditional UPDATE of its ``next_rotation_at``, and a unique
+constraint allows one attempt per account, slot and try.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from django.utils import timezone
 
 from records.models import PamUser
 from rotation import notifications, services
-from rotation.models import AttemptState, RotationAttempt, Trigger
+from rotation.models import AttemptState, Heartbeat, RotationAttempt, Trigger
+from rotation.queue import AttemptBatcher, enqueue_attempt
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +40,7 @@ def dispatch_due(now: dt.datetime | None = None) -> dict:
     dispatched = skipped = 0
     # A list, not a server-side cursor: queueing a task may close this process's connection.
     due = list(PamUser.objects.filter(next_rotation_at__lte=now).select_related("configuration", "resource"))
-    batches = services.AttemptBatcher(total=len(due))
+    batches = AttemptBatcher(total=len(due))
     for user in due:
         slot = user.next_rotation_at
         following = user.compute_next_rotation(after=now)
@@ -73,7 +75,7 @@ def release_retries(now: dt.datetime) -> int:
     )
     for attempt in waiting:
         if RotationAttempt.objects.filter(pk=attempt.pk, retry_at=attempt.retry_at).update(retry_at=None):
-            services.enqueue_attempt(attempt)
+            enqueue_attempt(attempt)
             released += 1
     return released
 
@@ -119,38 +121,47 @@ def has_due_work(now: dt.datetime) -> bool:
     )
 
 
+def tick(now: dt.datetime | None = None, *, housekeeping: bool = True) -> dict:
+    """Do the dispatcher's work once: due slots and retries, then (with ``housekeeping``) the rest.
+
+    Housekeeping reconciles interrupted attempts, marks orphaned queued attempts for sending
+    again, mails overdue accounts and beats the scheduler's heartbeat. The thread does it every
+    30 s; the django-q2 fallback task every time.
+    """
+    now = now or timezone.now()
+    result = dispatch_due(now) if has_due_work(now) else {"dispatched": 0, "skipped": 0, "retried": 0}
+    if housekeeping:
+        result["reconciled"] = services.reconcile_stale()
+        result["orphans"] = resend_orphans(now)
+        result["overdue_notified"] = notify_overdue_accounts(now)
+        Heartbeat.beat("scheduler")
+    return result
+
+
 class Dispatcher(threading.Thread):
-    """Dispatch due rotations every second, inside a qcluster process.
+    """Call ``tick`` every second inside a qcluster process, with housekeeping every 30 s.
 
     django-q2's scheduler ticks only every ~30 s, which would make a rotation up to 30 s late.
-    This thread looks once a second (an indexed EXISTS) and dispatches what is due. Any number of
-    dispatchers may run at once: slots are taken by a conditional UPDATE.
+    Any number of dispatchers may run at once: slots are taken by a conditional UPDATE.
     """
 
-    def __init__(self, interval: float = 1.0, heartbeat_every: float = 30.0):
+    def __init__(self, interval: float = 1.0, housekeeping_every: float = 30.0):
         super().__init__(name="pamrotate-dispatcher", daemon=True)
         self.interval = interval
-        self.heartbeat_every = heartbeat_every
+        self.housekeeping_every = housekeeping_every
         self.stopping = threading.Event()
 
     def run(self) -> None:
         from django.db import close_old_connections
 
-        from rotation.models import Heartbeat
-
-        last_beat = 0.0
+        last_housekeeping = 0.0
         while not self.stopping.wait(self.interval):
             try:
                 close_old_connections()
-                now = timezone.now()
-                if has_due_work(now):
-                    dispatch_due(now)
-                if time.monotonic() - last_beat >= self.heartbeat_every:
-                    services.reconcile_stale()
-                    resend_orphans()
-                    notify_overdue_accounts()
-                    Heartbeat.beat("scheduler")
-                    last_beat = time.monotonic()
+                housekeeping = time.monotonic() - last_housekeeping >= self.housekeeping_every
+                tick(housekeeping=housekeeping)
+                if housekeeping:
+                    last_housekeeping = time.monotonic()
             except Exception as exc:  # the loop must survive a database outage
                 log.warning("dispatcher: %s; retrying", type(exc).__name__)
 

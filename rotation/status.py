@@ -1,0 +1,103 @@
+"""How rotation is doing, for people and monitors: dashboard figures, overdue and failed accounts, heartbeats.
+
+The dashboard, its template tags, ``/healthz`` and the mails all read these, so they always agree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.db import DatabaseError
+from django.db.models import Count, Q
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from records.models import PamConfiguration, PamDirectory, PamUser, RotationStatus
+from rotation.models import FAILED_STATES, OK_STATES, Heartbeat, RotationAttempt
+
+HEARTBEAT_STALE_AFTER = dt.timedelta(minutes=2)
+
+
+# -- Dashboard figures ---------------------------------------------------------------------------
+
+
+@dataclass
+class ChartDay:
+    """One day's bar: successes and failures."""
+
+    day: dt.date
+    ok: int
+    failed: int
+
+
+def rotations_per_day(days: int = 30, now: dt.datetime | None = None) -> list[ChartDay]:
+    """Return successes and failures per day for the last days, in one aggregate query."""
+    now = timezone.localtime(now or timezone.now())
+    first = now.date() - dt.timedelta(days=days - 1)
+    start = dt.datetime.combine(first, dt.time.min, tzinfo=now.tzinfo)
+    rows = (
+        RotationAttempt.objects.filter(created_at__gte=start)
+        .annotate(day=TruncDate("created_at", tzinfo=now.tzinfo))
+        .values("day")
+        .annotate(
+            ok=Count("id", filter=Q(state__in=OK_STATES)),
+            failed=Count("id", filter=Q(state__in=FAILED_STATES)),
+        )
+        .order_by("day")
+    )
+    by_day = {row["day"]: row for row in rows}
+    chart = []
+    for offset in range(days):
+        day = first + dt.timedelta(days=offset)
+        row = by_day.get(day, {})
+        chart.append(ChartDay(day, row.get("ok", 0), row.get("failed", 0)))
+    return chart
+
+
+def overdue_users(now: dt.datetime | None = None):
+    """Return the accounts whose rotation is late, most overdue first (PamUser.objects.overdue's rule)."""
+    return PamUser.objects.overdue(now).order_by("next_rotation_at")
+
+
+def failed_users():
+    """Return the accounts whose last rotation failed or has an unknown outcome."""
+    return PamUser.objects.filter(rotation_status__in=(RotationStatus.FAILED, RotationStatus.UNKNOWN))
+
+
+def counts() -> dict:
+    """Return the dashboard's record and problem counts."""
+    users = PamUser.objects.all()
+    return {
+        "configurations": PamConfiguration.objects.count(),
+        "directories": PamDirectory.objects.count(),
+        "users": users.count(),
+        "rotating": users.rotatable().count(),
+        "failed": failed_users().count(),
+        "overdue": users.overdue().count(),
+    }
+
+
+def health(now: dt.datetime | None = None) -> dict:
+    """Return whether the database answers and a worker and the scheduler were seen recently.
+
+    ``ok`` (what /healthz answers 200 for) needs the database and a fresh worker heartbeat.
+    """
+    now = now or timezone.now()
+    try:
+        beats = dict(Heartbeat.objects.values_list("name", "seen_at"))
+        database = True
+    except DatabaseError:
+        beats, database = {}, False
+    fresh = {name for name, seen_at in beats.items() if now - seen_at <= HEARTBEAT_STALE_AFTER}
+    worker = any(name.startswith("worker:") for name in fresh)
+    return {
+        "ok": database and worker,
+        "database": database,
+        "worker": worker,
+        "scheduler": "scheduler" in fresh,
+        "heartbeats": {
+            name: {"seen_at": seen_at.isoformat(), "age_s": round((now - seen_at).total_seconds())}
+            for name, seen_at in beats.items()
+        },
+    }
