@@ -3,13 +3,14 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := slapd ldap-utils samba samba-dsdb-modules samba-vfs-modules samba-ad-provision openssl chromium iproute2 postgresql
+APT_PACKAGES := slapd ldap-utils samba samba-dsdb-modules samba-vfs-modules samba-ad-provision openssl chromium iproute2 postgresql oathtool libldap2-dev libsasl2-dev
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
 .PHONY: run test demo venv dev-venv apt lint check pytest clean
 
 $(VENV)/.installed: requirements.txt
+	@dpkg -s libldap2-dev libsasl2-dev >/dev/null 2>&1 || $(MAKE) apt  # python-ldap builds against them
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt

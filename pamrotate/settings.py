@@ -7,11 +7,14 @@ Modes (``PAMROTATE_MODE``):
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
+
+from accounts.directory import settings_from_environment
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -38,6 +41,14 @@ def env_int(name: str, default: int) -> int:
         return int(value)
     except ValueError:
         raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}") from None
+
+
+def env_proxy_count(name: str) -> int:
+    """Return how many trusted proxies an environment variable names: a number, or on (1) / off (0)."""
+    value = os.environ.get(name, "").strip().lower()
+    if value.isdigit():
+        return int(value)
+    return 1 if env_bool(name, False) else 0
 
 
 def env_list(name: str, default: str = "") -> list[str]:
@@ -113,18 +124,30 @@ INSTALLED_APPS = [
     "django_q",
     "records.apps.RecordsConfig",
     "rotation.apps.RotationConfig",
+    "django_otp",
+    "axes",
+    "accounts.apps.AccountsConfig",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "api.apps.ApiConfig",
 ]
 
 MIDDLEWARE = [
+    "pamrotate.middleware.ClientAddressMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "accounts.sessions.SessionRulesMiddleware",
+    "accounts.middleware.RequireMfaMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "pamrotate.middleware.ContentSecurityPolicyMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "pamrotate.urls"
@@ -233,9 +256,16 @@ SECURE_SSL_REDIRECT = HTTPS and env_bool("PAMROTATE_SSL_REDIRECT", True)
 SECURE_HSTS_SECONDS = env_int("PAMROTATE_HSTS_SECONDS", 31536000 if HTTPS else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
 SECURE_HSTS_PRELOAD = HTTPS
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("PAMROTATE_BEHIND_PROXY") else None
+# PAMROTATE_BEHIND_PROXY: how many proxies in front of pamrotate append to X-Forwarded-For
+# (1/on = one); only then X-Forwarded-Proto and X-Forwarded-For are believed.
+BEHIND_PROXY_COUNT = env_proxy_count("PAMROTATE_BEHIND_PROXY")
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_PROXY_COUNT else None
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_AGE = env_int("PAMROTATE_SESSION_SECONDS", 8 * 3600)
+# A session ends after PAMROTATE_SESSION_IDLE_MINUTES without a request, and at the latest
+# PAMROTATE_SESSION_ABSOLUTE_HOURS after sign-in (accounts/sessions.py).
+SESSION_IDLE_MINUTES = env_int("PAMROTATE_SESSION_IDLE_MINUTES", 30)
+SESSION_ABSOLUTE_HOURS = env_int("PAMROTATE_SESSION_ABSOLUTE_HOURS", 8)
+SESSION_COOKIE_AGE = SESSION_ABSOLUTE_HOURS * 3600
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -245,9 +275,31 @@ CONTENT_SECURITY_POLICY = (
     "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 )
 
-# Failed logins: at most this many per username and per client address in the window.
-LOGIN_FAILURE_LIMIT = env_int("PAMROTATE_LOGIN_FAILURE_LIMIT", 5)
-LOGIN_FAILURE_WINDOW = env_int("PAMROTATE_LOGIN_FAILURE_WINDOW", 900)
+# Sign-in (accounts/): local accounts, the directory, django-axes lock-outs, the second factor.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses a locked-out user name first
+    "django.contrib.auth.backends.ModelBackend",  # local accounts (break-glass)
+    "accounts.backends.DirectoryBackend",  # directory accounts, when PAMROTATE_LDAP_URL is set
+]
+# Operators, Administrators and superusers must enrol a second factor; reveal, rotate, import
+# and token creation need a verified session. On in production mode, off in dev mode.
+REQUIRE_MFA = env_bool("PAMROTATE_REQUIRE_MFA", PRODUCTION)
+SIGNIN_FAILURE_LIMIT = env_int("PAMROTATE_SIGNIN_FAILURE_LIMIT", 5)
+SIGNIN_ADDRESS_FAILURE_LIMIT = env_int("PAMROTATE_SIGNIN_ADDRESS_FAILURE_LIMIT", 20)
+SIGNIN_LOCKOUT_MINUTES = env_int("PAMROTATE_SIGNIN_LOCKOUT_MINUTES", 15)
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_FAILURE_LIMIT = "accounts.signin.failure_limit"
+AXES_LOCKOUT_PARAMETERS = "accounts.signin.lockout_parameters"
+AXES_USERNAME_CALLABLE = "accounts.signin.axes_username"
+AXES_CLIENT_IP_CALLABLE = "accounts.signin.client_address"
+AXES_LOCKOUT_CALLABLE = "accounts.signin.lockout_response"
+AXES_COOLOFF_TIME = dt.timedelta(minutes=SIGNIN_LOCKOUT_MINUTES)
+AXES_RESET_ON_SUCCESS = True
+# A refused attempt does not extend the lock: an attacker cannot keep a person out forever.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_HTTP_RESPONSE_CODE = 429
+# Directory sign-in: AUTH_LDAP_* from PAMROTATE_LDAP_* (README "Sign-in"); plain LDAP is refused here.
+globals().update(settings_from_environment(os.environ, env_secret))
 
 # Rotation.
 ROTATION_LEASE_SECONDS = env_int("PAMROTATE_ROTATION_LEASE_SECONDS", 300)
@@ -297,6 +349,40 @@ EMAIL_BACKEND = env_str("PAMROTATE_EMAIL_BACKEND", "django.core.mail.backends.sm
 EMAIL_HOST = env_str("PAMROTATE_EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("PAMROTATE_EMAIL_PORT", 25)
 DEFAULT_FROM_EMAIL = env_str("PAMROTATE_EMAIL_FROM", "pamrotate@localhost")
+
+# The API (api/): Django REST framework, its OpenAPI schema, and Vault's static-cred path.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "api.authentication.BearerTokenAuthentication",
+        # A browser's session works too; DRF enforces CSRF on its unsafe methods.
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": ["api.parsers.LimitedJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_THROTTLE_CLASSES": ["api.throttles.TokenRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"token": env_str("PAMROTATE_API_RATE", "120/minute")},
+    "DEFAULT_PAGINATION_CLASS": "api.pagination.IdCursorPagination",
+    "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "api.errors.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+# The largest JSON body the API parses; a larger one is answered 400.
+API_MAX_BODY_BYTES = env_int("PAMROTATE_API_MAX_BODY_BYTES", 64 * 1024)
+SPECTACULAR_SETTINGS = {
+    "TITLE": "pamrotate API",
+    "DESCRIPTION": "Records, rotations, credentials and the audit log of pamrotate.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+}
+# Vault's LDAP secrets engine path: GET /v1/<mount>/static-cred/<name>.
+VAULT_MOUNT = env_str("PAMROTATE_VAULT_MOUNT", "ldap")
 
 # Audit retention: events and finished attempts older than this many days may be purged by
 # `manage.py purge_audit`; 0 keeps them forever.

@@ -1,19 +1,13 @@
-"""Forms for the PAM records: validation that gives a clear message instead of a broken record."""
+"""Forms for the PAM records: presentation only (widgets, layout); the models validate (records/validators.py)."""
 
 from __future__ import annotations
 
-import ipaddress
-import re
-
 from crispy_forms.helper import FormHelper
 from crispy_forms.layout import HTML, Div, Fieldset, Layout, Submit
-from cryptography import x509
 from django import forms
-from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
-from ldap3.utils.dn import parse_dn
 
-from records import keeper, ratelimit, schedules
+from records import keeper, schedules
 from records.models import PamConfiguration, PamDirectory, PamUser
 
 SCHEDULE_FIELDS = [
@@ -31,43 +25,6 @@ SCHEDULE_WIDGETS = {
     "schedule_tz": forms.TextInput(attrs={"list": "time-zones", "autocomplete": "off"}),
     "schedule_cron": forms.TextInput(attrs={"placeholder": "0 2 * * 0"}),
 }
-IMPORT_MAX_BYTES = 5 * 1024 * 1024
-# One DNS label: letters, digits and inner hyphens, at most 63 characters.
-DNS_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
-PORT_MAPPING_LINE = re.compile(r"^(\d{1,5})\s*=\s*([A-Za-z0-9][A-Za-z0-9_.-]*)$")
-
-
-def is_ip_address(value: str) -> bool:
-    """Return whether the text is an IPv4 or IPv6 address."""
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    return True
-
-
-def is_hostname(value: str) -> bool:
-    """Return whether the text is a DNS name (RFC 1123 labels, at most 253 characters)."""
-    name = value[:-1] if value.endswith(".") else value
-    if not name or len(name) > 253:
-        return False
-    labels = name.split(".")
-    # An all-numeric last label would be a mistyped IPv4 address, not a name.
-    return all(DNS_LABEL.match(label) for label in labels) and not labels[-1].isdigit()
-
-
-def check_dn(value: str, what: str = "distinguished name") -> str:
-    """Return the DN stripped, or raise ValidationError when ldap3 cannot parse it."""
-    value = value.strip()
-    if not value:
-        return value
-    try:
-        parse_dn(value)
-    except Exception:
-        raise ValidationError(
-            f'This is not a valid {what}; write it like "CN=svc-backup,OU=Service,DC=example,DC=com".'
-        ) from None
-    return value
 
 
 class ConfigurationSelect(forms.Select):
@@ -101,9 +58,6 @@ class RecordForm(forms.ModelForm):
 
     def layout(self) -> list:
         return list(self.fields)
-
-    def clean_title(self) -> str:
-        return self.cleaned_data["title"].strip()
 
 
 def schedule_fieldset() -> Div:
@@ -160,7 +114,7 @@ class ImportForm(forms.Form):
 
     file = forms.FileField(
         label="Keeper project file (JSON)",
-        help_text="The JSON of Keeper's pam project import, or what pam_export wrote; at most 5 MB.",
+        help_text=f"The JSON of Keeper's pam project import, or what pam_export wrote; at most {keeper.MAX_MB} MB.",
         widget=forms.ClearableFileInput(attrs={"accept": ".json,application/json"}),
     )
 
@@ -172,10 +126,8 @@ class ImportForm(forms.Form):
 
     def clean_file(self) -> str:
         upload = self.cleaned_data["file"]
-        if upload.size > IMPORT_MAX_BYTES:
-            raise ValidationError(
-                f"The file is {upload.size / 1024 / 1024:.1f} MB; the limit is {IMPORT_MAX_BYTES // 1024 // 1024} MB."
-            )
+        if upload.size > keeper.MAX_BYTES:
+            raise ValidationError(f"The file is {upload.size / 1024 / 1024:.1f} MB; the limit is {keeper.MAX_MB} MB.")
         raw = upload.read()
         try:
             keeper.parse(raw)
@@ -183,27 +135,6 @@ class ImportForm(forms.Form):
             raise ValidationError(f"This file cannot be imported: {exc}.") from None
         self.file_name = upload.name[:200]
         return raw.decode("utf-8-sig")
-
-
-class LoginForm(AuthenticationForm):
-    """Django's sign-in form, refused outright after too many failures."""
-
-    def clean(self):
-        username = self.cleaned_data.get("username") or ""
-        address = self.request.META.get("REMOTE_ADDR") if self.request else None
-        wait = ratelimit.seconds_locked(username, address)
-        if wait:
-            minutes = max(1, -(-wait // 60))
-            raise ValidationError(
-                f"Too many failed sign-in attempts; try again in {minutes} minutes.", code="rate_limited"
-            )
-        try:
-            cleaned = super().clean()
-        except ValidationError:
-            ratelimit.record_failure(username, address)
-            raise
-        ratelimit.clear(username)
-        return cleaned
 
 
 class ConfigurationForm(RecordForm):
@@ -245,30 +176,6 @@ class ConfigurationForm(RecordForm):
                 "manual_rotation_resets_schedule",
             ),
         ]
-
-    def clean_network_cidr(self) -> str:
-        value = self.cleaned_data["network_cidr"].strip()
-        if value:
-            try:
-                value = str(ipaddress.ip_network(value, strict=False))
-            except ValueError:
-                raise ValidationError('Write the network in CIDR form, like "10.0.0.0/24".') from None
-        return value
-
-    def clean_port_mapping(self) -> str:
-        lines = []
-        for number, line in enumerate(self.cleaned_data["port_mapping"].splitlines(), start=1):
-            line = line.strip()
-            if not line:
-                continue
-            match = PORT_MAPPING_LINE.match(line)
-            if not match or not 1 <= int(match.group(1)) <= 65535:
-                raise ValidationError(
-                    f'Line {number}: write one mapping a line as PORT=NAME, like "32636=ldaps", '
-                    "with a port from 1 to 65535."
-                )
-            lines.append(f"{int(match.group(1))}={match.group(2)}")
-        return "\n".join(lines)
 
 
 class DirectoryForm(RecordForm):
@@ -323,41 +230,6 @@ class DirectoryForm(RecordForm):
             Fieldset("Administration", "administrative_credential"),
         ]
 
-    def clean_hostname(self) -> str:
-        value = self.cleaned_data["hostname"].strip()
-        if not (is_ip_address(value) or is_hostname(value)):
-            raise ValidationError('Enter a host name such as "ldap.example.com" or an IP address.')
-        return value
-
-    def clean_port(self) -> int:
-        value = self.cleaned_data["port"]
-        if value is None or not 1 <= value <= 65535:
-            raise ValidationError("The port must be a number from 1 to 65535.")
-        return value
-
-    def clean_alternative_ips(self) -> str:
-        text = self.cleaned_data["alternative_ips"]
-        addresses = [item.strip() for item in text.replace(",", "\n").splitlines() if item.strip()]
-        for address in addresses:
-            if not is_ip_address(address):
-                raise ValidationError(f'"{address[:60]}" is not an IP address; list one IP address a line.')
-        return "\n".join(addresses)
-
-    def clean_ca_certificate(self) -> str:
-        value = self.cleaned_data["ca_certificate"].strip()
-        if value:
-            try:
-                x509.load_pem_x509_certificates(value.encode())
-            except (ValueError, TypeError):
-                raise ValidationError(
-                    "This is not a PEM X.509 certificate: paste the CA certificate including the "
-                    '"-----BEGIN CERTIFICATE-----" and "-----END CERTIFICATE-----" lines.'
-                ) from None
-        return value
-
-    def clean_user_match(self) -> str:
-        return check_dn(self.cleaned_data["user_match"], "search base (distinguished name)")
-
 
 class UserForm(RecordForm):
     """Create or change a PAM user; the password is write-only."""
@@ -402,9 +274,6 @@ class UserForm(RecordForm):
             ),
             Fieldset("Rotation", "rotation_enabled", "resource", "password_complexity", schedule_fieldset()),
         ]
-
-    def clean_distinguished_name(self) -> str:
-        return check_dn(self.cleaned_data["distinguished_name"])
 
     def save(self, commit: bool = True) -> PamUser:
         user = super().save(commit=False)

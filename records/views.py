@@ -1,20 +1,12 @@
-"""Record pages: sign-in, dashboard, lists, details, and create / edit / delete."""
+"""Record pages: dashboard, lists, details, and create / edit / delete."""
 
 from __future__ import annotations
 
 import datetime as dt
-import os
-import re
-import secrets
-import time
-from pathlib import Path
 from zoneinfo import available_timezones
 
-from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.views import LoginView
 from django.core.paginator import Paginator
 from django.db import models
 from django.db.models import Count, Q
@@ -23,10 +15,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from pamrotate import crypto
-from records import access, changes, keeper, schedules
+from accounts.mfa import require_verified
+from records import access, changes, imports, keeper, schedules
 from records.complexity import ComplexityError
-from records.forms import FORMS, ImportForm, LoginForm, SchedulePreviewForm
+from records.forms import FORMS, ImportForm, SchedulePreviewForm
 from records.models import (
     DirectoryType,
     PamConfiguration,
@@ -48,23 +40,7 @@ RECORD_TYPES = {"configuration": PamConfiguration, "directory": PamDirectory, "u
 RECORD_NAMES = {model: name for name, model in RECORD_TYPES.items()}
 TIME_ZONES = sorted(available_timezones())
 IMPORT_MODELS = [PamConfiguration, PamDirectory, PamUser]
-IMPORT_SESSION_KEY = "pam_import"
-# An encrypted upload larger than this waits in a file instead of the session table.
-IMPORT_SESSION_LIMIT = 64 * 1024
-IMPORT_FILE_NAME = re.compile(r"^[0-9a-f]{32}\.enc$")
 PREVIEW_ERRORS = (schedules.ScheduleError, IndexError, KeyError, TypeError, ValueError, OverflowError)
-
-login_view = LoginView.as_view(
-    form_class=LoginForm, template_name="registration/login.html", redirect_authenticated_user=True
-)
-
-
-@require_POST
-def logout_view(request: HttpRequest) -> HttpResponse:
-    logout(request)
-    messages.info(request, "You are signed out.")
-    return redirect(settings.LOGOUT_REDIRECT_URL)
-
 
 def _int_param(request: HttpRequest, name: str) -> int | None:
     """Return a query parameter as a positive integer, or None when it is missing or not one."""
@@ -382,79 +358,23 @@ def _require_import(user) -> None:
         access.require(user, model, "create")
 
 
-def _imports_dir() -> Path:
-    return Path(settings.DATA_DIR) / "imports"
-
-
-def _sweep_imports() -> None:
-    """Delete waiting uploads older than a session: their sessions ended without a confirm or cancel."""
-    cutoff = time.time() - settings.SESSION_COOKIE_AGE
-    for path in _imports_dir().glob("*.enc"):
-        try:
-            if path.stat().st_mtime < cutoff:
-                path.unlink()
-        except OSError:
-            pass
-
-
-def _discard_import(request: HttpRequest) -> None:
-    stash = request.session.pop(IMPORT_SESSION_KEY, None)
-    if isinstance(stash, dict) and IMPORT_FILE_NAME.match(str(stash.get("file", ""))):
-        (_imports_dir() / stash["file"]).unlink(missing_ok=True)
-
-
-def _stash_import(request: HttpRequest, name: str, text: str) -> None:
-    """Keep an upload, encrypted, until it is confirmed or cancelled: in the session when small, else a file."""
-    _discard_import(request)
-    sealed = crypto.encrypt(text)
-    stash = {"name": name}
-    if len(sealed) <= IMPORT_SESSION_LIMIT:
-        stash["document"] = sealed
-    else:
-        directory = _imports_dir()
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        _sweep_imports()
-        stash["file"] = f"{secrets.token_hex(16)}.enc"
-        descriptor = os.open(directory / stash["file"], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(sealed)
-    request.session[IMPORT_SESSION_KEY] = stash
-
-
-def _stashed_import(request: HttpRequest) -> tuple[str, str] | None:
-    """Return the waiting upload's name and text, or None when there is none (or it is gone)."""
-    stash = request.session.get(IMPORT_SESSION_KEY)
-    if not isinstance(stash, dict):
-        return None
-    sealed = stash.get("document")
-    if sealed is None and IMPORT_FILE_NAME.match(str(stash.get("file", ""))):
-        try:
-            sealed = (_imports_dir() / stash["file"]).read_text()
-        except OSError:
-            return None
-    try:
-        return str(stash.get("name", "")), crypto.decrypt(sealed)
-    except (crypto.DecryptionError, AttributeError, TypeError):
-        return None
-
-
-def _run_import(request: HttpRequest, text: str, *, dry_run: bool) -> keeper.ImportReport:
+def _run_import(request: HttpRequest, text: str, *, dry_run: bool) -> imports.ImportReport:
     """Import (or dry-run) a file as the signed-in user; return the report with the file's passwords hidden."""
     try:
         projects = keeper.parse(text)
     except keeper.KeeperError as exc:
-        return keeper.ImportReport(rejected=[keeper.Item("file", "", str(exc))], dry_run=dry_run)
+        return imports.ImportReport(rejected=[imports.Item("file", "", str(exc))], dry_run=dry_run)
     try:
-        report = keeper.import_projects(
+        report = imports.import_projects(
             projects,
             actor=request.user,
             actor_name=request.user.get_username(),
             remote_address=request.META.get("REMOTE_ADDR"),
             dry_run=dry_run,
         )
-    except keeper.ImportRejected as exc:
+    except imports.ImportRejected as exc:
         report = exc.report
-    hidden = sorted((p for p in keeper.passwords_in(projects) if len(p) >= 4), key=len, reverse=True)
+    hidden = sorted((p for p in imports.passwords_in(projects) if len(p) >= 4), key=len, reverse=True)
     for item in [*report.created, *report.skipped, *report.rejected]:
         for password in hidden:
             item.title = item.title.replace(password, "(password hidden)")
@@ -465,11 +385,12 @@ def _run_import(request: HttpRequest, text: str, *, dry_run: bool) -> keeper.Imp
 
 
 @login_required
+@require_verified
 def import_upload(request: HttpRequest) -> HttpResponse:
     _require_import(request.user)
     form = ImportForm(request.POST, request.FILES) if request.method == "POST" else ImportForm()
     if form.is_valid():
-        _stash_import(request, form.file_name, form.cleaned_data["file"])
+        imports._stash_import(request, form.file_name, form.cleaned_data["file"])
         return redirect("records:import-preview")
     return render(request, "records/import.html", {"form": form})
 
@@ -478,7 +399,7 @@ def import_upload(request: HttpRequest) -> HttpResponse:
 @require_GET
 def import_preview(request: HttpRequest) -> HttpResponse:
     _require_import(request.user)
-    stashed = _stashed_import(request)
+    stashed = imports._stashed_import(request)
     if stashed is None:
         messages.info(request, "Upload a Keeper project file to preview its import.")
         return redirect("records:import")
@@ -489,9 +410,10 @@ def import_preview(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
+@require_verified
 def import_confirm(request: HttpRequest) -> HttpResponse:
     _require_import(request.user)
-    stashed = _stashed_import(request)
+    stashed = imports._stashed_import(request)
     if stashed is None:
         messages.error(request, "There is no upload waiting to be imported; upload the file again.")
         return redirect("records:import")
@@ -502,7 +424,7 @@ def import_confirm(request: HttpRequest) -> HttpResponse:
             request, f"{name} was rejected and nothing was written: the records changed since the preview."
         )
         return redirect("records:import-preview")
-    _discard_import(request)
+    imports._discard_import(request)
     messages.success(
         request, f"Imported {name}: {len(report.created)} records created, {len(report.skipped)} skipped."
     )
@@ -513,6 +435,6 @@ def import_confirm(request: HttpRequest) -> HttpResponse:
 @require_POST
 def import_cancel(request: HttpRequest) -> HttpResponse:
     _require_import(request.user)
-    _discard_import(request)
+    imports._discard_import(request)
     messages.info(request, "Import cancelled; nothing was written.")
     return redirect("records:configuration-list")

@@ -15,6 +15,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from accounts.mfa import require_verified
 from records.models import PamDirectory, PamUser
 from rotation import audit, directories, reveal, services, status
 from rotation.models import (
@@ -55,6 +56,7 @@ def healthz(request):
 
 @login_required
 @require_POST
+@require_verified
 def rotate_now(request, pk):
     pam_user = _get_user_for(request, pk, "records.rotate_credentials")
     attempt = services.request_rotation(pam_user, actor=request.user, remote_address=_client_address(request))
@@ -94,6 +96,7 @@ def attempt_status(request, pk):
 
 @login_required
 @require_POST
+@require_verified
 def reveal_password(request, pk):
     pam_user = _get_user_for(request, pk, "records.reveal_password")
     version = None
@@ -118,6 +121,7 @@ def reveal_password(request, pk):
 
 @login_required
 @require_POST
+@require_verified
 def test_connection(request, pk):
     _require(request, "records.rotate_credentials")
     directory = get_object_or_404(PamDirectory.objects.select_related("administrative_credential"), pk=pk)
@@ -225,6 +229,7 @@ def _bulk_targets(data):
 
 @login_required
 @require_POST
+@require_verified
 def bulk_rotate(request):
     _require(request, "records.rotate_credentials")
     targets = _bulk_targets(request.POST)

@@ -11,6 +11,8 @@ import re
 
 import pytest
 from django.contrib.auth.models import Group, User
+from django.http import HttpRequest
+from django.test import Client
 
 from records.models import DirectoryType, PamConfiguration, PamDirectory, PamUser
 from tests.ldapservers import samba, slapd, tls_files, unique_name_fixture  # noqa: F401  (fixtures)
@@ -32,6 +34,7 @@ def ensure_roles() -> None:
     roles = importlib.import_module("records.migrations.0002_roles")
     if Group.objects.filter(name__in=roles.ROLES).count() != len(roles.ROLES):
         roles.grant_roles(Group, Permission)
+        importlib.import_module("api.migrations.0002_administrators_manage_applications").grant(Group, Permission)
 
 
 def make_persona(name: str) -> User:
@@ -111,8 +114,61 @@ def _record_generated_passwords(monkeypatch):
         return password
 
     monkeypatch.setattr(passwords, "generate", generate)
+    _record_issued_tokens(monkeypatch)
+    _register_second_factor_secrets(monkeypatch)
     _generated.clear()
     yield _generated
+
+
+def _record_issued_tokens(monkeypatch) -> None:
+    """Scan for API tokens too: each one issued in clear joins the generated secrets."""
+    from api.models import Token
+
+    real_issue = Token.issue.__func__
+
+    def issue(cls, **kwargs):
+        token, clear = real_issue(cls, **kwargs)
+        _generated.append(clear)
+        return token, clear
+
+    monkeypatch.setattr(Token, "issue", classmethod(issue))
+
+
+def _register_second_factor_secrets(monkeypatch) -> None:
+    """Scan for second-factor secrets too: every TOTP seed (hex and base32) and recovery code made."""
+    from base64 import b32encode
+
+    from accounts import models as account_models
+
+    real_key, real_code = account_models._new_totp_key, account_models._new_recovery_code
+
+    def new_key():
+        key = real_key()
+        _generated.extend([key.hex(), b32encode(key).decode()])
+        return key
+
+    def new_code():
+        code = real_code()
+        _generated.extend([code, code.replace("-", "")])
+        return code
+
+    monkeypatch.setattr(account_models, "_new_totp_key", new_key)
+    monkeypatch.setattr(account_models, "_new_recovery_code", new_code)
+
+
+class SignInClient(Client):
+    """Django's test client whose login() passes a request, as django-axes needs."""
+
+    def login(self, **credentials):
+        request = HttpRequest()
+        request.META["REMOTE_ADDR"] = "127.0.0.1"
+        return super().login(request=request, **credentials)
+
+
+@pytest.fixture
+def client():
+    """pytest-django's client, able to login() under django-axes."""
+    return SignInClient()
 
 
 _BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")

@@ -11,6 +11,8 @@ os.environ.setdefault("PAMROTATE_SECRET_KEY", secrets.token_urlsafe(50))
 os.environ.setdefault("PAMROTATE_ENCRYPTION_KEY", base64.urlsafe_b64encode(os.urandom(32)).decode())
 os.environ.setdefault("PAMROTATE_Q_SYNC", "1")
 os.environ.setdefault("PAMROTATE_HTTPS", "0")
+# Existing tests run without a second factor; a test that needs one turns REQUIRE_MFA on.
+os.environ.setdefault("PAMROTATE_REQUIRE_MFA", "0")
 
 from pamrotate.settings import *  # noqa: E402,F403
 from pamrotate.settings import DATA_DIR, DATABASES, STATIC_ROOT  # noqa: E402

@@ -26,6 +26,7 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.WARNING(
                 f"Created administrator '{user.username}' with password: {password}\n"
-                "It is shown only now; change it after signing in."
+                "It is shown only now; change it after signing in, then set up your second factor and\n"
+                "manage people and roles at /accounts/people/ (Your account: /accounts/security/)."
             )
         )

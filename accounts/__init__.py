@@ -1,0 +1,1 @@
+"""Sign-in: local and directory accounts, second factor, people and roles, sign-in protection."""

@@ -1,0 +1,49 @@
+"""Keep a signed-in person on the second-factor pages until their session is verified."""
+
+from __future__ import annotations
+
+from django.shortcuts import redirect
+
+from accounts import mfa
+
+# Token clients of the API have no session; api/permissions.py asks mfa.session_is_verified itself.
+EXEMPT_PREFIXES = ("/static/", "/healthz", "/api/")
+ALWAYS_ALLOWED = {"logout"}
+STEP_VIEWS = {
+    "accounts:mfa-verify": {"accounts:mfa-verify"},
+    "accounts:mfa-enrol": {"accounts:mfa-enrol", "accounts:mfa-confirm"},
+}
+
+
+def pending_step(request) -> str | None:
+    """Return the view a signed-in person must go to first (verify or enrol), or None."""
+    user = request.user
+    if getattr(user, "is_verified", None) and user.is_verified():
+        return None
+    enrolled = request.session.get(mfa.ENROLLED_SESSION_KEY)
+    if enrolled is None:
+        enrolled = request.session[mfa.ENROLLED_SESSION_KEY] = mfa.is_enrolled(user)
+    if enrolled:
+        return "accounts:mfa-verify"
+    if mfa.must_enrol(user):
+        return "accounts:mfa-enrol"
+    return None
+
+
+class RequireMfaMiddleware:
+    """Send an enrolled but unverified session to verification, and one that must enrol to enrolment."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        if not request.user.is_authenticated or request.path.startswith(EXEMPT_PREFIXES):
+            return None
+        step = pending_step(request)
+        name = request.resolver_match.view_name if request.resolver_match else ""
+        if step is None or name in ALWAYS_ALLOWED or name in STEP_VIEWS[step]:
+            return None
+        return redirect(step)
