@@ -1,0 +1,196 @@
+"""Who may call the API: applications (Keeper's KSM applications) and their tokens, personal tokens."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import ipaddress
+import secrets
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.urls import reverse
+from django.utils import timezone
+
+from records.models import PamConfiguration
+
+APPLICATION_PREFIX = "pr_app_"
+PERSONAL_PREFIX = "pr_pat_"
+# Writing last_used_at on every call would make each read a write: once a minute is enough.
+LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
+
+
+def digest(token: str) -> str:
+    """Return the SHA-256 hex digest a token is stored as."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def validate_cidrs(value: str) -> None:
+    """Reject a client-network list with an entry that is not an IPv4 or IPv6 network."""
+    bad = []
+    for entry in cidr_entries(value):
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            bad.append(entry)
+    if bad:
+        raise ValidationError(f"Not a network (use 10.0.0.0/24 or 2001:db8::/64): {', '.join(bad[:5])}")
+
+
+def cidr_entries(value: str) -> list[str]:
+    """Return the entries of a comma- or line-separated network list."""
+    return [entry.strip() for entry in value.replace(",", "\n").splitlines() if entry.strip()]
+
+
+class Application(models.Model):
+    """A program that reads credentials of the accounts in its configurations (a KSM application)."""
+
+    name = models.CharField(max_length=100, unique=True)
+    configurations = models.ManyToManyField(
+        PamConfiguration,
+        related_name="applications",
+        help_text="It may read and rotate the accounts of these configurations, nothing else.",
+    )
+    allowed_networks = models.TextField(
+        "allowed client networks",
+        blank=True,
+        validators=[validate_cidrs],
+        help_text="CIDRs, one a line; blank allows any address.",
+    )
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Blank never expires.")
+    is_active = models.BooleanField("active", default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_by_name = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        permissions = [("manage_applications", "Can manage API applications and their tokens")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("api:application-detail", args=[self.pk])
+
+    @property
+    def actor_name(self) -> str:
+        """Return how the audit log names this application."""
+        return f"application:{self.name}"[:150]
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
+
+    def allows_address(self, address: str | None) -> bool:
+        """Return whether a client address is inside the allowed networks (any, when none are set)."""
+        networks = cidr_entries(self.allowed_networks)
+        if not networks:
+            return True
+        try:
+            client = ipaddress.ip_address(address or "")
+        except ValueError:
+            return False
+        return any(client in ipaddress.ip_network(entry, strict=False) for entry in networks)
+
+
+class TokenQuerySet(models.QuerySet):
+    """Queries over tokens."""
+
+    def usable(self, now: dt.datetime | None = None):
+        """Return the tokens that are neither revoked nor expired."""
+        now = now or timezone.now()
+        return self.filter(revoked_at__isnull=True).filter(
+            models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=now)
+        )
+
+
+class Token(models.Model):
+    """A bearer token of an application or a person, stored only as its SHA-256 digest."""
+
+    application = models.ForeignKey(
+        Application, on_delete=models.CASCADE, null=True, blank=True, related_name="tokens"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=100, blank=True, help_text="What the token is for.")
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    # The first characters, so that a person can tell tokens apart; not enough to use one.
+    hint = models.CharField(max_length=16, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    objects = TokenQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(application__isnull=True, user__isnull=False)
+                | models.Q(application__isnull=False, user__isnull=True),
+                name="token_application_xor_user",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hint}… ({self.owner_name})"
+
+    @classmethod
+    def issue(cls, *, application: Application | None = None, user=None, created_by=None, **fields) -> tuple:
+        """Create a token and return it with its clear text, which is never stored or shown again."""
+        prefix = APPLICATION_PREFIX if application is not None else PERSONAL_PREFIX
+        clear = prefix + secrets.token_urlsafe(32)
+        token = cls(
+            application=application,
+            user=user,
+            created_by=created_by if created_by is not None and created_by.is_authenticated else None,
+            digest=digest(clear),
+            hint=clear[: len(prefix) + 4],
+            **fields,
+        )
+        token.full_clean()
+        token.save()
+        return token, clear
+
+    @classmethod
+    def find(cls, clear: str) -> Token | None:
+        """Return the usable token whose digest matches, comparing digests in constant time."""
+        wanted = digest(clear)
+        token = cls.objects.usable().select_related("application", "user").filter(digest=wanted).first()
+        if token is None or not hmac.compare_digest(token.digest, wanted):
+            return None
+        return token
+
+    @property
+    def owner_name(self) -> str:
+        """Return the application's audit name or the person's user name."""
+        if self.application_id:
+            return self.application.actor_name
+        return self.user.get_username()
+
+    @property
+    def is_usable(self) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > timezone.now())
+
+    def revoke(self) -> bool:
+        """Revoke the token; return False when it already was."""
+        return bool(
+            Token.objects.filter(pk=self.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+        )
+
+    def touch(self) -> None:
+        """Record that the token was used now (at most one write a minute)."""
+        now = timezone.now()
+        if self.last_used_at is None or now - self.last_used_at >= LAST_USED_RESOLUTION:
+            Token.objects.filter(pk=self.pk).update(last_used_at=now)
+            self.last_used_at = now

@@ -1,0 +1,122 @@
+"""Create applications, issue and revoke tokens: each change one audit event, no token in any of them."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db import transaction
+from django.utils import timezone
+
+from api.models import Application, Token
+from rotation import audit
+from rotation.models import AuditEvent
+
+
+def _record(event: str, message: str, *, actor=None, actor_name: str = "", remote_address=None) -> None:
+    audit.record_event(
+        event,
+        actor=actor,
+        actor_name=actor_name,
+        remote_address=remote_address,
+        outcome="ok",
+        message=message,
+        category="security",
+    )
+
+
+def expiry_in(days: int | None) -> dt.datetime | None:
+    """Return the moment a number of days from now, or None for no expiry."""
+    return timezone.now() + dt.timedelta(days=days) if days else None
+
+
+def create_application(
+    name: str,
+    configurations,
+    *,
+    allowed_networks: str = "",
+    expires_at: dt.datetime | None = None,
+    is_active: bool = True,
+    actor=None,
+    actor_name: str = "",
+    remote_address: str | None = None,
+) -> tuple[Application, str]:
+    """Create a validated application with its first token; return both, the token in clear."""
+    with transaction.atomic():
+        application = Application(
+            name=name,
+            allowed_networks=allowed_networks,
+            expires_at=expires_at,
+            is_active=is_active,
+            created_by=actor if actor is not None and actor.is_authenticated else None,
+            created_by_name=actor_name or (actor.get_username() if actor is not None else ""),
+        )
+        application.full_clean()
+        application.save()
+        application.configurations.set(configurations)
+        titles = ", ".join(sorted(str(c) for c in application.configurations.all())) or "none"
+        _record(
+            AuditEvent.APPLICATION_CREATED,
+            f"Application {application.name} created for configurations: {titles}",
+            actor=actor,
+            actor_name=actor_name,
+            remote_address=remote_address,
+        )
+        _token, clear = issue_token(
+            application=application, actor=actor, actor_name=actor_name, remote_address=remote_address
+        )
+    return application, clear
+
+
+def record_application_change(
+    application: Application, changed: list[str], *, actor=None, remote_address=None
+) -> None:
+    """Record that an application's settings changed, naming the fields."""
+    _record(
+        AuditEvent.APPLICATION_UPDATED,
+        f"Application {application.name} changed: {', '.join(sorted(changed)) or 'nothing'}",
+        actor=actor,
+        remote_address=remote_address,
+    )
+
+
+def issue_token(
+    *,
+    application: Application | None = None,
+    user=None,
+    name: str = "",
+    expires_at: dt.datetime | None = None,
+    actor=None,
+    actor_name: str = "",
+    remote_address: str | None = None,
+) -> tuple[Token, str]:
+    """Issue a token to an application or a person; return it and its clear text (shown once)."""
+    with transaction.atomic():
+        token, clear = Token.issue(
+            application=application, user=user, created_by=actor, name=name, expires_at=expires_at
+        )
+        _record(
+            AuditEvent.TOKEN_CREATED,
+            f"Token {token.hint}… issued to {token.owner_name}"
+            + (f", expires {expires_at:%Y-%m-%d %H:%M} UTC" if expires_at else ""),
+            actor=actor,
+            actor_name=actor_name,
+            remote_address=remote_address,
+        )
+    return token, clear
+
+
+def revoke_token(
+    token: Token, *, actor=None, actor_name: str = "", remote_address: str | None = None
+) -> bool:
+    """Revoke a token and record it; return False when it was already revoked."""
+    with transaction.atomic():
+        if not token.revoke():
+            return False
+        _record(
+            AuditEvent.TOKEN_REVOKED,
+            f"Token {token.hint}… of {token.owner_name} revoked",
+            actor=actor,
+            actor_name=actor_name,
+            remote_address=remote_address,
+        )
+    return True

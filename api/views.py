@@ -1,0 +1,239 @@
+"""The REST endpoints under /api/v1/: records, rotation, credentials and the audit log."""
+
+from __future__ import annotations
+
+from django.db.models import Q
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+
+from api import permissions, serializers
+from api.authentication import client_address
+from api.credentials import caller_identity, read_credential
+from api.pagination import NewestFirstPagination
+from records.models import DirectoryType, PamConfiguration, PamDirectory, PamUser, RotationStatus
+from records.views import _filter_users
+from rotation import audit, services
+from rotation.models import AttemptState, AuditEvent, RotationAttempt
+
+UID_PATTERN = "[A-Za-z0-9_-]{1,64}"
+RECORD_PERMISSIONS = [IsAuthenticated, permissions.PeopleOnly, permissions.ModelPermissions]
+ERRORS = {
+    code: OpenApiResponse(serializers.ErrorSerializer, description=text)
+    for code, text in [
+        (400, "Malformed or invalid request"),
+        (401, "No, an invalid, an expired or a revoked token"),
+        (403, "Not allowed for this caller (role, scope or network)"),
+        (404, "No such record"),
+        (429, "Too many requests for this token; see Retry-After"),
+    ]
+}
+
+
+def _text(request, name: str) -> str:
+    return request.query_params.get(name, "").replace("\x00", "").strip()[:200]
+
+
+def _int(request, name: str) -> int | None:
+    value = request.query_params.get(name, "")
+    return int(value) if value.isascii() and value.isdigit() and len(value) < 19 else None
+
+
+def _param(name: str, description: str, kind=OpenApiTypes.STR, enum=None) -> OpenApiParameter:
+    return OpenApiParameter(name, kind, OpenApiParameter.QUERY, description=description, enum=enum)
+
+
+class RecordViewSet(viewsets.ModelViewSet):
+    """List, read, create, change and delete records with the UI's roles and validation."""
+
+    permission_classes = RECORD_PERMISSIONS
+    lookup_field = "uid"
+    lookup_value_regex = UID_PATTERN
+
+    def perform_destroy(self, instance):
+        serializers.delete_record(instance, request=self.request)
+
+
+def record_docs(serializer) -> dict:
+    """Return the schema of a record viewset's detail actions, errors included."""
+    return {
+        "retrieve": extend_schema(responses={200: serializer, **ERRORS}),
+        "create": extend_schema(responses={201: serializer, **ERRORS}),
+        "update": extend_schema(responses={200: serializer, **ERRORS}),
+        "partial_update": extend_schema(responses={200: serializer, **ERRORS}),
+        "destroy": extend_schema(
+            responses={204: None, 409: OpenApiResponse(serializers.ErrorSerializer, "Still in use"), **ERRORS}
+        ),
+    }
+
+
+@extend_schema_view(
+    list=extend_schema(parameters=[_param("q", "Search in title, network ID and application folder")]),
+    **record_docs(serializers.ConfigurationSerializer),
+)
+class ConfigurationViewSet(RecordViewSet):
+    """PAM configurations."""
+
+    serializer_class = serializers.ConfigurationSerializer
+    queryset = PamConfiguration.objects.all()
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        if q := _text(self.request, "q"):
+            queryset = queryset.filter(
+                Q(title__icontains=q) | Q(network_id__icontains=q) | Q(application_folder__icontains=q)
+            )
+        return queryset
+
+
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[
+            _param("q", "Search in title, hostname and domain"),
+            _param("configuration", "A configuration's id", OpenApiTypes.INT),
+            _param("type", "Directory type", enum=DirectoryType.values),
+        ]
+    ),
+    **record_docs(serializers.DirectorySerializer),
+)
+class DirectoryViewSet(RecordViewSet):
+    """PAM directories."""
+
+    serializer_class = serializers.DirectorySerializer
+    queryset = PamDirectory.objects.select_related("configuration", "administrative_credential")
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        if q := _text(self.request, "q"):
+            queryset = queryset.filter(
+                Q(title__icontains=q) | Q(hostname__icontains=q) | Q(domain_name__icontains=q)
+            )
+        if (configuration := _int(self.request, "configuration")) is not None:
+            queryset = queryset.filter(configuration_id=configuration)
+        if (kind := self.request.query_params.get("type", "")) in DirectoryType.values:
+            queryset = queryset.filter(directory_type=kind)
+        return queryset
+
+
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[
+            _param("q", "Search in title, login and DN"),
+            _param("configuration", "A configuration's id", OpenApiTypes.INT),
+            _param("directory", "A directory's id", OpenApiTypes.INT),
+            _param("type", "Directory type", enum=DirectoryType.values),
+            _param("status", "Last rotation's outcome", enum=RotationStatus.values),
+            _param("rotation", "Rotation on (nothing blocks it) or off", enum=["on", "off"]),
+            _param("overdue", "1: only overdue accounts", enum=["1"]),
+        ]
+    ),
+    **record_docs(serializers.UserSerializer),
+)
+class UserViewSet(RecordViewSet):
+    """PAM users; rotate one, or read its credential."""
+
+    serializer_class = serializers.UserSerializer
+    queryset = PamUser.objects.select_related("configuration", "resource")
+
+    def get_queryset(self):
+        # The user list page's filters, so that the API and the UI select the same accounts.
+        queryset, _ = _filter_users(self.request, super().get_queryset())
+        return queryset
+
+    def _account(self, uid: str, allowed) -> PamUser:
+        pam_user = get_object_or_404(PamUser.objects.select_related("configuration", "resource"), uid=uid)
+        if not allowed(self.request, pam_user):
+            raise PermissionDenied("You may not do this with this account.")
+        return pam_user
+
+    @extend_schema(
+        request=None,
+        responses={
+            202: serializers.AttemptSerializer,
+            409: OpenApiResponse(serializers.RefusedSerializer, "Refused: blocked or already rotating"),
+            **ERRORS,
+        },
+    )
+    @action(detail=True, methods=["post"], permission_classes=[IsAuthenticated])
+    def rotate(self, request, uid=None):
+        """Queue a rotation of this account; 202 with the attempt, 409 when it is refused."""
+        pam_user = self._account(uid, permissions.may_rotate)
+        attempt = services.request_rotation(
+            pam_user, remote_address=client_address(request), **caller_identity(request)
+        )
+        attempt.refresh_from_db()
+        body = serializers.AttemptSerializer(attempt).data
+        if attempt.state == AttemptState.REFUSED:
+            return Response(
+                {"detail": attempt.error_message, "attempt": body}, status=status.HTTP_409_CONFLICT
+            )
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(responses={200: serializers.CredentialSerializer, **ERRORS})
+    @action(detail=True, methods=["get"], permission_classes=[IsAuthenticated])
+    def credential(self, request, uid=None):
+        """Return the account's login, DN and current password; the read is audited."""
+        pam_user = self._account(uid, permissions.may_read_credential)
+        secret = read_credential(pam_user, request)
+        body = {
+            "uid": pam_user.uid,
+            "title": pam_user.title,
+            "login": pam_user.login,
+            "distinguished_name": pam_user.distinguished_name,
+            "password": secret["password"],
+            "last_rotated_at": pam_user.last_rotated_at,
+            "next_rotation_at": pam_user.next_rotation_at,
+        }
+        return Response(serializers.CredentialSerializer(body).data)
+
+
+@extend_schema_view(retrieve=extend_schema(responses={200: serializers.AttemptSerializer, **ERRORS}))
+class AttemptViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Rotation attempts, to follow a requested rotation."""
+
+    serializer_class = serializers.AttemptSerializer
+    queryset = RotationAttempt.objects.select_related("user")
+    permission_classes = [IsAuthenticated]
+
+    def get_object(self):
+        attempt = super().get_object()
+        if not permissions.may_view_attempt(self.request, attempt):
+            raise PermissionDenied("You may not see this attempt.")
+        return attempt
+
+
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[
+            _param("from", "First day (YYYY-MM-DD)", OpenApiTypes.DATE),
+            _param("to", "Last day (YYYY-MM-DD)", OpenApiTypes.DATE),
+            _param("event", "Event name", enum=list(AuditEvent.LABELS)),
+            _param("outcome", "ok or fail", enum=["ok", "fail"]),
+            _param("actor", "Who (user name, or application:NAME)"),
+            _param(
+                "configuration",
+                "Events about a configuration's id, its directories and users",
+                OpenApiTypes.INT,
+            ),
+            _param("directory", "Events about a directory's id and its users", OpenApiTypes.INT),
+            _param("account", "Events about a PAM user's id", OpenApiTypes.INT),
+            _param("q", "Free-text search"),
+        ],
+        responses={200: serializers.AuditEventSerializer(many=True), **ERRORS},
+    )
+)
+class AuditEventViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    """The audit log, newest first, with the audit page's filters."""
+
+    serializer_class = serializers.AuditEventSerializer
+    queryset = AuditEvent.objects.all()
+    permission_classes = RECORD_PERMISSIONS
+    pagination_class = NewestFirstPagination
+
+    def get_queryset(self):
+        return audit.AuditFilters.from_query(self.request.query_params).apply(super().get_queryset())
