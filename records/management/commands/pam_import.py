@@ -7,7 +7,7 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from records import keeper
+from records import imports, keeper
 
 
 def os_user() -> str:
@@ -31,26 +31,24 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         path = options["file"]
         try:
+            # One byte past the limit is enough for parse to refuse the file without reading it all.
             if path == "-":
-                text = sys.stdin.read()
+                text = sys.stdin.read(keeper.MAX_BYTES + 1)
             else:
                 with open(path, "rb") as handle:
-                    text = handle.read()
+                    text = handle.read(keeper.MAX_BYTES + 1)
         except OSError as exc:
             raise CommandError(f"cannot read {path}: {exc.strerror}") from None
         try:
             projects = keeper.parse(text)
-            report = keeper.import_projects(projects, actor_name=os_user(), dry_run=options["dry_run"])
-        except keeper.ImportRejected as exc:
+            report = imports.import_projects(projects, actor_name=os_user(), dry_run=options["dry_run"])
+        except imports.ImportRejected as exc:
             for line in exc.report.lines():
                 self.stderr.write(line)
             raise CommandError(f"{path}: {exc}") from None
         except keeper.KeeperError as exc:
             raise CommandError(f"{path}: {exc}; nothing was written") from None
-        lines = report.lines()
-        if report.dry_run:
-            lines = [line.replace("Created:", "Would create:", 1) for line in lines]
-        for line in lines:
+        for line in report.lines():
             self.stdout.write(line)
         if report.dry_run:
             self.stdout.write(self.style.WARNING("Dry run: nothing was written."))
