@@ -12,6 +12,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from accounts.mfa import require_verified
 from api import services
 from api.forms import ApplicationForm, TokenForm
 from api.models import Application, Token
@@ -43,6 +44,7 @@ def application_list(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@require_verified
 def application_create(request: HttpRequest) -> HttpResponse:
     _require_manager(request)
     form = ApplicationForm(request.POST or None)
@@ -89,6 +91,7 @@ def application_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
+@require_verified
 def application_token_create(request: HttpRequest, pk: int) -> HttpResponse:
     _require_manager(request)
     application = get_object_or_404(Application, pk=pk)
@@ -107,17 +110,25 @@ def application_token_create(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 def personal_tokens(request: HttpRequest) -> HttpResponse:
-    form = TokenForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        token, clear = services.issue_token(
-            user=request.user,
-            name=form.cleaned_data["name"],
-            expires_at=services.expiry_in(form.cleaned_data["expires_days"]),
-            **_who(request),
-        )
-        return _token_created(request, token, clear, reverse("api:personal-tokens"))
-    context = {"form": form, "tokens": request.user.api_tokens.all()}
+    context = {"form": TokenForm(), "tokens": request.user.api_tokens.all()}
     return render(request, "api/personal_tokens.html", context)
+
+
+@login_required
+@require_POST
+@require_verified
+def personal_token_create(request: HttpRequest) -> HttpResponse:
+    form = TokenForm(request.POST)
+    if not form.is_valid():
+        context = {"form": form, "tokens": request.user.api_tokens.all()}
+        return render(request, "api/personal_tokens.html", context, status=400)
+    token, clear = services.issue_token(
+        user=request.user,
+        name=form.cleaned_data["name"],
+        expires_at=services.expiry_in(form.cleaned_data["expires_days"]),
+        **_who(request),
+    )
+    return _token_created(request, token, clear, reverse("api:personal-tokens"))
 
 
 @login_required

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from rest_framework import permissions
 
+from accounts import mfa
 from api.authentication import ApplicationCaller
+from api.models import Token
 from records.models import PamUser
 
 
@@ -22,25 +24,35 @@ def in_scope(request, pam_user: PamUser) -> bool:
     )
 
 
+def second_factor_ok(request) -> bool:
+    """Return whether a person's call may do what needs a second factor.
+
+    A session must be verified (accounts.mfa, when PAMROTATE_REQUIRE_MFA is on); a personal token
+    counts as verified, because only a verified session can create one.
+    """
+    return isinstance(request.auth, Token) or mfa.session_is_verified(request)
+
+
 def may_read_credential(request, pam_user: PamUser) -> bool:
     """Return whether this caller may read this account's password.
 
     Applications: accounts of their configurations. People (session or personal token):
-    the "reveal password" right (Operators and Administrators).
+    the "reveal password" right (Operators and Administrators) and a second factor.
     """
     if application_of(request) is not None:
         return in_scope(request, pam_user)
-    return request.user.has_perm("records.reveal_password")
+    return request.user.has_perm("records.reveal_password") and second_factor_ok(request)
 
 
 def may_rotate(request, pam_user: PamUser) -> bool:
     """Return whether this caller may ask for a rotation of this account.
 
-    Applications: accounts of their configurations. People: the "rotate credentials" right.
+    Applications: accounts of their configurations. People: the "rotate credentials" right
+    and a second factor.
     """
     if application_of(request) is not None:
         return in_scope(request, pam_user)
-    return request.user.has_perm("records.rotate_credentials")
+    return request.user.has_perm("records.rotate_credentials") and second_factor_ok(request)
 
 
 def may_view_attempt(request, attempt) -> bool:

@@ -51,5 +51,6 @@ urlpatterns = [
         "api/applications/<int:pk>/tokens/", pages.application_token_create, name="application-token-create"
     ),
     path("tokens/", pages.personal_tokens, name="personal-tokens"),
+    path("tokens/new/", pages.personal_token_create, name="personal-token-create"),
     path("tokens/<int:pk>/revoke/", pages.token_revoke, name="token-revoke"),
 ]

@@ -47,7 +47,10 @@ def world(db):
         "configuration": configuration,
         "directory": directory,
         "user": make_user(
-            resource=directory, title="svc-app", distinguished_name="cn=svc,dc=example,dc=com", password=SECRET
+            resource=directory,
+            title="svc-app",
+            distinguished_name="cn=svc,dc=example,dc=com",
+            password=SECRET,
         ),
         "other_user": make_user(other, title="svc-other", password=SECRET),
         "other": other,
@@ -238,7 +241,10 @@ RECORD_KINDS = {"configurations": "configuration", "directories": "directory", "
 # (name, method, url template, body maker, who may, success status)
 MATRIX = [
     *[(f"list {k}", "get", f"/api/v1/{k}/", None, VIEWERS_AND_UP, 200) for k in RECORD_KINDS],
-    *[(f"read {k}", "get", f"/api/v1/{k}/{{{v}}}/", None, VIEWERS_AND_UP, 200) for k, v in RECORD_KINDS.items()],
+    *[
+        (f"read {k}", "get", f"/api/v1/{k}/{{{v}}}/", None, VIEWERS_AND_UP, 200)
+        for k, v in RECORD_KINDS.items()
+    ],
     *[(f"create {k}", "post", f"/api/v1/{k}/", k, ADMINISTRATORS, 201) for k in RECORD_KINDS],
     *[
         (f"change {k}", "patch", f"/api/v1/{k}/{{{v}}}/", "patch", ADMINISTRATORS, 200)
@@ -335,7 +341,9 @@ def test_lists_filter_and_page_by_cursor(client, world, carol):
     assert seen == ["svc-other", *[f"paged-{n}" for n in range(5)]]
     found = client.get("/api/v1/users/?q=svc-a").json()["results"]
     assert [row["title"] for row in found] == ["svc-app"]
-    by_type = client.get(f"/api/v1/directories/?type=active_directory&configuration={world['configuration'].pk}")
+    by_type = client.get(
+        f"/api/v1/directories/?type=active_directory&configuration={world['configuration'].pk}"
+    )
     assert by_type.json()["results"] == []
     assert client.get("/api/v1/users/?cursor=garbage").status_code == 404
 
@@ -435,7 +443,9 @@ def test_bad_json_wrong_types_and_huge_bodies_are_400(client, world, alice, body
 
 def test_a_body_in_another_format_is_a_415(client, world, alice):
     client.force_login(alice)
-    response = client.post("/api/v1/configurations/", data="title=x", content_type="application/x-www-form-urlencoded")
+    response = client.post(
+        "/api/v1/configurations/", data="title=x", content_type="application/x-www-form-urlencoded"
+    )
     assert response.status_code == 415
 
 
@@ -459,7 +469,8 @@ ENDPOINTS = [
 ]
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=10), children, max_size=4),
     max_leaves=12,
 )
 FIELD_NAMES = st.sampled_from(
@@ -514,7 +525,9 @@ def test_no_body_or_query_gives_a_server_error(world, alice, endpoint, body, par
         response = client.get(url, params)
     else:
         query = "?" + "&".join(f"{k}=x" for k in params) if params else ""
-        response = getattr(client, method)(url + query, data=json.dumps(body), content_type="application/json")
+        response = getattr(client, method)(
+            url + query, data=json.dumps(body), content_type="application/json"
+        )
     assert response.status_code < 500, (method, url, body, params, response.content[:300])
 
 
@@ -611,7 +624,7 @@ def test_only_administrators_see_the_application_pages(client, world, bob):
 
 def test_a_person_creates_and_revokes_a_personal_token(client, world, carol, bob):
     client.force_login(carol)
-    response = client.post("/tokens/", {"name": "laptop", "expires_days": "30"})
+    response = client.post("/tokens/new/", {"name": "laptop", "expires_days": "30"})
     assert response.status_code == 200
     token = carol.api_tokens.get()
     assert token.expires_at > timezone.now() + dt.timedelta(days=29)
@@ -622,6 +635,29 @@ def test_a_person_creates_and_revokes_a_personal_token(client, world, carol, bob
     client.post(f"/tokens/{token.pk}/revoke/")
     token.refresh_from_db()
     assert token.revoked_at is not None
+
+
+def test_with_mfa_required_a_session_must_be_verified_to_read_rotate_or_create_tokens(
+    client, world, bob, alice, settings
+):
+    settings.REQUIRE_MFA = True
+    _token, bobs = services.issue_token(user=bob, actor=bob)
+    client.force_login(bob)
+    assert client.get(credential_url(world["user"])).status_code == 403
+    assert client.post(f"/api/v1/users/{world['user'].uid}/rotate/").status_code == 403
+    assert client.get("/api/v1/users/").status_code == 200
+    assert client.post("/tokens/new/", {"name": "x"}).status_code == 302
+    assert bob.api_tokens.count() == 1
+    client.logout()
+    assert client.get(credential_url(world["user"]), **bearer(bobs)).status_code == 200
+    client.force_login(alice)
+    assert (
+        client.post(
+            "/applications/new/", {"name": "x", "configurations": [world["configuration"].pk]}
+        ).status_code
+        == 302
+    )
+    assert not Application.objects.exists()
 
 
 def test_pam_application_create_prints_the_token_alone(client, world):
