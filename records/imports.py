@@ -29,10 +29,9 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 
 from pamrotate import crypto
-from records import keeper, schedules
+from records import changes, keeper, schedules
 from records.keeper import KeeperError
 from records.models import DirectoryType, Environment, PamConfiguration, PamDirectory, PamUser, RotationType
-from records.signals import record_changed
 
 # The plan links records that are not saved yet: these foreign keys are checked by the models'
 # clean() (same configuration) instead of clean_fields(), which would look them up by id.
@@ -613,6 +612,10 @@ class _Plan:
         if settings.get("schedule") is not None:
             for name, value in keeper.schedule_fields(settings["schedule"], where).items():
                 setattr(user, name, value)
+        if user.rotation_enabled and directory is not None and not user.distinguished_name:
+            # Keeper needs no DN (its generator writes none); pamrotate cannot rotate without one.
+            user.rotation_enabled = False
+            self.warn(f"{where}: {title!r} has no distinguished_name, so its rotation is off until one is set")
         user.set_password(password or "")
         self.claim_uid(user, given_uid, "user", where)
         self.add(user, "user", self.users)
@@ -635,14 +638,8 @@ class _Plan:
                     directory.administrative_credential = user
                     directory.save(update_fields=["administrative_credential", "updated_at"])
                 for instance in new:
-                    record_changed.send(
-                        sender=type(instance),
-                        instance=instance,
-                        action="created",
-                        actor=actor,
-                        actor_name=actor_name,
-                        remote_address=remote_address,
-                        changed=[],
+                    changes.announce(
+                        instance, "created", actor=actor, actor_name=actor_name, remote_address=remote_address
                     )
         except IntegrityError:
             self.reject(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import io
 import json
 from pathlib import Path
@@ -10,8 +11,8 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from records import schedules
-from records.models import PamConfiguration, PamDirectory, PamUser
+from records import imports, keeper, schedules
+from records.models import PamConfiguration, PamDirectory, PamUser, RotationType
 from rotation.models import AuditEvent
 
 SAMPLE = Path(__file__).parent / "data" / "keeper_project.json"
@@ -356,3 +357,244 @@ def test_a_title_twice_in_the_file_rejects_it(db, tmp_path):
 def test_a_missing_file_is_a_clear_error(db, tmp_path):
     with pytest.raises(CommandError, match="cannot read"):
         run_import(str(tmp_path / "missing.json"))
+
+
+# -- Keeper's real files (issue 14) ---------------------------------------------------------------
+
+DATA = Path(__file__).parent / "data"
+
+
+def report_of(data) -> imports.ImportReport:
+    """Import a document (or a file in tests/data) and return the report."""
+    text = (DATA / data).read_text() if isinstance(data, str) else json.dumps(data)
+    return imports.import_projects(keeper.parse(text))
+
+
+def test_keepers_minimal_template_imports_with_keepers_default_title(db):
+    report = report_of("keeper_minimal.json")
+
+    configuration = PamConfiguration.objects.get()
+    assert configuration.title == "Project 1 Configuration" and configuration.environment == "local"
+    assert [str(item) for item in report.created] == ["configuration 'Project 1 Configuration'"]
+
+
+def test_keepers_generator_output_imports_its_directory_and_admin_and_skips_the_machines(db):
+    report = report_of("keeper_generator.json")
+
+    configuration = PamConfiguration.objects.get(title="Project1 Configuration")
+    directory = PamDirectory.objects.get(title="Project1 AD")
+    assert directory.configuration == configuration and directory.port == 636 and directory.is_active_directory
+    assert directory.administrative_credential.title == "DomainAdmin"
+    admin = PamUser.objects.get(title="DomainAdmin")
+    assert admin.get_password() == "Gen-Domain-Admin-Pass-1" and admin.resource == directory
+    assert not admin.rotation_enabled  # Keeper's generator writes no DN
+    assert "'DomainAdmin' has no distinguished_name, so its rotation is off" in " ".join(report.warnings)
+    assert {item.title for item in report.skipped} == {"server1", "server2"}
+    assert PamUser.objects.count() == 1
+    assert any("pamMachine 'server1' skipped with its users" in warning for warning in report.warnings)
+
+
+def test_a_domain_controller_configuration_becomes_a_configuration_and_its_ad_directory(db):
+    report = report_of("keeper_domain.json")
+
+    configuration = PamConfiguration.objects.get(title="Corp Configuration")
+    assert configuration.environment == "domain" and configuration.network_cidr == "10.20.0.0/16"
+    assert configuration.gateway == "corp-gateway"
+    dc = PamDirectory.objects.get(title="PAM Directory - corp.example.test")
+    assert (dc.hostname, dc.port, dc.use_ssl, dc.directory_type) == ("dc1.corp.example.test", 636, True, "active_directory")
+    assert dc.domain_name == "corp.example.test" and dc.user_match == "OU=Office Users,DC=corp,DC=example,DC=test"
+    # dom_administrative_credential names the admin by login (its title did not match).
+    assert dc.administrative_credential.title == "Domain Admin"
+    # The domain's own users rotate through the Domain Controller; scripts-only ones need no directory.
+    assert PamUser.objects.get(title="Domain Admin").resource == dc
+    scripts = PamUser.objects.get(title="app-deploy scripts")
+    assert scripts.rotation_type == RotationType.SCRIPTS_ONLY and scripts.resource is None
+    assert scripts.rotation_enabled and scripts.next_rotation_at is not None
+    assert (scripts.schedule_type, scripts.schedule_weekday, scripts.schedule_time) == (
+        schedules.WEEKLY,
+        6,
+        dt.time(15, 44),
+    )
+    assert "dom_scan_dc_cidr" in " ".join(report.warnings)
+    assert ("user", "Intranet login", "login records are not rotated by pamrotate") in {
+        (item.kind, item.title, item.reason) for item in report.skipped
+    }
+    assert any("login record 'Intranet login' skipped" in warning for warning in report.warnings)
+
+
+def test_keepers_schedule_spellings_and_profile_names_import(db):
+    report_of("keeper_domain.json")
+
+    backup = PamUser.objects.get(title="PAM User - svc-backup")  # Keeper's default title; profile by name
+    assert backup.password_complexity == "32,5,5,5,5"
+    assert (backup.schedule_type, backup.schedule_interval, backup.schedule_time, backup.schedule_tz) == (
+        schedules.DAILY,
+        2,
+        dt.time(1, 30),
+        "Europe/Berlin",
+    )
+    yearly = PamUser.objects.get(title="svc-yearly")
+    assert (yearly.schedule_type, yearly.schedule_cron) == (schedules.CRON, "0 6 15 3 *")
+    monthly = PamUser.objects.get(title="svc-monthly")
+    assert (monthly.schedule_type, monthly.schedule_day, monthly.schedule_time) == (
+        schedules.MONTHLY_BY_DAY,
+        10,
+        dt.time(22, 0),
+    )
+    tuesday = PamUser.objects.get(title="svc-second-tuesday")
+    assert (tuesday.schedule_type, tuesday.schedule_weekday, tuesday.schedule_week) == (
+        schedules.MONTHLY_BY_WEEKDAY,
+        1,
+        2,
+    )
+    default = PamConfiguration.objects.get().schedule
+    assert (default.type, default.cron, default.tz) == (schedules.CRON, "0 0 4 ? * 1", "Etc/UTC")
+
+
+@pytest.mark.parametrize(
+    ("cron", "expected"),
+    [
+        ("0 30 2 ? * 6#1", {"schedule_type": "MONTHLY_BY_WEEKDAY", "schedule_weekday": 4, "schedule_week": 1}),
+        ("0 30 2 ? * FRIL", {"schedule_type": "MONTHLY_BY_WEEKDAY", "schedule_weekday": 4, "schedule_week": -1}),
+        ("0 30 2 L * ?", {"schedule_type": "MONTHLY_BY_DAY", "schedule_day": 31}),
+        ("0 30 2 ? * 1", {"schedule_type": "CRON", "schedule_cron": "0 30 2 ? * 1"}),
+    ],
+)
+def test_keepers_quartz_monthly_forms_become_the_monthly_schedules_they_name(cron, expected):
+    fields = keeper.schedule_fields({"type": "CRON", "cron": cron, "tz": "UTC"}, "x")
+    assert {key: fields[key] for key in expected} == expected
+
+
+def test_a_string_rotation_settings_naming_no_profile_is_rejected(db, tmp_path):
+    data = sample()
+    data["pam_data"]["users"][1]["rotation_settings"] = "nightly"
+
+    assert "rotation profile 'nightly' is not in this file" in rejected(tmp_path, data)
+
+
+def test_iam_user_rotation_is_rejected_with_a_reason(db, tmp_path):
+    data = sample()
+    data["pam_data"]["users"][1]["rotation_settings"]["rotation"] = "iam_user"
+
+    assert "rotation iam_user (a cloud IAM user) is not supported" in rejected(tmp_path, data)
+
+
+def test_a_commander_export_imports_each_uid_once_and_says_what_it_lacks(db):
+    report = report_of("commander_export.json")
+
+    users = {user.title: user for user in PamUser.objects.all()}
+    assert set(users) == {"Keeper AD Admin", "Keeper svc"}
+    assert users["Keeper AD Admin"].uid == "3iTOsBpxC7E8ZHf2PzFHkQ"
+    assert users["Keeper svc"].resource is None and not users["Keeper svc"].rotation_enabled
+    assert not PamDirectory.objects.exists()
+    text = " ".join(report.warnings)
+    assert "omits hosts, ports, DNs" in text and "each uid was imported once" in text
+    assert ("directory", "Keeper AD") in {(item.kind, item.title) for item in report.skipped}
+    assert PamConfiguration.objects.get().uid != "Ae8mWd5sRLOqvp2X6Yc1_w"  # that one was the directory's
+
+
+def test_a_given_uid_is_kept_and_exported_and_a_malformed_or_taken_one_is_not(db, tmp_path):
+    data = sample()
+    data["pam_data"]["users"][1]["uid"] = "3iTOsBpxC7E8ZHf2PzFHkQ"
+    run_import(write(tmp_path, data))
+    user = PamUser.objects.get(title=data["pam_data"]["users"][1]["title"])
+    assert user.uid == "3iTOsBpxC7E8ZHf2PzFHkQ"
+    out = io.StringIO()
+    call_command("pam_export", stdout=out)
+    exported = json.loads(out.getvalue())
+    everyone = exported["pam_data"]["users"] + [u for r in exported["pam_data"]["resources"] for u in r["users"]]
+    assert "3iTOsBpxC7E8ZHf2PzFHkQ" in {u["uid"] for u in everyone}
+    assert exported["pam_configuration"]["uid"] == PamConfiguration.objects.get().uid
+
+    taken = {"pam_configuration": {"title": "Other", "uid": "3iTOsBpxC7E8ZHf2PzFHkQ"}}
+    report = report_of(taken)
+    assert PamConfiguration.objects.get(title="Other").uid != "3iTOsBpxC7E8ZHf2PzFHkQ"
+    assert "is used by another record" in " ".join(report.warnings)
+    with pytest.raises(imports.ImportRejected) as info:
+        report_of({"pam_configuration": {"title": "Bad uid", "uid": "not-a-uid"}})
+    assert "is not a Keeper record UID" in str(info.value.report.rejected[0])
+
+
+def test_export_writes_what_keepers_importer_reads(db, tmp_path):
+    run_import(str(SAMPLE))
+    call_command("pam_export", "-o", str(tmp_path), stderr=io.StringIO())
+    (path,) = tmp_path.glob("*.json")
+    document = json.loads(path.read_text())
+
+    assert document["project"] == "Sample Project Configuration"
+    for resource in document["pam_data"]["resources"]:
+        connection = resource["pam_settings"]["connection"]
+        assert connection["protocol"] in ("rdp", "ssh") and connection["administrative_credentials"]
+    schedules_seen = [document["pam_configuration"]["default_rotation_schedule"]] + [
+        user["rotation_settings"]["schedule"]
+        for resource in document["pam_data"]["resources"]
+        for user in resource["users"]
+        if "schedule" in user["rotation_settings"]
+    ]
+    for schedule in schedules_seen:
+        assert schedule["type"] in ("ON_DEMAND", "CRON")
+        if schedule["type"] == "CRON":
+            assert len(schedule["cron"].split()) == 6 and "?" in schedule["cron"] and schedule["tz"]
+
+
+def test_export_writes_one_file_per_configuration_into_a_directory(db, tmp_path):
+    run_import(str(SAMPLE))
+    report_of("keeper_domain.json")
+    with pytest.raises(CommandError, match="2 configurations: give a directory"):
+        call_command("pam_export", "-o", str(tmp_path / "one.json"), stderr=io.StringIO())
+
+    call_command("pam_export", "-o", str(tmp_path), stderr=io.StringIO())
+    files = sorted(path.name for path in tmp_path.glob("*.json"))
+    assert files == ["corp-configuration.json", "sample-project-configuration.json"]
+    corp = json.loads((tmp_path / "corp-configuration.json").read_text())
+    assert corp["pam_configuration"]["environment"] == "domain"
+    assert corp["pam_configuration"]["dom_hostname"] == "dc1.corp.example.test"
+    assert corp["pam_configuration"]["dom_administrative_credential"] == "Domain Admin"
+
+
+def test_a_domain_configuration_round_trips_through_export(db, tmp_path):
+    report_of("keeper_domain.json")
+    before = snapshot()
+    call_command("pam_export", "--include-secrets", "-o", str(tmp_path), stderr=io.StringIO())
+    PamDirectory.objects.update(administrative_credential=None)
+    PamUser.objects.all().delete()
+    PamDirectory.objects.all().delete()
+    PamConfiguration.objects.all().delete()
+
+    run_import(str(tmp_path / "corp-configuration.json"))
+
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"schedule_type": schedules.DAILY, "schedule_time": dt.time(4, 15), "schedule_interval": 3},
+        {"schedule_type": schedules.WEEKLY, "schedule_time": dt.time(2, 0), "schedule_weekday": 6},
+        {"schedule_type": schedules.MONTHLY_BY_DAY, "schedule_time": dt.time(3, 0), "schedule_day": 31},
+        {
+            "schedule_type": schedules.MONTHLY_BY_WEEKDAY,
+            "schedule_time": dt.time(23, 30),
+            "schedule_weekday": 4,
+            "schedule_week": -1,
+        },
+        {"schedule_type": schedules.CRON, "schedule_cron": "30 18 * * 1-5"},
+        {"schedule_type": schedules.CRON, "schedule_cron": "0 2 1 * 0"},
+    ],
+)
+def test_every_schedule_is_exported_as_quartz_and_read_back_identically(record):
+    base = {
+        "schedule_time": None,
+        "schedule_interval": 1,
+        "schedule_weekday": None,
+        "schedule_day": None,
+        "schedule_week": None,
+        "schedule_cron": "",
+        "schedule_tz": "Europe/Berlin",
+    }
+    user = PamUser(**{**base, **record})
+    exported = keeper.schedule_json(user)
+    assert exported["type"] == "CRON" and exported["tz"] == "Europe/Berlin"
+    back = keeper.schedule_fields(json.loads(json.dumps(exported)), "x")
+    for name, value in record.items():
+        assert back[name] == value, name

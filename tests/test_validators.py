@@ -62,7 +62,9 @@ PROBE_REASONS = {
 
 
 def nothing_written() -> bool:
-    return not (PamConfiguration.objects.exists() or PamDirectory.objects.exists() or PamUser.objects.exists())
+    return not (
+        PamConfiguration.objects.exists() or PamDirectory.objects.exists() or PamUser.objects.exists()
+    )
 
 
 def assert_one_reason_per_bad_value(rejected: list[imports.Item]) -> None:
@@ -180,7 +182,9 @@ def test_full_clean_refuses_each_bad_value_on_its_field():
     )
     with pytest.raises(ValidationError) as info:
         directory.full_clean()
-    assert {"hostname", "port", "user_match", "alternative_ips", "ca_certificate"} <= set(info.value.message_dict)
+    assert {"hostname", "port", "user_match", "alternative_ips", "ca_certificate"} <= set(
+        info.value.message_dict
+    )
     assert info.value.message_dict["port"] == ["The port must be a number from 1 to 65535."]
 
 
@@ -190,7 +194,10 @@ def test_every_entry_point_stores_the_same_normal_form(tmp_path):
         title="Normal", network_cidr=" 10.0.0.7/24 ", port_mapping="32636 = ldaps\n\n389=ldap"
     )
     configuration.full_clean()
-    assert (configuration.network_cidr, configuration.port_mapping) == ("10.0.0.0/24", "32636=ldaps\n389=ldap")
+    assert (configuration.network_cidr, configuration.port_mapping) == (
+        "10.0.0.0/24",
+        "32636=ldaps\n389=ldap",
+    )
     configuration.save()
     directory = PamDirectory(
         title="Normal LDAP",
