@@ -143,17 +143,21 @@ def mfa_verify(request: HttpRequest) -> HttpResponse:
 
 
 def _verify_code(request: HttpRequest, code: str):
-    """Return the device that accepts the code (TOTP first, then a recovery code), auditing the outcome."""
+    """Return the device that accepts the code (6 digits: the app; else a recovery code), auditing the outcome."""
+    code = code.strip().replace(" ", "")
     with transaction.atomic():
-        # Locked so that one code cannot be accepted twice by two parallel requests.
-        for device in TOTPDevice.objects.select_for_update().filter(user=request.user, confirmed=True):
-            if device.verify_token(code):
-                return device
-        for device in RecoveryCodeDevice.objects.filter(user=request.user):
-            if device.verify_token(code):
-                signin.audit(request, AuditEvent.RECOVERY_CODE_USED, user=request.user,
-                             note=f"{device.remaining()} recovery codes left")  # fmt: skip
-                return device
+        if code.isdigit():
+            # Locked so that one code cannot be accepted twice by two parallel requests.
+            for device in TOTPDevice.objects.select_for_update().filter(user=request.user, confirmed=True):
+                if device.verify_token(code):
+                    return device
+        else:
+            for device in RecoveryCodeDevice.objects.filter(user=request.user):
+                if device.verify_token(code):
+                    left = device.remaining()
+                    signin.audit(request, AuditEvent.RECOVERY_CODE_USED, user=request.user,
+                                 note=f"{left} recovery codes left")  # fmt: skip
+                    return device
     signin.audit(
         request, AuditEvent.MFA_FAILED, user=request.user, outcome="failed", note="sign-in code refused"
     )
