@@ -353,6 +353,24 @@ class PamUserQuerySet(models.QuerySet):
             )
         )
 
+    def claim_leases(self, attempts: dict[int, int], until: dt.datetime) -> set[int]:
+        """Take the leases of several accounts in one conditional UPDATE; return the attempt ids that got theirs.
+
+        ``attempts`` maps account id → attempt id. Accounts whose lease another attempt holds are left alone.
+        """
+        if not attempts:
+            return set()
+        free = models.Q(lease_until__isnull=True) | models.Q(lease_until__lt=timezone.now())
+        holder = models.Case(
+            *[models.When(pk=user_id, then=models.Value(attempt_id)) for user_id, attempt_id in attempts.items()],
+            output_field=models.BigIntegerField(),
+        )
+        self.filter(free, pk__in=list(attempts)).update(
+            lease_until=until, lease_attempt_id=holder, rotation_status=RotationStatus.RUNNING, queued_since=None
+        )
+        held = self.filter(pk__in=list(attempts), lease_attempt_id__in=list(attempts.values()))
+        return set(held.values_list("lease_attempt_id", flat=True))
+
     def release_lease(self, user_id: int, attempt_id: int) -> None:
         """Give an account's lease back, if this attempt still holds it."""
         self.filter(pk=user_id, lease_attempt_id=attempt_id).update(lease_until=None, lease_attempt_id=None)

@@ -30,7 +30,7 @@ RECORD_EVENTS = {
 }
 
 
-def record_event(
+def new_event(
     event: str,
     *,
     instance=None,
@@ -42,10 +42,10 @@ def record_event(
     attempt_id: int | None = None,
     category: str = "record",
 ) -> AuditEvent:
-    """Append one audit event about a record."""
+    """Return one audit event about a record, not yet saved (``record_event`` saves; a batch bulk-creates)."""
     if actor is not None and not actor.is_authenticated:
         actor = None
-    return AuditEvent.objects.create(
+    return AuditEvent(
         event=event,
         category=category,
         outcome=outcome,
@@ -58,6 +58,13 @@ def record_event(
         attempt_id=attempt_id,
         message=message[:1000],
     )
+
+
+def record_event(event: str, **fields) -> AuditEvent:
+    """Append one audit event about a record (the fields of ``new_event``)."""
+    instance = new_event(event, **fields)
+    instance.save()
+    return instance
 
 
 @receiver(record_changed)

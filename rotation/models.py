@@ -152,8 +152,11 @@ class RotationAttempt(models.Model):
             rotation_status=RotationStatus.UNKNOWN, rotation_error=self.error_message
         )
 
-    def commit(self, state: str) -> None:
-        """End an attempt whose new password is now the stored one (succeeded or reconciled)."""
+    def commit(self, state: str, *, save: bool = True) -> None:
+        """End an attempt whose new password is now the stored one (succeeded or reconciled).
+
+        ``save=False`` only sets the fields, for a batch that saves many attempts in one statement.
+        """
         self.state = state
         self.pending_password_encrypted = ""
         self.directory_changed = True
@@ -162,7 +165,8 @@ class RotationAttempt(models.Model):
             self._set_error("", "")
         else:
             self.error_message = "Reconciled: the new password opens the account and is now stored."
-        self.save()
+        if save:
+            self.save()
 
     def _set_error(self, error_class: str, message: str, code: int | None = None) -> None:
         self.error_class = error_class

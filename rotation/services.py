@@ -389,40 +389,63 @@ def _commit(attempt: RotationAttempt, state: str, lease: Lease | None) -> None:
         if _already_ended(attempt):
             return
         user = PamUser.objects.select_for_update().select_related("configuration").get(pk=attempt.user_id)
-        if user.password_encrypted:
-            PasswordVersion.objects.create(
-                user=user,
-                password_encrypted=user.password_encrypted,
-                valid_from=user.last_rotated_at or user.created_at,
-                replaced_at=now,
-                attempt=attempt,
-            )
-            keep = list(
-                user.password_versions.values_list("pk", flat=True)[: settings.PASSWORD_HISTORY_DEPTH]
-            )
-            user.password_versions.exclude(pk__in=keep).delete()
-        user.password_encrypted = attempt.pending_password_encrypted
-        user.last_rotated_at = now
-        moves_schedule = (
-            attempt.trigger != Trigger.ON_DEMAND or user.configuration.manual_rotation_resets_schedule
-        )
-        # A due slot stays for the dispatcher, which records it (refused if this one still runs).
-        if moves_schedule or user.next_rotation_at is None:
-            user.next_rotation_at = user.compute_next_rotation(after=now)
-        user.rotation_status = RotationStatus.SUCCEEDED
-        user.rotation_error = ""
-        fields = [
-            "password_encrypted",
-            "last_rotated_at",
-            "next_rotation_at",
-            "rotation_status",
-            "rotation_error",
-        ]
+        version = apply_commit(user, attempt, now)
+        if version is not None:
+            version.save()
+            trim_history([user.pk])
+        fields = list(COMMITTED_USER_FIELDS)
         if lease is not None:
             fields += lease.release_with(user)
-        user.save(update_fields=[*fields, "updated_at"])
+        user.save(update_fields=fields)
         attempt.commit(state)
         _audit_attempt(attempt)
+
+
+# What a commit changes on the account (besides the lease), for the single and the batched path.
+COMMITTED_USER_FIELDS = (
+    "password_encrypted",
+    "last_rotated_at",
+    "next_rotation_at",
+    "rotation_status",
+    "rotation_error",
+    "updated_at",
+)
+
+
+def apply_commit(user: PamUser, attempt: RotationAttempt, now: dt.datetime) -> PasswordVersion | None:
+    """Set an account's fields for a committed attempt; return the (unsaved) history row of its old password."""
+    version = None
+    if user.password_encrypted:
+        version = PasswordVersion(
+            user=user,
+            password_encrypted=user.password_encrypted,
+            valid_from=user.last_rotated_at or user.created_at,
+            replaced_at=now,
+            attempt=attempt,
+        )
+    user.password_encrypted = attempt.pending_password_encrypted
+    user.last_rotated_at = now
+    moves_schedule = attempt.trigger != Trigger.ON_DEMAND or user.configuration.manual_rotation_resets_schedule
+    # A due slot stays for the dispatcher, which records it (refused if this one still runs).
+    if moves_schedule or user.next_rotation_at is None:
+        user.next_rotation_at = user.compute_next_rotation(after=now)
+    user.rotation_status = RotationStatus.SUCCEEDED
+    user.rotation_error = ""
+    user.updated_at = now
+    return version
+
+
+def trim_history(user_ids) -> None:
+    """Keep the newest PASSWORD_HISTORY_DEPTH earlier passwords of each account, delete the rest."""
+    rows = PasswordVersion.objects.filter(user_id__in=user_ids).order_by("user_id", "-replaced_at", "-id")
+    kept: dict[int, int] = {}
+    old = []
+    for pk, user_id in rows.values_list("pk", "user_id"):
+        kept[user_id] = kept.get(user_id, 0) + 1
+        if kept[user_id] > settings.PASSWORD_HISTORY_DEPTH:
+            old.append(pk)
+    if old:
+        PasswordVersion.objects.filter(pk__in=old).delete()
 
 
 def _already_ended(attempt: RotationAttempt) -> bool:
@@ -477,6 +500,11 @@ def _refuse(attempt: RotationAttempt, error_class: str, message: str) -> None:
 
 
 def _audit_attempt(attempt: RotationAttempt, actor=None, remote_address: str | None = None) -> None:
+    attempt_event(attempt, actor=actor, remote_address=remote_address).save()
+
+
+def attempt_event(attempt: RotationAttempt, actor=None, remote_address: str | None = None) -> AuditEvent:
+    """Return the (unsaved) audit event that says how an attempt ended, in Keeper's event names."""
     ok = attempt.succeeded
     if attempt.trigger == Trigger.ON_DEMAND:
         event = AuditEvent.ROTATION_ON_DEMAND_OK if ok else AuditEvent.ROTATION_ON_DEMAND_FAIL
@@ -485,7 +513,7 @@ def _audit_attempt(attempt: RotationAttempt, actor=None, remote_address: str | N
     message = f"Attempt #{attempt.pk} {attempt.get_state_display().lower()}"
     if attempt.error_message:
         message += f": {attempt.error_message}"
-    audit.record_event(
+    return audit.new_event(
         event,
         instance=attempt.user,
         actor=actor if actor is not None else attempt.requested_by,

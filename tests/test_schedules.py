@@ -290,24 +290,6 @@ def test_healthz_turns_503_when_the_heartbeat_is_older_than_two_minutes(client, 
     assert response.status_code == 503 and response.json()["database"] is True
 
 
-def test_a_slow_batch_queues_its_unstarted_attempts_as_a_new_batch(db, monkeypatch, settings):
-    from rotation import tasks
-
-    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "timeout": 0}
-    sent = []
-    monkeypatch.setattr(
-        tasks, "enqueue_batch", lambda gateway, ids: sent.append(("rotation.tasks.rotate_many", ids, gateway))
-    )
-    ran = []
-    monkeypatch.setattr(
-        tasks.services, "run_attempt", lambda i: ran.append(i) or services.Result(i, "succeeded")
-    )
-    result = tasks.rotate_many([11, 12, 13])
-    assert ran == [11]
-    assert sent == [("rotation.tasks.rotate_many", [12, 13], "default")]
-    assert result["states"] == {"succeeded": 1, "requeued": 2}
-
-
 def test_an_account_whose_dispatched_attempt_no_worker_took_is_overdue_and_mailed(
     due_user, settings, mailoutbox, monkeypatch
 ):

@@ -1,0 +1,159 @@
+"""The batched rotation path (group commit): same guarantees as one account at a time, fewer transactions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from records.models import PamUser, RotationStatus
+from rotation import batch, services
+from rotation.models import AttemptState, AuditEvent, ErrorClass, PasswordVersion, RotationAttempt, Trigger
+from tests.test_rotation import STRONG, ldap_env, make_env  # noqa: F401  (ldap_env: fixture)
+
+
+def queued(users) -> list[int]:
+    return [services.request_rotation(user, enqueue=False).pk for user in users]
+
+
+def assert_rotated(env, users) -> None:
+    for user in PamUser.objects.filter(pk__in=[u.pk for u in users]):
+        assert user.rotation_status == RotationStatus.SUCCEEDED
+        assert user.get_password() != STRONG
+        assert env.server.can_bind(user.distinguished_name, user.get_password())
+        assert not env.server.can_bind(user.distinguished_name, STRONG)
+
+
+@pytest.mark.parametrize("kind", ["openldap", "ad"])
+def test_a_batch_rotates_every_account_and_records_each_like_the_single_path(kind, request, db, unique_name):
+    env = make_env(request.getfixturevalue("slapd" if kind == "openldap" else "samba"), unique_name)
+    users = [env.account(unique_name(f"b{i}")) for i in range(4)]
+    ids = queued(users)
+
+    states = batch.run_batch(ids)
+
+    assert states == {AttemptState.SUCCEEDED: 4}
+    assert_rotated(env, users)
+    for attempt in RotationAttempt.objects.filter(pk__in=ids):
+        assert attempt.state == AttemptState.SUCCEEDED and attempt.pending_password_encrypted == ""
+        assert attempt.finished_at and attempt.directory_changed
+    assert PasswordVersion.objects.filter(user__in=users).count() == 4
+    assert AuditEvent.objects.filter(attempt_id__in=ids, event=AuditEvent.ROTATION_ON_DEMAND_OK).count() == 4
+    assert not PamUser.objects.filter(pk__in=[u.pk for u in users], lease_attempt_id__isnull=False).exists()
+
+
+def test_the_batch_pays_the_same_number_of_queries_for_5_and_for_20_accounts(ldap_env, unique_name):
+    counts = []
+    for size in (5, 20):
+        ids = queued([ldap_env.account(unique_name(f"q{size}x{i}")) for i in range(size)])
+        with CaptureQueriesContext(connection) as queries:
+            assert batch.run_batch(ids) == {AttemptState.SUCCEEDED: size}
+        counts.append(len(queries))
+    assert counts[0] == counts[1], counts
+
+
+def test_one_failure_in_a_batch_leaves_its_stored_password_and_the_others_rotate(ldap_env, unique_name):
+    good = [ldap_env.account(unique_name(f"ok{i}")) for i in range(3)]
+    gone = ldap_env.account(unique_name("gone"))
+    ldap_env.server.delete(gone.distinguished_name)  # the DN no longer exists: a configuration error
+    ids = queued([good[0], gone, *good[1:]])
+
+    states = batch.run_batch(ids)
+
+    assert states == {AttemptState.SUCCEEDED: 3, AttemptState.FAILED: 1}
+    assert_rotated(ldap_env, good)
+    failed = RotationAttempt.objects.get(user=gone)
+    assert failed.error_class == ErrorClass.CONFIGURATION and "not found" in failed.error_message
+    gone.refresh_from_db()
+    assert gone.get_password() == STRONG and gone.lease_attempt_id is None
+    assert not RotationAttempt.objects.filter(user=gone, trigger=Trigger.RETRY).exists()  # no retry for it
+
+
+def test_accounts_that_need_the_single_path_still_rotate_in_a_batch(ldap_env, unique_name):
+    plain = ldap_env.account(unique_name("plain"))
+    unresolved = ldap_env.account(unique_name("unres"))
+    stale = RotationAttempt.objects.create(user=unresolved, state=AttemptState.UNKNOWN)
+    stale.set_pending("Never-Sent-1a!")
+    stale.save()
+    ids = queued([plain, unresolved])
+
+    batch.run_batch(ids)
+
+    stale.refresh_from_db()
+    assert stale.state == AttemptState.FAILED  # reconciled first: the stored password still opened it
+    assert_rotated(ldap_env, [plain, unresolved])
+
+
+def test_a_batch_over_its_time_budget_gives_back_what_it_did_not_send(
+    ldap_env, unique_name, monkeypatch, django_capture_on_commit_callbacks
+):
+    users = [ldap_env.account(unique_name(f"slow{i}")) for i in range(3)]
+    ids = queued(users)
+    sent = []
+    monkeypatch.setattr(batch, "enqueue_batch", lambda gateway, attempt_ids: sent.append(attempt_ids))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        states = batch.run_batch(ids, budget_seconds=0)
+
+    assert states == {AttemptState.SUCCEEDED: 1, "requeued": 2}
+    assert sent == [ids[1:]]
+    for attempt in RotationAttempt.objects.filter(pk__in=ids[1:]):
+        assert attempt.state == AttemptState.QUEUED and not attempt.pending_password_encrypted
+    for user in PamUser.objects.filter(pk__in=[u.pk for u in users[1:]]):
+        assert user.get_password() == STRONG and user.lease_attempt_id is None
+        assert ldap_env.server.can_bind(user.distinguished_name, STRONG)
+    assert batch.run_batch(ids[1:]) == {AttemptState.SUCCEEDED: 2}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "fault, first, rest",
+    [
+        # Killed after the first account's change, before the second's: the first reconciles to
+        # its new password, the others never reached the directory and fail as interruptions.
+        ("after_change", AttemptState.RECONCILED, AttemptState.FAILED),
+        # Killed inside the batch commit: every change happened, nothing was committed.
+        ("during_commit", AttemptState.RECONCILED, AttemptState.RECONCILED),
+        ("after_write_ahead", AttemptState.FAILED, AttemptState.FAILED),
+    ],
+)
+def test_a_worker_killed_in_a_batch_leaves_every_account_with_a_stored_password_that_binds(
+    slapd, unique_name, fault, first, rest
+):
+    env = make_env(slapd, unique_name)
+    users = [env.account(unique_name(f"k{i}")) for i in range(4)]
+    ids = queued(users)
+    child_env = dict(
+        os.environ,
+        PAMROTATE_FAULT_POINT=fault,
+        DJANGO_SETTINGS_MODULE="tests.settings",
+        DATABASE_URL=f"sqlite:///{connection.settings_dict['NAME']}",
+    )
+    code = f"import django; django.setup(); from rotation.batch import run_batch; run_batch({ids})"
+    proc = subprocess.run([sys.executable, "-c", code], env=child_env, capture_output=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr.decode()[-2000:]
+
+    attempts = RotationAttempt.objects.filter(pk__in=ids).order_by("pk")
+    assert [a.state for a in attempts] == [AttemptState.RUNNING] * 4
+    assert all(a.pending_password_encrypted for a in attempts)  # written ahead, never dropped
+    PamUser.objects.filter(pk__in=[u.pk for u in users]).update(
+        lease_until=timezone.now() - dt.timedelta(seconds=1)
+    )
+    assert services.reconcile_stale() == 4
+
+    states = [a.state for a in RotationAttempt.objects.filter(pk__in=ids).order_by("pk")]
+    assert states == [first] + [rest] * 3
+    for user in PamUser.objects.filter(pk__in=[u.pk for u in users]):
+        assert env.server.can_bind(user.distinguished_name, user.get_password())
+    # Nothing is half-recorded: one history row and one audit event per reconciled account.
+    reconciled = [
+        a.user_id for a in RotationAttempt.objects.filter(pk__in=ids, state=AttemptState.RECONCILED)
+    ]
+    assert PasswordVersion.objects.filter(user_id__in=reconciled).count() == len(reconciled)
+    assert AuditEvent.objects.filter(attempt_id__in=ids).count() == 4
