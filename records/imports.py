@@ -44,6 +44,11 @@ SESSION_KEY = "pam_import"
 # An upload larger than this (encrypted) waits in a private file instead of the session row.
 SESSION_LIMIT = 64 * 1024
 FILE_NAME = re.compile(r"^[0-9a-f]{32}\.enc$")
+# Keys other apps plan on new records (scripts/ registers "scripts"; records never imports it):
+# key -> handler(record, value, where, find_user, warn), called once a project's records are planned.
+# It raises KeeperError to reject the record, or returns a callable that writes what the key
+# describes: called after the records are saved, before the import's transaction commits.
+EXTRA_KEY_HANDLERS: dict = {}
 
 
 @dataclass
@@ -78,6 +83,18 @@ class ImportReport:
         if not self.ok:
             return "Would have created"
         return "Would create" if self.dry_run else "Created"
+
+    def hide(self, passwords: set[str]) -> None:
+        """Replace each password (of 4 characters or more) a title, reason or warning echoes."""
+        hidden = sorted((p for p in passwords if len(p) >= 4), key=len, reverse=True)
+        if not hidden:
+            return
+        # One alternation: the regex engine scans each text once, however many passwords the file holds.
+        pattern = re.compile("|".join(map(re.escape, hidden)))
+        for entry in [*self.created, *self.skipped, *self.rejected]:
+            entry.title = pattern.sub("(password hidden)", entry.title)
+            entry.reason = pattern.sub("(password hidden)", entry.reason)
+        self.warnings = [pattern.sub("(password hidden)", warning) for warning in self.warnings]
 
     def lines(self) -> list[str]:
         """Return the report as plain text lines."""
@@ -133,6 +150,7 @@ class _Plan:
         self.file_uids: dict[str, str] = {}
         self.duplicates = 0
         self.unsupported: set[str] = set()
+        self.extra_writes: list = []
         self.planned_directories: dict[str, PamDirectory] = {}
         self.candidates: dict[int, list[PamUser]] = {}
         # Read once: a 10,000-user file must not ask the database 10,000 questions.
@@ -223,6 +241,26 @@ class _Plan:
         # Saved without it first: the user is saved after the directory.
         directory.administrative_credential = None
 
+    def plan_extras(self, records: list, configuration: PamConfiguration, planned: list[PamUser]) -> None:
+        """Hand each new record's extra keys to their EXTRA_KEY_HANDLERS; keep what they will write."""
+        kinds = {PamConfiguration: "configuration", PamDirectory: "directory", PamUser: "user"}
+        for record, entry, where in records:
+            for key, handler in EXTRA_KEY_HANDLERS.items():
+                if entry.get(key) is None:
+                    continue
+                try:
+                    self.extra_writes.append(
+                        handler(
+                            record,
+                            entry[key],
+                            f"{where}.{key}",
+                            lambda name: self.credential(name, configuration, planned),
+                            self.warn,
+                        )
+                    )
+                except KeeperError as exc:
+                    self.reject(kinds[type(record)], record.title, str(exc))
+
     # The file's pieces, outermost first.
 
     def project(self, project: dict, where: str) -> None:
@@ -244,6 +282,7 @@ class _Plan:
         if configuration is None:
             return
         planned = self.candidates.setdefault(id(configuration), [])
+        extras = [(configuration, entry, "pam_configuration")] if configuration.pk is None else []
         domain, domain_admin = None, ""
         if configuration.environment == Environment.DOMAIN:
             domain, domain_admin = self.domain(entry, configuration, commander) or (None, "")
@@ -263,6 +302,8 @@ class _Plan:
             if result is None:
                 continue
             directory, credential, resource = result
+            if directory is not None and directory.pk is None:
+                extras.append((directory, resource, spot))
             if credential:
                 pending.append((directory, credential))
             for number, nested in enumerate(keeper.items(resource.get("users"), f"{spot}.users")):
@@ -285,6 +326,7 @@ class _Plan:
                 continue
             if user is not None:
                 planned.append(user)
+                extras.append((user, user_entry, spot))
                 if is_top:
                     top_level.append(user)
         for directory, credential in pending:
@@ -292,6 +334,7 @@ class _Plan:
         if domain is not None and domain_admin:
             # Keeper resolves the domain admin among the top-level users (the configuration's own).
             self.link(domain, domain_admin, top_level, "dom_administrative_credential")
+        self.plan_extras(extras, configuration, planned)
         if self.duplicates:
             self.warn(
                 f"{where}: {self.duplicates} user entr{'y' if self.duplicates == 1 else 'ies'} repeated "
@@ -637,6 +680,8 @@ class _Plan:
                 for directory, user in self.links:
                     directory.administrative_credential = user
                     directory.save(update_fields=["administrative_credential", "updated_at"])
+                for write_extra in self.extra_writes:
+                    write_extra()
                 for instance in new:
                     changes.announce(
                         instance, "created", actor=actor, actor_name=actor_name, remote_address=remote_address

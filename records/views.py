@@ -20,6 +20,7 @@ from records import access, changes, imports, keeper, schedules
 from records.complexity import ComplexityError
 from records.forms import FORMS, ImportForm, SchedulePreviewForm
 from records.models import (
+    AccountState,
     DirectoryType,
     PamConfiguration,
     PamDirectory,
@@ -140,6 +141,7 @@ def _filter_users(request: HttpRequest, queryset):
         "directory": _int_param(request, "directory"),
         "type": _choice_param(request, "type", DirectoryType.choices),
         "status": _choice_param(request, "status", RotationStatus.choices),
+        "account_state": _choice_param(request, "account_state", AccountState.choices),
         "rotation": _choice_param(request, "rotation", [("on", "on"), ("off", "off")]),
         "overdue": request.GET.get("overdue") == "1",
     }
@@ -156,6 +158,8 @@ def _filter_users(request: HttpRequest, queryset):
         queryset = queryset.filter(resource__directory_type=selected["type"])
     if selected["status"]:
         queryset = queryset.filter(rotation_status=selected["status"])
+    if selected["account_state"]:
+        queryset = queryset.filter(account_state=selected["account_state"])
     if selected["rotation"] == "on":
         queryset = queryset.rotatable()
     elif selected["rotation"] == "off":
@@ -183,6 +187,7 @@ def user_list(request: HttpRequest) -> HttpResponse:
         "directories": PamDirectory.objects.only("id", "title"),
         "directory_types": DirectoryType.choices,
         "statuses": RotationStatus.choices,
+        "account_states": AccountState.choices,
     }
     return render(request, "records/user_list.html", context)
 
@@ -374,13 +379,7 @@ def _run_import(request: HttpRequest, text: str, *, dry_run: bool) -> imports.Im
         )
     except imports.ImportRejected as exc:
         report = exc.report
-    hidden = sorted((p for p in imports.passwords_in(projects) if len(p) >= 4), key=len, reverse=True)
-    for item in [*report.created, *report.skipped, *report.rejected]:
-        for password in hidden:
-            item.title = item.title.replace(password, "(password hidden)")
-            item.reason = item.reason.replace(password, "(password hidden)")
-    for password in hidden:
-        report.warnings = [warning.replace(password, "(password hidden)") for warning in report.warnings]
+    report.hide(imports.passwords_in(projects))
     return report
 
 

@@ -7,10 +7,12 @@ import stat
 from pathlib import Path
 
 import pytest
-from django.conf import settings
+from django.conf import settings as django_settings
 from django.contrib.sessions.models import Session
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from records import imports, keeper
 from records.models import PamConfiguration, PamDirectory, PamUser
@@ -159,7 +161,7 @@ def test_a_password_a_reason_would_echo_is_hidden(signed_in):
 def test_a_large_upload_waits_encrypted_in_a_private_file_that_confirm_deletes(signed_in, monkeypatch):
     monkeypatch.setattr(imports, "SESSION_LIMIT", 0)
     upload(signed_in)
-    files = list((Path(settings.DATA_DIR) / "imports").glob("*.enc"))
+    files = list((Path(django_settings.DATA_DIR) / "imports").glob("*.enc"))
     assert len(files) == 1
     assert stat.S_IMODE(files[0].stat().st_mode) == 0o600
     assert not [password for password in PASSWORDS if password in files[0].read_text()]
@@ -173,7 +175,7 @@ def test_a_large_upload_waits_encrypted_in_a_private_file_that_confirm_deletes(s
 def test_cancel_discards_the_upload(signed_in, monkeypatch):
     monkeypatch.setattr(imports, "SESSION_LIMIT", 0)
     upload(signed_in)
-    (waiting,) = (Path(settings.DATA_DIR) / "imports").glob("*.enc")
+    (waiting,) = (Path(django_settings.DATA_DIR) / "imports").glob("*.enc")
     response = signed_in.post(reverse("records:import-cancel"), follow=True)
     assert "Import cancelled; nothing was written." in response.content.decode()
     assert not waiting.exists()
@@ -187,3 +189,120 @@ def test_confirm_and_cancel_need_a_post(signed_in):
     assert signed_in.get(reverse("records:import-confirm")).status_code == 405
     assert signed_in.get(reverse("records:import-cancel")).status_code == 405
     assert counts() == (0, 0, 0)
+
+
+# -- Hostile files (issue 16) ---------------------------------------------------------------------
+
+HOSTILE = [
+    ("[" * 5_000 + "]" * 5_000, "nested too deeply"),
+    ('{"a": ' * 100_000 + "1" + "}" * 100_000, "nested too deeply"),
+    ('{"pam_configuration": {"title": "x", "rotation": ' + "9" * 5_000 + "}}", "at most 30 are accepted"),
+    (
+        '{"pam_configuration": {"title": "x"}, "pam_data": {"rotation_profiles": {"X": null}}}',
+        "must be a JSON object",
+    ),
+    ('{"pam_configuration": {"title": "\\ud800"}}', "lone surrogate"),
+    ('{"pam_configuration": {"title": "x", "network_id": NaN}}', "NaN is not a JSON number"),
+]
+
+
+@pytest.mark.parametrize(("content", "message"), HOSTILE)
+def test_a_hostile_file_is_refused_with_a_clear_message(signed_in, content, message):
+    response = upload(signed_in, content)
+    if response.status_code == 302:  # it parses; the preview says why it is rejected
+        response = signed_in.get(response.url)
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert counts() == (0, 0, 0)
+
+
+# Keys Keeper's files use, so generated documents reach deep into the importer.
+KEYS = sorted(
+    keeper.TOP_KEYS
+    | keeper.CONFIGURATION_KEYS
+    | keeper.DOMAIN_KEYS
+    | keeper.DATA_KEYS
+    | keeper.DIRECTORY_KEYS
+    | keeper.USER_KEYS
+    | keeper.ROTATION_KEYS
+    | keeper.SCHEDULE_KEYS
+    | {"connection"}
+)
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=12),
+    st.sampled_from(
+        [
+            "on",
+            "off",
+            "local",
+            "domain",
+            "pamDirectory",
+            "pamUser",
+            "login",
+            "openldap",
+            "active_directory",
+            "general",
+            "scripts_only",
+            "iam_user",
+            "CRON",
+            "DAILY",
+            "WEEKLY",
+            "YEARLY",
+            "MONTHLY_BY_WEEKDAY",
+            "0 0 2 ? * 6#1",
+            "0 0 31 2 *",
+            "02:00",
+            "SUNDAY",
+            "LAST",
+            "20,1,1,1,1",
+            "ldap.example.test",
+            "10.0.0.0/24",
+            "3iTOsBpxC7E8ZHf2PzFHkQ",
+        ]
+    ),
+)
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=3)
+    | st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=6), inner, max_size=4),
+    max_leaves=12,
+)
+RECORD = st.dictionaries(st.sampled_from(KEYS), VALUES, max_size=8)
+PROJECT = st.fixed_dictionaries(
+    {},
+    optional={
+        "project": VALUES,
+        "tool_version": st.sampled_from(["commander-export-1.0", "x"]),
+        "pam_configuration": RECORD | VALUES,
+        "pam_data": st.fixed_dictionaries(
+            {},
+            optional={
+                "resources": st.lists(
+                    st.fixed_dictionaries({"users": st.lists(RECORD, max_size=3)}) | RECORD, max_size=3
+                ),
+                "users": st.lists(RECORD, max_size=4),
+                "rotation_profiles": st.dictionaries(st.text(max_size=6), RECORD | VALUES, max_size=2),
+            },
+        )
+        | VALUES,
+    },
+)
+DOCUMENTS = st.one_of(PROJECT, st.lists(PROJECT, max_size=2), VALUES).map(json.dumps)
+PROPERTY = settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+@pytest.mark.django_db
+@PROPERTY
+@given(document=DOCUMENTS)
+def test_arbitrary_json_never_breaks_the_import_pages(signed_in, document):
+    response = upload(signed_in, document)
+    assert response.status_code in (200, 302), response.status_code
+    if response.status_code == 302:
+        assert signed_in.get(response.url).status_code == 200
+        assert signed_in.post(reverse("records:import-confirm")).status_code == 302

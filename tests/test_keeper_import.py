@@ -6,14 +6,19 @@ import copy
 import datetime as dt
 import io
 import json
+import sqlite3
+import time
 from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from records import imports, keeper, schedules
 from records.models import PamConfiguration, PamDirectory, PamUser, RotationType
 from rotation.models import AuditEvent
+from tests import test_import_view
 
 SAMPLE = Path(__file__).parent / "data" / "keeper_project.json"
 CONFIGURATION_FIELDS = [
@@ -383,7 +388,9 @@ def test_keepers_generator_output_imports_its_directory_and_admin_and_skips_the_
 
     configuration = PamConfiguration.objects.get(title="Project1 Configuration")
     directory = PamDirectory.objects.get(title="Project1 AD")
-    assert directory.configuration == configuration and directory.port == 636 and directory.is_active_directory
+    assert (
+        directory.configuration == configuration and directory.port == 636 and directory.is_active_directory
+    )
     assert directory.administrative_credential.title == "DomainAdmin"
     admin = PamUser.objects.get(title="DomainAdmin")
     assert admin.get_password() == "Gen-Domain-Admin-Pass-1" and admin.resource == directory
@@ -401,8 +408,16 @@ def test_a_domain_controller_configuration_becomes_a_configuration_and_its_ad_di
     assert configuration.environment == "domain" and configuration.network_cidr == "10.20.0.0/16"
     assert configuration.gateway == "corp-gateway"
     dc = PamDirectory.objects.get(title="PAM Directory - corp.example.test")
-    assert (dc.hostname, dc.port, dc.use_ssl, dc.directory_type) == ("dc1.corp.example.test", 636, True, "active_directory")
-    assert dc.domain_name == "corp.example.test" and dc.user_match == "OU=Office Users,DC=corp,DC=example,DC=test"
+    assert (dc.hostname, dc.port, dc.use_ssl, dc.directory_type) == (
+        "dc1.corp.example.test",
+        636,
+        True,
+        "active_directory",
+    )
+    assert (
+        dc.domain_name == "corp.example.test"
+        and dc.user_match == "OU=Office Users,DC=corp,DC=example,DC=test"
+    )
     # dom_administrative_credential names the admin by login (its title did not match).
     assert dc.administrative_credential.title == "Domain Admin"
     # The domain's own users rotate through the Domain Controller; scripts-only ones need no directory.
@@ -454,8 +469,14 @@ def test_keepers_schedule_spellings_and_profile_names_import(db):
 @pytest.mark.parametrize(
     ("cron", "expected"),
     [
-        ("0 30 2 ? * 6#1", {"schedule_type": "MONTHLY_BY_WEEKDAY", "schedule_weekday": 4, "schedule_week": 1}),
-        ("0 30 2 ? * FRIL", {"schedule_type": "MONTHLY_BY_WEEKDAY", "schedule_weekday": 4, "schedule_week": -1}),
+        (
+            "0 30 2 ? * 6#1",
+            {"schedule_type": "MONTHLY_BY_WEEKDAY", "schedule_weekday": 4, "schedule_week": 1},
+        ),
+        (
+            "0 30 2 ? * FRIL",
+            {"schedule_type": "MONTHLY_BY_WEEKDAY", "schedule_weekday": 4, "schedule_week": -1},
+        ),
         ("0 30 2 L * ?", {"schedule_type": "MONTHLY_BY_DAY", "schedule_day": 31}),
         ("0 30 2 ? * 1", {"schedule_type": "CRON", "schedule_cron": "0 30 2 ? * 1"}),
     ],
@@ -502,7 +523,9 @@ def test_a_given_uid_is_kept_and_exported_and_a_malformed_or_taken_one_is_not(db
     out = io.StringIO()
     call_command("pam_export", stdout=out)
     exported = json.loads(out.getvalue())
-    everyone = exported["pam_data"]["users"] + [u for r in exported["pam_data"]["resources"] for u in r["users"]]
+    everyone = exported["pam_data"]["users"] + [
+        u for r in exported["pam_data"]["resources"] for u in r["users"]
+    ]
     assert "3iTOsBpxC7E8ZHf2PzFHkQ" in {u["uid"] for u in everyone}
     assert exported["pam_configuration"]["uid"] == PamConfiguration.objects.get().uid
 
@@ -598,3 +621,67 @@ def test_every_schedule_is_exported_as_quartz_and_read_back_identically(record):
     back = keeper.schedule_fields(json.loads(json.dumps(exported)), "x")
     for name, value in record.items():
         assert back[name] == value, name
+
+
+# -- Hostile files, and a preview that takes no write lock (issue 16) ----------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply; at most 64 levels"),
+        ('{"pam_configuration": {"title": "x", "port_mapping": ' + "1" * 5_000 + "}}", "5000 digits"),
+        (
+            '{"pam_configuration": {"title": "x"}, "pam_data": {"rotation_profiles": {"X": null}}}',
+            "X: a rotation",
+        ),
+    ],
+)
+def test_a_hostile_file_is_a_clear_command_error(db, tmp_path, content, message):
+    assert message in rejected(tmp_path, content)
+
+
+def test_a_file_past_the_size_limit_is_refused_by_the_command(db, tmp_path):
+    path = tmp_path / "big.json"
+    path.write_text(" " * (keeper.MAX_BYTES + 1))
+    with pytest.raises(CommandError, match="the limit is 5 MB"):
+        run_import(str(path))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_dry_run_reads_while_another_process_holds_the_write_lock(tmp_path):
+    from django.db import connection
+
+    blocker = sqlite3.connect(connection.settings_dict["NAME"], timeout=0.1)
+    blocker.execute("BEGIN IMMEDIATE")  # what a busy dispatcher's write transaction holds
+    try:
+        started = time.monotonic()
+        out = run_import(str(SAMPLE), "--dry-run")
+        assert "Would create: 10" in out and time.monotonic() - started < 5
+    finally:
+        blocker.rollback()
+        blocker.close()
+    assert nothing_written()
+
+
+PROPERTY = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+@pytest.mark.django_db
+@PROPERTY
+@given(document=test_import_view.DOCUMENTS, dry_run=st.booleans())
+def test_arbitrary_json_never_gives_the_command_a_traceback(tmp_path, document, dry_run):
+    path = tmp_path / "fuzz.json"
+    path.write_text(document)
+    try:
+        call_command(
+            "pam_import",
+            str(path),
+            *(["--dry-run"] if dry_run else []),
+            stdout=io.StringIO(),
+            stderr=io.StringIO(),
+        )
+    except CommandError:
+        pass

@@ -43,11 +43,13 @@ class Command(BaseCommand):
             projects = keeper.parse(text)
             report = imports.import_projects(projects, actor_name=os_user(), dry_run=options["dry_run"])
         except imports.ImportRejected as exc:
+            exc.report.hide(imports.passwords_in(projects))
             for line in exc.report.lines():
                 self.stderr.write(line)
             raise CommandError(f"{path}: {exc}") from None
         except keeper.KeeperError as exc:
             raise CommandError(f"{path}: {exc}; nothing was written") from None
+        report.hide(imports.passwords_in(projects))
         for line in report.lines():
             self.stdout.write(line)
         if report.dry_run:
