@@ -109,6 +109,7 @@ def test_a_rejected_file_lists_the_reasons_and_offers_no_confirm(signed_in):
     upload(signed_in, json.dumps(data))
     page = signed_in.get(reverse("records:import-preview")).content.decode()
     assert "This file would be rejected" in page
+    assert "Would have created" in page and "Will be created" not in page
     assert "unknown directory_type &#x27;novell&#x27;" in page
     assert 'id="import-confirm"' not in page
     response = signed_in.post(reverse("records:import-confirm"), follow=True)
