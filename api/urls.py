@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.contrib.auth.decorators import login_required
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
+from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import SimpleRouter
 
-from api import pages, vault, views
+from api import docs, pages, vault, views
 
 router = SimpleRouter()
 router.register("configurations", views.ConfigurationViewSet, basename="configuration")
@@ -21,18 +20,8 @@ app_name = "api"
 urlpatterns = [
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path(
-        "api/docs/",
-        login_required(
-            SpectacularSwaggerSplitView.as_view(url_name="api:schema", template_name="api/swagger_ui.html")
-        ),
-        name="docs",
-    ),
-    path(
-        "api/redoc/",
-        login_required(SpectacularRedocView.as_view(url_name="api:schema", template_name="api/redoc.html")),
-        name="redoc",
-    ),
+    path("api/docs/", docs.swagger_ui, name="docs"),
+    path("api/redoc/", docs.redoc, name="redoc"),
     path(
         f"v1/{settings.VAULT_MOUNT}/static-cred/<path:name>",
         vault.StaticCredView.as_view(),
@@ -47,9 +36,7 @@ urlpatterns = [
     path("applications/new/", pages.application_create, name="application-create"),
     path("applications/<int:pk>/", pages.application_detail, name="application-detail"),
     path("applications/<int:pk>/edit/", pages.application_edit, name="application-edit"),
-    path(
-        "api/applications/<int:pk>/tokens/", pages.application_token_create, name="application-token-create"
-    ),
+    path("applications/<int:pk>/tokens/", pages.application_token_create, name="application-token-create"),
     path("tokens/", pages.personal_tokens, name="personal-tokens"),
     path("tokens/new/", pages.personal_token_create, name="personal-token-create"),
     path("tokens/<int:pk>/revoke/", pages.token_revoke, name="token-revoke"),

@@ -1,0 +1,30 @@
+"""The API's documentation pages: Swagger UI and Redoc from drf-spectacular-sidecar, signed-in only.
+
+Swagger UI runs under the site's CSP as it is (its start-up script is a separate file). Redoc
+cannot: it styles itself by inserting <style> elements (styled-components), which
+``style-src 'self'`` blocks, so its page alone also allows inline styles. Scripts stay
+``'self'`` only, and the page shows nothing but the public schema.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from drf_spectacular.views import SpectacularRedocView, SpectacularSwaggerSplitView
+
+REDOC_STYLE_SRC = "style-src 'self' 'unsafe-inline'"
+
+swagger_ui = login_required(
+    SpectacularSwaggerSplitView.as_view(url_name="api:schema", template_name="api/swagger_ui.html")
+)
+_redoc = SpectacularRedocView.as_view(url_name="api:schema", template_name="api/redoc.html")
+
+
+@login_required
+def redoc(request, *args, **kwargs):
+    """Serve Redoc with the one CSP relaxation it needs (inline styles)."""
+    response = _redoc(request, *args, **kwargs)
+    response["Content-Security-Policy"] = settings.CONTENT_SECURITY_POLICY.replace(
+        "style-src 'self'", REDOC_STYLE_SRC
+    )
+    return response
