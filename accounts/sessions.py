@@ -30,7 +30,8 @@ def expired_reason(request, now: float | None = None) -> str:
     now = time.time() if now is None else now
     started = request.session.get(STARTED_KEY)
     seen = request.session.get(SEEN_KEY, started)
-    if started is None:
+    if started is None:  # a session from before these rules: its clock starts now
+        stamp(request)
         return ""
     if now - started > settings.SESSION_ABSOLUTE_HOURS * 3600:
         return f"You were signed out: sessions last at most {settings.SESSION_ABSOLUTE_HOURS} hours."
