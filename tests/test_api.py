@@ -731,3 +731,25 @@ def test_the_docs_pages_need_sign_in_and_keep_the_strict_csp(client, world, caro
     script = client.get("/api/docs/?script=")
     assert script.status_code == 200 and script["Content-Type"].startswith("application/javascript")
     assert client.get("/api/schema/").status_code == 200
+
+
+HEADER_TEXT = st.text(st.characters(min_codepoint=32, max_codepoint=255), max_size=80)
+
+
+@pytest.mark.django_db
+@hypothesis_settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    endpoint=st.sampled_from(ENDPOINTS),
+    authorization=HEADER_TEXT | st.builds("Bearer {}".format, HEADER_TEXT),
+    vault_token=HEADER_TEXT,
+    name=st.text(st.characters(codec="utf-8", exclude_characters="/?#%"), min_size=1, max_size=30),
+)
+def test_no_token_header_or_role_name_gives_a_server_error(world, endpoint, authorization, vault_token, name):
+    client = Client(raise_request_exception=False)
+    method, template = endpoint
+    url = template.format(user=name, directory=name, configuration=name)
+    headers = {"HTTP_AUTHORIZATION": authorization, "HTTP_X_VAULT_TOKEN": vault_token}
+    response = getattr(client, method)(url, **headers)
+    assert response.status_code in (400, 401, 403, 404, 405, 429), (method, url, response.status_code)
