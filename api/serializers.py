@@ -20,9 +20,8 @@ def actor_of(request) -> dict:
     return {"actor": request.user, "remote_address": request.META.get("REMOTE_ADDR")}
 
 
-# TODO(lead): save_record — the API's one write path; points at records.changes now.
 def save_record(instance, *, request, created: bool, changed: list[str]) -> None:
-    """Save a validated record through the path every entry point uses (schedule, audit)."""
+    """Save a validated record through records.changes, the path every entry point uses (schedule, audit)."""
     changes.save_record(instance, created=created, changed=changed, **actor_of(request))
 
 

@@ -148,6 +148,12 @@ class UserViewSet(RecordViewSet):
     def _account(self, uid: str, allowed) -> PamUser:
         pam_user = get_object_or_404(PamUser.objects.select_related("configuration", "resource"), uid=uid)
         if not allowed(self.request, pam_user):
+            if permissions.application_of(self.request) is None and not permissions.second_factor_ok(
+                self.request
+            ):
+                raise PermissionDenied(
+                    "This needs a session verified with your second factor, or a personal token."
+                )
             raise PermissionDenied("You may not do this with this account.")
         return pam_user
 

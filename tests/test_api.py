@@ -643,7 +643,8 @@ def test_with_mfa_required_a_session_must_be_verified_to_read_rotate_or_create_t
     settings.REQUIRE_MFA = True
     _token, bobs = services.issue_token(user=bob, actor=bob)
     client.force_login(bob)
-    assert client.get(credential_url(world["user"])).status_code == 403
+    refused = client.get(credential_url(world["user"]))
+    assert refused.status_code == 403 and "second factor" in refused.json()["detail"]
     assert client.post(f"/api/v1/users/{world['user'].uid}/rotate/").status_code == 403
     assert client.get("/api/v1/users/").status_code == 200
     assert client.post("/tokens/new/", {"name": "x"}).status_code == 302
