@@ -27,6 +27,9 @@ class ApplicationAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False  # created with its first token through the pages or pam_application
 
+    def has_delete_permission(self, request, obj=None):
+        return False  # turned off instead, so that the audit log keeps naming it
+
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
         services.record_application_change(
