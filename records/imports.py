@@ -655,10 +655,18 @@ class _Plan:
         if settings.get("schedule") is not None:
             for name, value in keeper.schedule_fields(settings["schedule"], where).items():
                 setattr(user, name, value)
-        if user.rotation_enabled and directory is not None and not user.distinguished_name:
-            # Keeper needs no DN (its generator writes none); pamrotate cannot rotate without one.
+        if (
+            user.rotation_enabled
+            and directory is not None
+            and directory.pk is None
+            and not user.distinguished_name
+        ):
+            # Keeper needs no DN (its generator writes none). A stored directory is asked for it (the
+            # model's clean looks it up); one this file creates cannot be asked yet, so rotation waits.
             user.rotation_enabled = False
-            self.warn(f"{where}: {title!r} has no distinguished_name, so its rotation is off until one is set")
+            self.warn(
+                f"{where}: {title!r} has no distinguished_name, so its rotation is off until one is set"
+            )
         user.set_password(password or "")
         self.claim_uid(user, given_uid, "user", where)
         self.add(user, "user", self.users)

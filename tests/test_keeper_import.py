@@ -19,6 +19,7 @@ from records import imports, keeper, schedules
 from records.models import PamConfiguration, PamDirectory, PamUser, RotationType
 from rotation.models import AuditEvent
 from tests import test_import_view
+from tests.conftest import make_directory
 
 SAMPLE = Path(__file__).parent / "data" / "keeper_project.json"
 CONFIGURATION_FIELDS = [
@@ -685,3 +686,24 @@ def test_arbitrary_json_never_gives_the_command_a_traceback(tmp_path, document, 
         )
     except CommandError:
         pass
+
+
+def test_a_user_without_a_dn_is_looked_up_on_a_stored_directory_and_refused_when_it_cannot_be(db):
+    directory = make_directory(title="Stored LDAP")
+    document = {
+        "pam_configuration": {"title": directory.configuration.title},
+        "pam_data": {
+            "users": [
+                {
+                    "title": "no-dn",
+                    "login": "no-dn",
+                    "rotation_settings": {"resource": "Stored LDAP", "enabled": "on"},
+                }
+            ]
+        },
+    }
+    with pytest.raises(imports.ImportRejected) as info:
+        report_of(document)
+    (item,) = info.value.report.rejected
+    assert item.title == "no-dn" and "could not be looked up on Stored LDAP" in item.reason
+    assert not PamUser.objects.exists()
