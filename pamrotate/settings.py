@@ -124,6 +124,7 @@ INSTALLED_APPS = [
     "django_q",
     "records.apps.RecordsConfig",
     "rotation.apps.RotationConfig",
+    "scripts.apps.ScriptsConfig",
     "django_otp",
     "axes",
     "accounts.apps.AccountsConfig",
@@ -307,6 +308,9 @@ PASSWORD_HISTORY_DEPTH = env_int("PAMROTATE_PASSWORD_HISTORY_DEPTH", 10)
 REVEAL_SECONDS = env_int("PAMROTATE_REVEAL_SECONDS", 30)
 LDAP_CONNECT_TIMEOUT = env_int("PAMROTATE_LDAP_CONNECT_TIMEOUT", 5)
 LDAP_OPERATION_TIMEOUT = env_int("PAMROTATE_LDAP_OPERATION_TIMEOUT", 15)
+# Post-rotation scripts (scripts/): files on the worker's host, never uploaded through the web.
+SCRIPTS_DIR = Path(env_str("PAMROTATE_SCRIPTS_DIR", str(DATA_DIR / "scripts")))
+SCRIPT_TIMEOUT = env_int("PAMROTATE_SCRIPT_TIMEOUT", 60)
 
 # django-q2 (DESIGN.md §4). Task arguments and results are stored pickled and unencrypted:
 # tasks take record ids only. retry must exceed (1 + ceil((queue_limit + 1) / workers)) x timeout,
@@ -378,6 +382,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # No badge from the online validator: the docs load nothing from outside.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": "/api/v1",
 }

@@ -16,6 +16,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", rotation_views.healthz, name="healthz"),
     path("rotation/", include("rotation.urls")),
+    path("scripts/", include("scripts.urls")),
     path("", include("api.urls")),
     path("", include("records.urls")),
 ]

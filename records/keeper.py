@@ -54,6 +54,9 @@ QUARTZ_DAYS = {"SUN": 1, "MON": 2, "TUE": 3, "WED": 4, "THU": 5, "FRI": 6, "SAT"
 EXPORT_PROTOCOL = {DirectoryType.ACTIVE_DIRECTORY: "rdp", DirectoryType.OPENLDAP: "ssh"}
 UID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{22}$")
 COMMANDER_EXPORT = "commander-export"
+# Keys other apps read and write on configurations, directories and users (scripts/ registers
+# "scripts"; records never imports it): key -> function(record) returning the value to export, or None.
+EXTRA_EXPORTS: dict = {}
 
 TOP_KEYS = {
     "project",
@@ -77,6 +80,7 @@ CONFIGURATION_KEYS = {
     "default_password_complexity",
     "application_folder",
     "manual_rotation_resets_schedule",
+    "scripts",
 }
 # environment "domain" (Keeper's pamDomainConfiguration): the Domain Controller it rotates through.
 DOMAIN_KEYS = {
@@ -107,6 +111,7 @@ DIRECTORY_KEYS = {
     "ca_certificate",
     "verify_certificate",
     "start_tls",
+    "scripts",
 }
 CONNECTION_KEYS = {"administrative_credentials", "protocol"}
 USER_KEYS = {
@@ -118,6 +123,7 @@ USER_KEYS = {
     "distinguished_name",
     "managed",
     "rotation_settings",
+    "scripts",
 }
 ROTATION_KEYS = {"rotation", "profile", "resource", "enabled", "schedule", "password_complexity"}
 PROFILE_KEYS = {"name", "rotation", "enabled", "schedule", "password_complexity"}
@@ -621,6 +627,15 @@ def _user_json(user: PamUser, include_secrets: bool, nested: bool) -> dict:
     if user.password_complexity:
         rotation["password_complexity"] = user.password_complexity
     out["rotation_settings"] = rotation
+    return extra_keys(user, out)
+
+
+def extra_keys(record, out: dict) -> dict:
+    """Add the registered extra keys (EXTRA_EXPORTS) a record has to its exported entry; return the entry."""
+    for key, export in EXTRA_EXPORTS.items():
+        value = export(record)
+        if value is not None:
+            out[key] = value
     return out
 
 
@@ -647,7 +662,7 @@ def _directory_json(directory) -> dict:
                 "administrative_credentials": directory.administrative_credential.title,
             }
         }
-    return entry
+    return extra_keys(directory, entry)
 
 
 def domain_directory(configuration: PamConfiguration):
@@ -676,6 +691,7 @@ def export_project(configuration: PamConfiguration, *, include_secrets: bool = F
         "application_folder": configuration.application_folder,
         "manual_rotation_resets_schedule": configuration.manual_rotation_resets_schedule,
     }
+    extra_keys(configuration, config)
     domain = domain_directory(configuration) if configuration.environment == Environment.DOMAIN else None
     if domain is not None:
         config.update(

@@ -49,6 +49,16 @@ FINISHED_STATES = (AttemptState.SUCCEEDED, AttemptState.FAILED, AttemptState.REC
 FAILED_STATES = (AttemptState.FAILED, AttemptState.UNKNOWN)
 
 
+class ScriptsState(models.TextChoices):
+    """How an attempt's post-rotation scripts (scripts/) ended; blank when none ran."""
+
+    NONE = "", "No scripts"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    UNKNOWN = "unknown", "Outcome unknown"
+
+
 class RotationAttempt(models.Model):
     """One try at rotating one account's password; its pending password is the write-ahead."""
 
@@ -74,6 +84,8 @@ class RotationAttempt(models.Model):
     error_class = models.CharField(max_length=20, choices=ErrorClass.choices, blank=True)
     error_code = models.IntegerField(null=True, blank=True)
     error_message = models.CharField(max_length=500, blank=True)
+    scripts_state = models.CharField(max_length=20, choices=ScriptsState.choices, blank=True)
+    scripts_message = models.CharField(max_length=500, blank=True)
 
     encrypted_fields = ("pending_password_encrypted",)
 
@@ -168,6 +180,12 @@ class RotationAttempt(models.Model):
         if save:
             self.save()
 
+    def record_scripts(self, state: str, message: str) -> None:
+        """Record how the post-rotation scripts ended (scripts/runner.py); the password is not touched."""
+        self.scripts_state = state
+        self.scripts_message = message[: self._meta.get_field("scripts_message").max_length]
+        self.save(update_fields=["scripts_state", "scripts_message"])
+
     def _set_error(self, error_class: str, message: str, code: int | None = None) -> None:
         self.error_class = error_class
         self.error_code = code
@@ -240,6 +258,10 @@ class AuditEvent(models.Model):
     RECOVERY_CODE_USED = "mfa_recovery_code_used"
     MFA_DEVICE_RESET = "mfa_device_reset"
     ROLE_CHANGED = "user_role_changed"
+    DIRECTORY_DISCOVERED = "directory_discovery"
+    ACCOUNT_STATE_CHANGED = "account_state_change"
+    SCRIPTS_RERUN = "record_rotation_scripts_rerun"
+    SCRIPTS_DECIDED = "record_rotation_scripts_decided"
     # The audit log's filter menu and labels (ids on hover); a new event name gets a line here.
     LABELS = {
         ROTATION_ON_DEMAND_OK: "On-demand rotation succeeded",
@@ -268,6 +290,10 @@ class AuditEvent(models.Model):
         RECOVERY_CODE_USED: "Recovery code used",
         MFA_DEVICE_RESET: "Second factor reset",
         ROLE_CHANGED: "Role or account changed",
+        DIRECTORY_DISCOVERED: "Directory accounts discovered",
+        ACCOUNT_STATE_CHANGED: "Account state changed (heartbeat)",
+        SCRIPTS_RERUN: "Post-rotation scripts run again",
+        SCRIPTS_DECIDED: "Scripts-only outcome decided by an administrator",
     }
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)

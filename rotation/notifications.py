@@ -14,7 +14,7 @@ from django.core.cache import cache
 from django.core.mail import send_mail
 from django.urls import reverse
 
-from records.models import PamUser
+from records.models import AccountState, PamUser
 from rotation.models import RotationAttempt
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,46 @@ def notify_failure(attempt: RotationAttempt, *, will_retry: bool) -> bool:
         f"Details: {reverse('rotation:attempt-detail', args=[attempt.pk])}",
     ]
     _send(f"[pamrotate] Rotation failed: {user.title}", lines, to)
+    return True
+
+
+def notify_account_state(user: PamUser, previous: str, detail: str) -> bool:
+    """Mail that the heartbeat found an account's state changed; the caller calls it once per change."""
+    to = recipients()
+    if not to:
+        return False
+    lines = [
+        f"The heartbeat found that {user.title} is now: {user.get_account_state_display()}.",
+        "",
+        f"Account: {user.login}",
+        f"Distinguished name: {user.distinguished_name or '-'}",
+        f"Before: {AccountState(previous).label}",
+        f"Found: {detail}",
+        "",
+        f"Details: {reverse('records:user-detail', args=[user.pk])}",
+    ]
+    _send(f"[pamrotate] {user.get_account_state_display()}: {user.title}", lines, to)
+    return True
+
+
+def notify_script_failure(attempt: RotationAttempt) -> bool:
+    """Mail that a rotation committed but a post-rotation script failed; return whether a mail was sent."""
+    to = recipients()
+    if not to or not _first_notice_this_hour(attempt.user_id):
+        return False
+    user = PamUser.objects.only("title", "login").get(pk=attempt.user_id)
+    lines = [
+        f"The password of {user.title} was rotated, but a post-rotation script did not succeed.",
+        "",
+        f"Account: {user.login}",
+        f"Attempt: #{attempt.pk} ({attempt.get_trigger_display().lower()})",
+        f"Scripts: {attempt.scripts_message}",
+        "",
+        "The new password is stored and current; whatever the script updates may still use the old one.",
+        "Fix the script and use \"Run scripts again\" on the attempt's page.",
+        f"Details: {reverse('rotation:attempt-detail', args=[attempt.pk])}",
+    ]
+    _send(f"[pamrotate] Post-rotation script failed: {user.title}", lines, to)
     return True
 
 

@@ -18,7 +18,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from records.models import PamUser, RotationStatus
+from records.models import PamUser, RotationStatus, RotationType
 from rotation import audit, ldap, notifications, passwords
 from rotation.directories import admin_bind_name, directory_spec, is_self_change
 from rotation.faults import fault_point
@@ -32,6 +32,7 @@ from rotation.models import (
     Trigger,
 )
 from rotation.queue import enqueue_attempt
+from scripts import runner as scripts_runner
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +165,38 @@ def request_rotation(
     return attempt
 
 
+def request_scheduled(slots: list[tuple[PamUser, dt.datetime]]) -> list[RotationAttempt]:
+    """Record the scheduled attempts of due slots the caller took, in bulk; return them.
+
+    Call inside the transaction that took the slots, for accounts nothing blocks. The plain case,
+    nothing queued or running for the account, is one INSERT and one UPDATE for the whole list;
+    an account with an active attempt goes through ``request_rotation``, which records why it is
+    refused (or fails the stale attempt no worker took).
+    """
+    users = [user for user, _ in slots]
+    active = set(
+        RotationAttempt.objects.filter(user__in=users, state__in=ACTIVE_STATES).values_list(
+            "user_id", flat=True
+        )
+    )
+    plain = [
+        RotationAttempt(user=user, trigger=Trigger.SCHEDULED, slot=slot, self_change=is_self_change(user))
+        for user, slot in slots
+        if user.pk not in active
+    ]
+    RotationAttempt.objects.bulk_create(plain)
+    if plain:
+        PamUser.objects.filter(pk__in=[attempt.user_id for attempt in plain]).update(
+            queued_since=timezone.now()
+        )
+    busy = [
+        request_rotation(user, trigger=Trigger.SCHEDULED, slot=slot, enqueue=False)
+        for user, slot in slots
+        if user.pk in active
+    ]
+    return plain + busy
+
+
 def _queue(attempt: RotationAttempt, enqueue: bool) -> None:
     """Mark the account as waiting for a worker and, once committed, send the attempt."""
     PamUser.objects.filter(pk=attempt.user_id).update(queued_since=attempt.created_at)
@@ -250,6 +283,8 @@ def _run_claimed(attempt: RotationAttempt, lease: Lease) -> Result:
 
 @sensitive_variables()
 def _rotate(attempt: RotationAttempt, user: PamUser, lease: Lease) -> Result:
+    if user.rotation_type == RotationType.SCRIPTS_ONLY:
+        return _rotate_by_scripts(attempt, user, lease)
     spec = directory_spec(user.resource)
     old_password = user.get_password()
     # 2. Generate.
@@ -296,7 +331,49 @@ def _rotate(attempt: RotationAttempt, user: PamUser, lease: Lease) -> Result:
     fault_point("before_commit")
     # 6. Commit.
     _commit(attempt, AttemptState.SUCCEEDED, lease)
+    scripts_runner.after_commit(attempt)  # outside the commit's transaction; never raises
     return _result(attempt)
+
+
+@sensitive_variables()
+def _rotate_by_scripts(attempt: RotationAttempt, user: PamUser, lease: Lease) -> Result:
+    """Rotate a "Run PAM scripts only" account: its post-rotation scripts are the change (no directory).
+
+    Generate, write ahead, run every script with the new password, commit when all exit 0.
+    Otherwise the outcome is unknown and both passwords are kept: nothing can be asked, so only
+    "Run scripts again" (scripts/runner.py, then ``commit_delivered``) or an administrator settles it.
+    """
+    if not scripts_runner.scripts_for(user):
+        return _fail(
+            attempt,
+            ErrorClass.CONFIGURATION,
+            "A scripts-only rotation needs a post-rotation script on the account, its directory or its "
+            "configuration.",
+        )
+    new_password = passwords.generate(user.effective_complexity)
+    attempt.set_pending(new_password)
+    attempt.save(update_fields=["pending_password_encrypted", "self_change"])
+    fault_point("after_write_ahead")
+    outcome = scripts_runner.run_as_change(attempt, user, new_password)
+    if not outcome.ok:
+        attempt.mark_unknown(scripts_runner.unknown_message(outcome))
+        return _result(attempt)
+    _commit(attempt, AttemptState.SUCCEEDED, lease)
+    return _result(attempt)
+
+
+def commit_delivered(attempt: RotationAttempt) -> RotationAttempt:
+    """Store an unknown scripts-only attempt's pending password: its scripts delivered it ("Run scripts again")."""
+    with Lease(attempt) as lease:
+        _commit(attempt, AttemptState.RECONCILED, lease)
+    return attempt
+
+
+def keep_stored(attempt: RotationAttempt, message: str) -> RotationAttempt:
+    """End an unknown scripts-only attempt keeping the stored password (an administrator's decision)."""
+    with Lease(attempt):
+        _fail(attempt, ErrorClass.AMBIGUOUS, message)
+    return attempt
 
 
 # -- 3. Reconciling an attempt whose outcome is unknown --------------------------------------
@@ -322,12 +399,17 @@ def _reconcile(attempt: RotationAttempt, lease: Lease | None) -> RotationAttempt
         # Nothing was written ahead, so the directory was never asked to change.
         _fail(attempt, ErrorClass.INTERNAL, "Interrupted before a new password was generated.")
         return attempt
+    if user.rotation_type == RotationType.SCRIPTS_ONLY:
+        # No directory to bind to: it stays unknown until "Run scripts again" or an administrator decides.
+        scripts_runner.settle_stale_runs(attempt)
+        return attempt
     pending = attempt.get_pending()
     current = user.get_password()
     try:
         spec = directory_spec(user.resource)
         if ldap.verify_password(spec, user.distinguished_name, pending):
             _commit(attempt, AttemptState.RECONCILED, lease)
+            scripts_runner.after_commit(attempt)
         elif current and ldap.verify_password(spec, user.distinguished_name, current):
             # Nothing changed on the directory: this was an interruption, so it is retried
             # like any other (bounded tries per slot).
@@ -425,7 +507,9 @@ def apply_commit(user: PamUser, attempt: RotationAttempt, now: dt.datetime) -> P
         )
     user.password_encrypted = attempt.pending_password_encrypted
     user.last_rotated_at = now
-    moves_schedule = attempt.trigger != Trigger.ON_DEMAND or user.configuration.manual_rotation_resets_schedule
+    moves_schedule = (
+        attempt.trigger != Trigger.ON_DEMAND or user.configuration.manual_rotation_resets_schedule
+    )
     # A due slot stays for the dispatcher, which records it (refused if this one still runs).
     if moves_schedule or user.next_rotation_at is None:
         user.next_rotation_at = user.compute_next_rotation(after=now)

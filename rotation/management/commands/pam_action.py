@@ -16,7 +16,8 @@ from django.utils import timezone
 from records.management.commands.pam_import import os_user
 from rotation import services
 from rotation.management.commands.pam_rotation import add_target_arguments, select_users
-from rotation.models import ACTIVE_STATES, AttemptState, RotationAttempt, Trigger
+from rotation.models import ACTIVE_STATES, AttemptState, RotationAttempt, ScriptsState, Trigger
+from scripts import runner as scripts_runner
 
 OK_STATES = (AttemptState.SUCCEEDED, AttemptState.RECONCILED)
 # An unknown outcome is reconciled later by the workers; waiting here would not settle it.
@@ -112,8 +113,9 @@ class Command(BaseCommand):
     def wait(self, queued: list[RotationAttempt], timeout: int) -> None:
         deadline = timezone.now() + dt.timedelta(seconds=timeout)
         ids = [attempt.pk for attempt in queued]
+        has_scripts: dict[int, bool] = {}
         while True:
-            done = RotationAttempt.objects.filter(pk__in=ids, state__in=DONE_STATES).count()
+            done = self.settled(ids, has_scripts)
             self.progress(done, len(ids), end=done == len(ids))
             if done == len(ids):
                 return
@@ -124,6 +126,19 @@ class Command(BaseCommand):
                     "running; is the gateway's qcluster running?"
                 )
             time.sleep(0.5)
+
+    def settled(self, ids: list[int], has_scripts: dict[int, bool]) -> int:
+        """Count the attempts that ended, post-rotation scripts included (they run after the commit)."""
+        ended = RotationAttempt.objects.filter(pk__in=ids, state__in=DONE_STATES).select_related("user")
+        count = 0
+        for attempt in ended.exclude(scripts_state=ScriptsState.RUNNING):
+            if attempt.state in OK_STATES and not attempt.scripts_state:
+                if attempt.user_id not in has_scripts:
+                    has_scripts[attempt.user_id] = bool(scripts_runner.scripts_for(attempt.user))
+                if has_scripts[attempt.user_id]:
+                    continue  # committed; its scripts start in a moment
+            count += 1
+        return count
 
     def progress(self, done: int, total: int, end: bool = False) -> None:
         """Draw a text progress bar on stderr."""
@@ -140,7 +155,10 @@ class Command(BaseCommand):
             attempt.refresh_from_db()
             if attempt.state == AttemptState.QUEUED and not finished:
                 continue
-            if attempt.state in OK_STATES:
+            if attempt.state in OK_STATES and attempt.scripts_state in (ScriptsState.FAILED, ScriptsState.UNKNOWN):
+                failed.append(attempt)
+                self.stderr.write(f"{attempt.user.title}: {attempt.scripts_message} (attempt #{attempt.pk})")
+            elif attempt.state in OK_STATES:
                 self.stdout.write(f"{attempt.user.title}: rotated (attempt #{attempt.pk})")
             else:
                 failed.append(attempt)
