@@ -285,7 +285,7 @@ class _Plan:
         extras = [(configuration, entry, "pam_configuration")] if configuration.pk is None else []
         domain, domain_admin = None, ""
         if configuration.environment == Environment.DOMAIN:
-            domain, domain_admin = self.domain(entry, configuration, commander) or (None, "")
+            domain, domain_admin = self.domain(entry, configuration) or (None, "")
         data = keeper.obj(project.get("pam_data"), f"{where}.pam_data")
         for warning in keeper.unknown_keys(data, keeper.DATA_KEYS, f"{where}.pam_data"):
             self.warn(warning)
@@ -401,13 +401,14 @@ class _Plan:
         self.add(configuration, "configuration", self.configurations)
         return configuration
 
-    def domain(self, entry: dict, configuration: PamConfiguration, commander: bool):
+    def domain(self, entry: dict, configuration: PamConfiguration):
         """Plan a domain configuration's Domain Controller; return (directory, admin name) or None."""
         where = "pam_configuration"
         domain_id = keeper.text(entry.get("dom_domain_id"), f"{where}.dom_domain_id")
         host = keeper.text(entry.get("dom_hostname"), f"{where}.dom_hostname")
-        if commander and not host:
-            self.warn(f"{where}: Commander's export has no dom_* keys; add the Domain Controller by hand")
+        if not host and not domain_id:
+            # Commander's export (and a domain configuration exported without one) carries no dom_* keys.
+            self.warn(f"{where}: no dom_* keys: the configuration is imported without its Domain Controller")
             return None
         if not domain_id:
             self.reject("directory", "", f"{where}: a domain configuration needs dom_domain_id")

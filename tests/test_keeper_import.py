@@ -19,7 +19,7 @@ from records import imports, keeper, schedules
 from records.models import PamConfiguration, PamDirectory, PamUser, RotationType
 from rotation.models import AuditEvent
 from tests import test_import_view
-from tests.conftest import make_directory
+from tests.conftest import make_configuration, make_directory
 
 SAMPLE = Path(__file__).parent / "data" / "keeper_project.json"
 CONFIGURATION_FIELDS = [
@@ -707,3 +707,14 @@ def test_a_user_without_a_dn_is_looked_up_on_a_stored_directory_and_refused_when
     (item,) = info.value.report.rejected
     assert item.title == "no-dn" and "could not be looked up on Stored LDAP" in item.reason
     assert not PamUser.objects.exists()
+
+
+def test_a_domain_configuration_without_its_controller_still_round_trips(db, tmp_path):
+    make_configuration(title="Bare domain", environment="domain")
+    call_command("pam_export", "-o", str(tmp_path / "bare.json"), stderr=io.StringIO())
+    PamConfiguration.objects.all().delete()
+
+    report = report_of(json.loads((tmp_path / "bare.json").read_text()))
+
+    assert PamConfiguration.objects.get().environment == "domain" and not PamDirectory.objects.exists()
+    assert "imported without its Domain Controller" in " ".join(report.warnings)
