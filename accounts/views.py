@@ -62,8 +62,15 @@ def security(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/security.html", context)
 
 
+def _replacing_unverified(request: HttpRequest) -> bool:
+    """Return whether this session would replace an enrolled device without having used it."""
+    return mfa.is_enrolled(request.user) and not request.user.is_verified()
+
+
 @login_required
 def mfa_enrol(request: HttpRequest) -> HttpResponse:
+    if _replacing_unverified(request):
+        return redirect("accounts:mfa-verify")
     device = TOTPDevice.objects.filter(user=request.user, confirmed=False).last() or TOTPDevice.start(
         request.user
     )
@@ -86,6 +93,8 @@ def _enrol_page(request: HttpRequest, device: TOTPDevice, form: CodeForm, status
 @login_required
 @require_POST
 def mfa_confirm(request: HttpRequest) -> HttpResponse:
+    if _replacing_unverified(request):
+        return redirect("accounts:mfa-verify")
     device = TOTPDevice.objects.filter(user=request.user, confirmed=False).last()
     if device is None:
         return redirect("accounts:mfa-enrol")

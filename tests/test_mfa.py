@@ -164,6 +164,17 @@ def test_re_enrolment_replaces_the_device_and_the_recovery_codes(client, bob):
     assert not RecoveryCodeDevice.objects.get(user=bob).verify_token(old_codes[0])
 
 
+def test_a_session_that_has_not_used_the_enrolled_device_cannot_replace_it(client, bob, enrolled_bob):
+    device, _ = enrolled_bob
+    stale = Client()
+    stale.force_login(bob)  # e.g. a session from before the enrolment
+    assert stale.get(reverse("accounts:mfa-enrol")).url == reverse("accounts:mfa-verify")
+    assert stale.post(reverse("accounts:mfa-confirm"), {"code": "123456"}).url == reverse(
+        "accounts:mfa-verify"
+    )
+    assert list(TOTPDevice.objects.filter(user=bob).values_list("pk", flat=True)) == [device.pk]
+
+
 # -- PAMROTATE_REQUIRE_MFA ----------------------------------------------------------------------
 
 
