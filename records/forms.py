@@ -145,6 +145,8 @@ class ConfigurationForm(RecordForm):
         *SCHEDULE_FIELDS,
         "default_password_complexity",
         "manual_rotation_resets_schedule",
+        "heartbeat_hours",
+        "rotate_when_drifted",
     )
 
     class Meta:
@@ -161,6 +163,8 @@ class ConfigurationForm(RecordForm):
             *SCHEDULE_FIELDS,
             "default_password_complexity",
             "manual_rotation_resets_schedule",
+            "heartbeat_hours",
+            "rotate_when_drifted",
         ]
         widgets = {**SCHEDULE_WIDGETS, "port_mapping": forms.Textarea(attrs={"rows": 3})}
 
@@ -175,6 +179,7 @@ class ConfigurationForm(RecordForm):
                 "default_password_complexity",
                 "manual_rotation_resets_schedule",
             ),
+            Fieldset("Heartbeat", "heartbeat_hours", "rotate_when_drifted"),
         ]
 
 
@@ -196,6 +201,7 @@ class DirectoryForm(RecordForm):
             "alternative_ips",
             "domain_name",
             "user_match",
+            "discovery_filter",
             "administrative_credential",
         ]
         widgets = {
@@ -216,7 +222,9 @@ class DirectoryForm(RecordForm):
 
     def layout(self) -> list:
         return [
-            Fieldset("General", "title", "configuration", "directory_type", "domain_name", "user_match"),
+            Fieldset(
+                "General", "title", "configuration", "directory_type", "domain_name", "user_match", "discovery_filter"
+            ),
             Fieldset(
                 "Connection",
                 "hostname",

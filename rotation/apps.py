@@ -11,7 +11,8 @@ class RotationConfig(AppConfig):
     verbose_name = "Rotation"
 
     def ready(self):
-        from rotation import audit  # noqa: F401  (connects the record_changed receiver)
+        # Connect the record_changed (audit) and lookup_dn (discovery) receivers.
+        from rotation import audit, discovery  # noqa: F401
         from rotation.dispatch import ensure_dispatch_schedules, start_dispatcher_if_worker
 
         post_migrate.connect(

@@ -10,6 +10,7 @@ are scrubbed of the passwords involved, and ldap3's own exceptions are never cha
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import hashlib
 import math
@@ -19,10 +20,12 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 import ldap3
 from ldap3.core import exceptions as ldap_errors
+from ldap3.utils.conv import escape_filter_chars
 
 from rotation.ldap_errors import (
     ACCOUNT_STATE,
@@ -40,10 +43,15 @@ from rotation.ldap_errors import (
 )
 
 __all__ = [
+    "DirectoryAccount",
     "DirectoryError",
     "DirectorySpec",
     "Step",
     "change_own_password",
+    "discovery_filter",
+    "find_accounts",
+    "read_account",
+    "search_accounts",
     "set_password",
     "test_connection",
     "verify_password",
@@ -125,23 +133,7 @@ def test_connection(spec: DirectorySpec, admin_user: str, admin_password: str) -
             attempt.fail_result(conn.result, ADMIN)
         steps.append(Step(attempt.step, True, f"bound as {admin_user}"))
         attempt.step = "Read naming context"
-        conn.search(
-            "",
-            "(objectClass=*)",
-            search_scope=ldap3.BASE,
-            attributes=["defaultNamingContext", "namingContexts"],
-        )
-        if conn.result.get("result") != 0 or not conn.response:
-            attempt.fail_result(conn.result, ADMIN)
-        attributes = conn.response[0].get("attributes", {})
-        contexts = attributes.get("defaultNamingContext") or attributes.get("namingContexts") or []
-        if isinstance(contexts, str):
-            contexts = [contexts]
-        if not contexts:
-            attempt.fail(
-                DirectoryError.CONFIGURATION,
-                "the directory's root entry names no naming context: check that this is an LDAP directory server",
-            )
+        contexts = _naming_contexts(attempt, conn)
         steps.append(Step(attempt.step, True, "naming context: " + ", ".join(contexts)))
 
     try:
@@ -533,3 +525,229 @@ def _run(attempt: _Attempt, action: Callable[[_Attempt], T]) -> T:
         attempt.close()
     # Raised here, outside the except blocks, so the error has no __context__ that could carry a request.
     raise error
+
+
+# --- discovery and account state (read with the administrative credential; never a user bind) ------
+
+AD_DISCOVERY_FILTER = "(&(objectCategory=person)(objectClass=user))"
+OPENLDAP_DISCOVERY_FILTER = "(|(objectClass=inetOrgPerson)(objectClass=posixAccount))"
+# Active Directory's MaxPageSize: it never returns more entries per page than this.
+PAGE_SIZE = 1000
+_PAGED_RESULTS = "1.2.840.113556.1.4.319"
+_AD_ATTRIBUTES = (
+    "sAMAccountName",
+    "userPrincipalName",
+    "userAccountControl",
+    "lockoutTime",
+    "pwdLastSet",
+    "accountExpires",
+)
+# Constructed from the domain's lockout duration and password age: exact "locked" and "password expired".
+_AD_COMPUTED = "msDS-User-Account-Control-Computed"
+_OPENLDAP_ATTRIBUTES = ("uid", "pwdChangedTime", "pwdAccountLockedTime")
+_UF_ACCOUNTDISABLE = 0x2
+_UF_LOCKOUT = 0x10
+_UF_PASSWORD_EXPIRED = 0x800000
+_AD_NEVER = (0, 0x7FFFFFFFFFFFFFFF)
+_FILETIME_EPOCH = dt.datetime(1601, 1, 1, tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True)
+class DirectoryAccount:
+    """One account as the directory reports it to the administrative credential (no secret)."""
+
+    dn: str
+    login: str  # sAMAccountName on AD, uid on OpenLDAP
+    principal_name: str = ""  # userPrincipalName (AD)
+    enabled: bool | None = None  # None: the directory has no such notion (OpenLDAP)
+    locked: bool = False
+    expired: bool = False  # the account itself expired (AD accountExpires)
+    password_expired: bool = False  # expired, or must be changed at next sign-in
+    password_last_set: dt.datetime | None = None
+
+
+def discovery_filter(spec: DirectorySpec, configured: str = "") -> str:
+    """Return the filter that finds a directory's accounts: AD's fixed one, or OpenLDAP's configured or default one."""
+    if spec.is_ad:
+        return AD_DISCOVERY_FILTER
+    return configured.strip() or OPENLDAP_DISCOVERY_FILTER
+
+
+def search_accounts(
+    spec: DirectorySpec,
+    admin_user: str,
+    admin_password: str,
+    base: str = "",
+    search_filter: str = "",
+    *,
+    page_size: int = PAGE_SIZE,
+) -> list[DirectoryAccount]:
+    """Return every account under ``base`` (blank: the naming context) that the filter matches, page by page."""
+    search_filter = search_filter or discovery_filter(spec)
+
+    def action(attempt: _Attempt) -> list[DirectoryAccount]:
+        conn = attempt.bind(admin_user, admin_password, who=ADMIN, reuse=True)
+        root = base or _naming_contexts(attempt, conn)[0]
+        entries = _paged_search(attempt, conn, root, search_filter, page_size)
+        return [_account(spec, entry) for entry in entries]
+
+    return _run(_Attempt(spec, (admin_password,)), action)
+
+
+def find_accounts(
+    spec: DirectorySpec, admin_user: str, admin_password: str, login: str, base: str = "", search_filter: str = ""
+) -> list[DirectoryAccount]:
+    """Return the accounts whose login (sAMAccountName or userPrincipalName on AD, uid on OpenLDAP) is ``login``."""
+    value = escape_filter_chars(login.strip())
+    if spec.is_ad:
+        sam = escape_filter_chars(login.strip().rsplit("\\", 1)[-1])  # DOMAIN\user names the same account
+        by_login = f"(|(sAMAccountName={sam})(userPrincipalName={value}))"
+    else:
+        by_login = f"(uid={value})"
+    combined = f"(&{discovery_filter(spec, search_filter)}{by_login})"
+    return search_accounts(spec, admin_user, admin_password, base, combined, page_size=10)
+
+
+def read_account(spec: DirectorySpec, admin_user: str, admin_password: str, dn: str) -> DirectoryAccount:
+    """Read one account's state (enabled, locked, expired, when its password was set) without binding as it."""
+
+    def action(attempt: _Attempt) -> DirectoryAccount:
+        conn = attempt.bind(admin_user, admin_password, who=ADMIN, reuse=True)
+        attributes = [*_AD_ATTRIBUTES, _AD_COMPUTED] if spec.is_ad else list(_OPENLDAP_ATTRIBUTES)
+        conn.search(dn, "(objectClass=*)", search_scope=ldap3.BASE, attributes=attributes)
+        if conn.result.get("result") != 0:
+            attempt.fail_result(conn.result, ADMIN)
+        entries = [entry for entry in conn.response or () if entry.get("type") == "searchResEntry"]
+        if not entries:
+            attempt.fail(
+                DirectoryError.CONFIGURATION,
+                "the account's distinguished name was not found on the directory: check the distinguished name",
+            )
+        return _account(spec, entries[0])
+
+    return _run(_Attempt(spec, (admin_password,)), action)
+
+
+def _naming_contexts(attempt: _Attempt, conn: ldap3.Connection) -> list[str]:
+    """Return the root entry's naming contexts (AD's default one first), or fail with what to fix."""
+    conn.search(
+        "", "(objectClass=*)", search_scope=ldap3.BASE, attributes=["defaultNamingContext", "namingContexts"]
+    )
+    if conn.result.get("result") != 0 or not conn.response:
+        attempt.fail_result(conn.result, ADMIN)
+    attributes = conn.response[0].get("attributes", {})
+    contexts = attributes.get("defaultNamingContext") or attributes.get("namingContexts") or []
+    if isinstance(contexts, str):
+        contexts = [contexts]
+    if not contexts:
+        attempt.fail(
+            DirectoryError.CONFIGURATION,
+            "the directory's root entry names no naming context: check that this is an LDAP directory server",
+        )
+    return list(contexts)
+
+
+def _paged_search(
+    attempt: _Attempt, conn: ldap3.Connection, base: str, search_filter: str, page_size: int
+) -> list[dict]:
+    """Search a subtree with the simple paged results control (RFC 2696) and return every entry."""
+    attributes = [*_AD_ATTRIBUTES, _AD_COMPUTED] if attempt.spec.is_ad else list(_OPENLDAP_ATTRIBUTES)
+    entries: list[dict] = []
+    cookie = None
+    while True:
+        try:
+            conn.search(
+                base,
+                search_filter,
+                search_scope=ldap3.SUBTREE,
+                attributes=attributes,
+                paged_size=page_size,
+                paged_cookie=cookie,
+            )
+        except ldap_errors.LDAPInvalidFilterError:
+            attempt.fail(
+                DirectoryError.CONFIGURATION,
+                "the discovery filter is not a valid LDAP filter: write it like "
+                f"{OPENLDAP_DISCOVERY_FILTER}",
+            )
+        code = conn.result.get("result")
+        if code == 32:
+            attempt.fail(
+                DirectoryError.CONFIGURATION,
+                f"the search base {base!r} was not found on the directory: check the directory's user match",
+                code,
+            )
+        if code != 0:
+            attempt.fail_result(conn.result, ADMIN)
+        entries.extend(entry for entry in conn.response or () if entry.get("type") == "searchResEntry")
+        control = (conn.result.get("controls") or {}).get(_PAGED_RESULTS) or {}
+        cookie = (control.get("value") or {}).get("cookie")
+        if not cookie:
+            return entries
+
+
+def _first(attributes: dict, name: str):
+    """Return an attribute's first value as text (ldap3 without a schema gives lists of str or bytes)."""
+    value = attributes.get(name)
+    if isinstance(value, list | tuple):
+        value = value[0] if value else None
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return None if value is None else str(value)
+
+
+def _int(attributes: dict, name: str) -> int | None:
+    value = _first(attributes, name)
+    try:
+        return int(value) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def _filetime(value: int | None) -> dt.datetime | None:
+    """Return an AD FILETIME (100 ns since 1601) as an aware datetime; None for 0 and "never"."""
+    if value in (None, *_AD_NEVER):
+        return None
+    try:
+        return _FILETIME_EPOCH + dt.timedelta(microseconds=value // 10)
+    except OverflowError:
+        return None
+
+
+def _generalized_time(value: str | None) -> dt.datetime | None:
+    """Return an LDAP GeneralizedTime (``20261201121500Z``, fractions allowed) as an aware UTC datetime."""
+    if not value:
+        return None
+    text = value.strip().rstrip("Zz").split(".")[0].split(",")[0]
+    try:
+        return dt.datetime.strptime(text[:14], "%Y%m%d%H%M%S").replace(tzinfo=dt.UTC)
+    except ValueError:
+        return None
+
+
+def _account(spec: DirectorySpec, entry: dict) -> DirectoryAccount:
+    attributes = entry.get("attributes") or {}
+    dn = entry.get("dn", "")
+    if not spec.is_ad:
+        return DirectoryAccount(
+            dn=dn,
+            login=_first(attributes, "uid") or "",
+            locked=bool(_first(attributes, "pwdAccountLockedTime")),
+            password_last_set=_generalized_time(_first(attributes, "pwdChangedTime")),
+        )
+    control = _int(attributes, "userAccountControl") or 0
+    computed = _int(attributes, _AD_COMPUTED)
+    lockout = _int(attributes, "lockoutTime") or 0
+    expires = _filetime(_int(attributes, "accountExpires"))
+    password_set = _int(attributes, "pwdLastSet")
+    return DirectoryAccount(
+        dn=dn,
+        login=_first(attributes, "sAMAccountName") or "",
+        principal_name=_first(attributes, "userPrincipalName") or "",
+        enabled=not control & _UF_ACCOUNTDISABLE,
+        # Without the computed flags, any lockout time counts: better unchecked than locked out.
+        locked=bool(computed & _UF_LOCKOUT) if computed is not None else lockout != 0,
+        expired=expires is not None and expires <= dt.datetime.now(dt.UTC),
+        password_expired=password_set == 0 or bool((computed or 0) & _UF_PASSWORD_EXPIRED),
+        password_last_set=_filetime(password_set),
+    )

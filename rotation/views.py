@@ -7,17 +7,19 @@ import secrets
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django.http import Http404, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from accounts.mfa import require_verified
 from records.models import PamDirectory, PamUser
-from rotation import audit, directories, reveal, services, status
+from rotation import audit, directories, discovery, ldap, reveal, services, status
+from rotation.forms import AdoptForm, DiscoveryFilterForm
 from rotation.models import (
     ACTIVE_STATES,
     OK_STATES,
@@ -282,3 +284,82 @@ def bulk_status(request, token):
 @login_required
 def bulk_status_json(request, token):
     return JsonResponse(_bulk_progress(_bulk_ids(request, token)))
+
+
+# -- Discovery: list a directory's accounts and adopt them --------------------------------------
+
+DISCOVERY_SHOWN = 1000  # rows on the results page; "adopt all matching" covers the rest
+
+
+def _get_directory_for_discovery(request, pk: int) -> PamDirectory:
+    """Return the directory to discover, for Administrators (create users, configure rotation), or 403/404."""
+    _require(request, "records.add_pamuser")
+    _require(request, "records.configure_rotation")
+    return get_object_or_404(
+        PamDirectory.objects.select_related("configuration", "administrative_credential"), pk=pk
+    )
+
+
+def _discovered(request, directory: PamDirectory):
+    """Run discovery and apply the page's filters; None (with a message) when the directory failed."""
+    try:
+        found = discovery.discover(directory, actor=request.user, remote_address=_client_address(request))
+    except ldap.DirectoryError as exc:
+        messages.error(request, f"Discovery failed: {exc}")
+        return None, None
+    filters = DiscoveryFilterForm(request.POST)
+    return found, filters.apply(found)
+
+
+@login_required
+@require_POST
+@require_verified
+def discover_accounts(request, pk):
+    directory = _get_directory_for_discovery(request, pk)
+    found, shown = _discovered(request, directory)
+    if found is None:
+        return redirect(directory)
+    context = {
+        "directory": directory,
+        "found_count": len(found),
+        "adopted_count": sum(1 for item in found if item.adopted),
+        "shown": shown[:DISCOVERY_SHOWN],
+        "shown_count": len(shown),
+        "truncated": len(shown) > DISCOVERY_SHOWN,
+        "filters": DiscoveryFilterForm(request.POST),
+        "adopt_form": AdoptForm(),
+    }
+    return render(request, "rotation/discover.html", context)
+
+
+@login_required
+@require_POST
+@require_verified
+def adopt_accounts(request, pk):
+    directory = _get_directory_for_discovery(request, pk)
+    form = AdoptForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Nothing adopted: " + "; ".join(m for ms in form.errors.values() for m in ms))
+        return redirect(directory)
+    if request.POST.get("all") == "1":
+        found, shown = _discovered(request, directory)
+        dns = [item.account.dn for item in shown or () if not item.adopted]
+    else:
+        dns = request.POST.getlist("dn")
+    if not dns:
+        messages.warning(request, "Nothing adopted: select at least one account that is not yet managed.")
+        return redirect(directory)
+    try:
+        result = discovery.adopt(
+            directory, dns, template=form.instance, actor=request.user, remote_address=_client_address(request)
+        )
+    except (ldap.DirectoryError, ValidationError) as exc:
+        messages.error(request, f"Nothing adopted: {exc}")
+        return redirect(directory)
+    messages.success(
+        request,
+        f"{len(result.created)} accounts adopted; {len(result.already_managed)} were already managed"
+        + (f", {len(result.not_found)} were not found on the directory" if result.not_found else "")
+        + ". Their first rotation sets a password.",
+    )
+    return redirect(reverse("records:user-list") + f"?directory={directory.pk}")

@@ -1,0 +1,58 @@
+"""Forms of rotation's pages: presentation only; the models validate."""
+
+from __future__ import annotations
+
+from crispy_forms.helper import FormHelper
+from crispy_forms.layout import Layout
+from django import forms
+
+from records import schedules
+from records.forms import SCHEDULE_FIELDS, SCHEDULE_WIDGETS, schedule_fieldset
+from records.models import PamUser
+
+SHOW_CHOICES = [("all", "All accounts"), ("new", "Not yet managed"), ("adopted", "Already managed")]
+ENABLED_CHOICES = [("any", "Enabled or disabled"), ("enabled", "Enabled only"), ("disabled", "Disabled only")]
+
+
+class DiscoveryFilterForm(forms.Form):
+    """Narrow a discovery's results (sent with every discovery and adoption POST)."""
+
+    q = forms.CharField(required=False, max_length=200, label="Login or DN contains")
+    show = forms.ChoiceField(choices=SHOW_CHOICES, required=False, initial="all")
+    enabled = forms.ChoiceField(choices=ENABLED_CHOICES, required=False, initial="any")
+
+    def apply(self, found: list) -> list:
+        """Return the discovered accounts that pass the filters (invalid values filter nothing)."""
+        data = self.cleaned_data if self.is_valid() else {}
+        text = (data.get("q") or "").casefold()
+        show, enabled = data.get("show") or "all", data.get("enabled") or "any"
+        kept = []
+        for item in found:
+            account = item.account
+            if text and text not in f"{account.login} {account.principal_name} {account.dn}".casefold():
+                continue
+            if (show == "new" and item.adopted) or (show == "adopted" and not item.adopted):
+                continue
+            if (enabled == "enabled" and account.enabled is False) or (
+                enabled == "disabled" and account.enabled is not False
+            ):
+                continue
+            kept.append(item)
+        return kept
+
+
+class AdoptForm(forms.ModelForm):
+    """The schedule and complexity adopted accounts get; the defaults follow the configuration."""
+
+    class Meta:
+        model = PamUser
+        fields = [*SCHEDULE_FIELDS, "password_complexity"]
+        widgets = SCHEDULE_WIDGETS
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("initial", {"schedule_type": schedules.USE_DEFAULT})
+        super().__init__(*args, **kwargs)
+        self.helper = FormHelper(self)
+        self.helper.form_tag = False
+        self.helper.disable_csrf = True
+        self.helper.layout = Layout(schedule_fieldset(), "password_complexity")
