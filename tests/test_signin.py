@@ -7,11 +7,14 @@ import csv
 import datetime as dt
 import io
 import re
+import subprocess
+import sys
 import threading
 import time
 import urllib.parse
 import urllib.request
 from http.cookiejar import CookieJar
+from pathlib import Path
 
 import pytest
 import time_machine
@@ -25,6 +28,9 @@ from pamrotate.middleware import forwarded_client_address
 from pamrotate.settings import env_proxy_count
 from rotation.models import AuditEvent
 from tests.conftest import PERSONA_PASSWORD, make_persona
+from tests.pgserver import call, manage, pg, wait_for  # noqa: F401  (pg: fixture)
+from tests.processes import die_with_parent, free_port, stop_process
+from tests.test_postgres import pg_app  # noqa: F401  (fixture)
 
 LOCKED = b"Too many failed sign-in attempts"
 
@@ -350,3 +356,62 @@ def test_every_sign_in_event_appears_in_the_audit_csv_export_and_filters(client,
         csv.DictReader(io.StringIO(b"".join(only_locked.streaming_content).decode("utf-8-sig")))
     )
     assert locked_rows and {row["audit_event"] for row in locked_rows} == {AuditEvent.SIGNIN_LOCKED_OUT}
+
+
+# -- The same race on PostgreSQL, through gunicorn -----------------------------------------------
+
+
+def make_carol_for_postgres() -> dict:
+    """Create the carol persona in the current database (run in a child process by tests.pgserver.call)."""
+    make_persona("carol")
+    return {}
+
+
+@pytest.fixture
+def gunicorn_on_postgres(pg_app, tmp_path):  # noqa: F811 - the fixture imported above
+    env = pg_app.env(PAMROTATE_ALLOWED_HOSTS="127.0.0.1")
+    manage(["collectstatic", "--noinput", "--verbosity", "0"], env)
+    call("tests.test_signin:make_carol_for_postgres", env)
+    port = free_port()
+    log = open(tmp_path / "gunicorn.log", "ab")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "gunicorn"), "pamrotate.wsgi", "-b", f"127.0.0.1:{port}",
+         "-w", "2", "--threads", "20", "--backlog", "128"],
+        cwd=Path(__file__).resolve().parents[1], env=env, stdin=subprocess.DEVNULL, stdout=log,
+        stderr=subprocess.STDOUT, preexec_fn=die_with_parent,  # noqa: PLW1509 - only prctl
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+
+    def ready():
+        try:
+            return urllib.request.urlopen(base + reverse("login"), timeout=2).status == 200  # noqa: S310
+        except OSError:
+            return False
+
+    try:
+        wait_for(
+            ready, 30, message=f"gunicorn did not answer: {(tmp_path / 'gunicorn.log').read_text()[-2000:]}"
+        )
+        yield base
+    finally:
+        stop_process(process)
+        log.close()
+
+
+def test_forty_parallel_guesses_on_postgresql_check_one_password(pg_app, gunicorn_on_postgres):  # noqa: F811
+    base = gunicorn_on_postgres
+    first = Browserless(base)
+    for _ in range(settings.SIGNIN_FAILURE_LIMIT - 1):
+        assert first.sign_in("carol", "wrong password")[0] == 200
+    clients = [Browserless(base) for _ in range(40)]
+    passwords = [f"guess {number}" for number in range(39)] + [PERSONA_PASSWORD]
+    results = parallel(clients, "carol", passwords)
+    signed_in = [index for index, (status, _) in enumerate(results) if status == 302]
+    refused = [index for index, (_, body) in enumerate(results) if LOCKED in body]
+    checked = pg_app.scalar(
+        "SELECT count(*) FROM rotation_auditevent WHERE event = %s AND actor_name = 'carol'",
+        [AuditEvent.SIGNIN_FAILED],
+    )
+    assert checked - (settings.SIGNIN_FAILURE_LIMIT - 1) + len(signed_in) == 1
+    assert len(refused) == 39 and signed_in == []
+    assert LOCKED in first.sign_in("carol", PERSONA_PASSWORD)[1]
