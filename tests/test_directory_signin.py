@@ -214,8 +214,8 @@ def test_ldap_without_a_search_base_or_template_is_refused():
 # -- Samba AD DC ---------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def active_directory(db, samba, unique_name, settings):
+@pytest.fixture(params=["active_directory", "nested_active_directory"])
+def active_directory(db, samba, unique_name, settings, request):
     ensure_roles()
     placeholder = samba.add_user(unique_name("holder"), STRONG)
     groups = Groups(samba, unique_name, f"CN=Users,{samba.suffix}", ["top", "group"],
@@ -231,7 +231,7 @@ def active_directory(db, samba, unique_name, settings):
             "PAMROTATE_LDAP_USER_SEARCH_BASE": samba.suffix,
             "PAMROTATE_LDAP_USER_FILTER": "(sAMAccountName=%(user)s)",
             "PAMROTATE_LDAP_GROUP_SEARCH_BASE": samba.suffix,
-            "PAMROTATE_LDAP_GROUP_TYPE": "active_directory",
+            "PAMROTATE_LDAP_GROUP_TYPE": request.param,
             **groups.environ(),
         },
     )
