@@ -266,3 +266,26 @@ def test_an_active_directory_superuser_group_and_a_wrong_password(
     assert sign_in(client, name, "Wrong-Password-1").status_code == 200
     assert sign_in(client, name, STRONG).status_code == 302
     assert User.objects.get(username=name.lower()).is_superuser
+
+
+def test_only_the_nested_group_type_grants_a_role_through_an_inner_group(
+    client, active_directory, samba, unique_name, settings
+):
+    nested = settings.AUTH_LDAP_GROUP_TYPE.__class__.__name__ == "NestedActiveDirectoryGroupType"
+    name = unique_name("adnest")
+    dn = samba.add_user(name, STRONG)
+    inner_name = unique_name("inner")
+    inner = f"CN={inner_name},CN=Users,{samba.suffix}"
+    conn = samba.connect(samba.admin_dn, samba.admin_password)
+    try:
+        assert conn.add(
+            inner, ["top", "group"], {"cn": inner_name, "sAMAccountName": inner_name, "member": [dn]}
+        )
+    finally:
+        conn.unbind()
+    active_directory.set_member("operators", inner, True)
+    if nested:
+        assert sign_in(client, name, STRONG).status_code == 302
+        assert roles_of(name.lower()) == ["Operators"]
+    else:  # direct membership only: in no mapped group, so not let in
+        assert sign_in(client, name, STRONG).status_code == 200
