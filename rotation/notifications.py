@@ -90,14 +90,19 @@ def notify_script_failure(attempt: RotationAttempt) -> bool:
     if not to or not _first_notice_this_hour(attempt.user_id):
         return False
     user = PamUser.objects.only("title", "login").get(pk=attempt.user_id)
+    committed = attempt.succeeded
     lines = [
-        f"The password of {user.title} was rotated, but a post-rotation script did not succeed.",
+        f"The password of {user.title} was {'rotated' if committed else 'not confirmed'}: "
+        "a post-rotation script did not succeed.",
         "",
         f"Account: {user.login}",
         f"Attempt: #{attempt.pk} ({attempt.get_trigger_display().lower()})",
         f"Scripts: {attempt.scripts_message}",
         "",
-        "The new password is stored and current; whatever the script updates may still use the old one.",
+        "The new password is stored and current; whatever the script updates may still use the old one."
+        if committed
+        else "Scripts only: both passwords are kept (the new one as pending) until the scripts succeed "
+        "or an administrator decides.",
         "Fix the script and use \"Run scripts again\" on the attempt's page.",
         f"Details: {reverse('rotation:attempt-detail', args=[attempt.pk])}",
     ]

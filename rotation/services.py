@@ -357,6 +357,7 @@ def _rotate_by_scripts(attempt: RotationAttempt, user: PamUser, lease: Lease) ->
     outcome = scripts_runner.run_as_change(attempt, user, new_password)
     if not outcome.ok:
         attempt.mark_unknown(scripts_runner.unknown_message(outcome))
+        scripts_runner.report_unresolved(attempt)
         return _result(attempt)
     _commit(attempt, AttemptState.SUCCEEDED, lease)
     return _result(attempt)
@@ -396,8 +397,14 @@ def _reconcile(attempt: RotationAttempt, lease: Lease | None) -> RotationAttempt
         return attempt
     user = PamUser.objects.select_related("resource").get(pk=attempt.user_id)
     if not attempt.pending_password_encrypted:
-        # Nothing was written ahead, so the directory was never asked to change.
-        _fail(attempt, ErrorClass.INTERNAL, "Interrupted before a new password was generated.")
+        # Nothing was written ahead, so the directory was never asked to change: an
+        # interruption (a dead worker, a database outage), retried like any other.
+        _fail(
+            attempt,
+            ErrorClass.TRANSIENT,
+            "Interrupted before a new password was generated; nothing was changed.",
+            retry=True,
+        )
         return attempt
     if user.rotation_type == RotationType.SCRIPTS_ONLY:
         # No directory to bind to: it stays unknown until "Run scripts again" or an administrator decides.

@@ -221,6 +221,27 @@ def _settle_scripts_only(attempt: RotationAttempt, outcome: Outcome) -> None:
         return
     attempt.record_scripts(outcome.state, outcome.message)
     attempt.mark_unknown(unknown_message(outcome))
+    report_unresolved(attempt)
+
+
+def report_unresolved(attempt: RotationAttempt) -> None:
+    """Audit and mail that a scripts-only attempt's scripts did not all succeed (both passwords kept)."""
+    _audit_failure(attempt, f"Attempt #{attempt.pk} outcome unknown: {attempt.error_message}")
+    transaction.on_commit(lambda: notifications.notify_script_failure(attempt))
+
+
+def _audit_failure(attempt: RotationAttempt, message: str) -> None:
+    scheduled = attempt.trigger != Trigger.ON_DEMAND
+    audit.record_event(
+        AuditEvent.ROTATION_SCHEDULED_FAIL if scheduled else AuditEvent.ROTATION_ON_DEMAND_FAIL,
+        instance=_user(attempt),
+        actor=attempt.requested_by,
+        actor_name=attempt.requested_by_name,
+        outcome="fail",
+        message=message,
+        attempt_id=attempt.pk,
+        category="rotation",
+    )
 
 
 def unknown_message(outcome: Outcome) -> str:
@@ -262,17 +283,7 @@ def _report(attempt: RotationAttempt, outcome: Outcome, *, again: bool = False) 
     attempt.record_scripts(outcome.state, message)
     # The warning stays on the account until its next clean rotation (the commit clears it).
     PamUser.objects.filter(pk=attempt.user_id).update(rotation_error=message[:500])
-    scheduled = attempt.trigger != Trigger.ON_DEMAND
-    audit.record_event(
-        AuditEvent.ROTATION_SCHEDULED_FAIL if scheduled else AuditEvent.ROTATION_ON_DEMAND_FAIL,
-        instance=_user(attempt),
-        actor=attempt.requested_by,
-        actor_name=attempt.requested_by_name,
-        outcome="fail",
-        message=f"Attempt #{attempt.pk} succeeded: {message}",
-        attempt_id=attempt.pk,
-        category="rotation",
-    )
+    _audit_failure(attempt, f"Attempt #{attempt.pk} succeeded: {message}")
     transaction.on_commit(lambda: notifications.notify_script_failure(attempt))
 
 

@@ -101,6 +101,8 @@ def test_a_failing_script_keeps_both_passwords_until_run_again_succeeds(
     assert attempt.get_pending() == delivered
     assert user.get_password() == STRONG
     assert user.rotation_status == RotationStatus.UNKNOWN and "deploy.sh" in user.rotation_error
+    event = AuditEvent.objects.get(attempt_id=attempt.pk, event=AuditEvent.ROTATION_ON_DEMAND_FAIL)
+    assert "script deploy.sh failed (exit 3)" in event.message
 
     # Reconciliation has no directory to ask: the attempt stays unknown, and nothing rotates over it.
     assert services.reconcile_stale() == 1
