@@ -18,7 +18,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from records.models import PamUser
-from rotation import notifications, services
+from rotation import heartbeat, notifications, services
 from rotation.models import AttemptState, Heartbeat, RotationAttempt, Trigger
 from rotation.queue import AttemptBatcher, enqueue_attempt
 
@@ -125,7 +125,8 @@ def tick(now: dt.datetime | None = None, *, housekeeping: bool = True) -> dict:
     """Do the dispatcher's work once: due slots and retries, then (with ``housekeeping``) the rest.
 
     Housekeeping reconciles interrupted attempts, marks orphaned queued attempts for sending
-    again, mails overdue accounts and beats the scheduler's heartbeat. The thread does it every
+    again, mails overdue accounts, queues due account heartbeats (rotation/heartbeat.py) and
+    beats the scheduler's heartbeat. The thread does it every
     30 s; the django-q2 fallback task every time.
     """
     now = now or timezone.now()
@@ -134,6 +135,7 @@ def tick(now: dt.datetime | None = None, *, housekeeping: bool = True) -> dict:
         result["reconciled"] = services.reconcile_stale()
         result["orphans"] = resend_orphans(now)
         result["overdue_notified"] = notify_overdue_accounts(now)
+        result["heartbeats_queued"] = heartbeat.queue_due(now)
         Heartbeat.beat("scheduler")
     return result
 

@@ -13,7 +13,7 @@ from django.db.models import Count, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from records.models import PamConfiguration, PamDirectory, PamUser, RotationStatus
+from records.models import AccountState, PamConfiguration, PamDirectory, PamUser, RotationStatus
 from rotation.models import FAILED_STATES, OK_STATES, Heartbeat, RotationAttempt
 
 HEARTBEAT_STALE_AFTER = dt.timedelta(minutes=2)
@@ -75,7 +75,24 @@ def counts() -> dict:
         "rotating": users.rotatable().count(),
         "failed": failed_users().count(),
         "overdue": users.overdue().count(),
+        **account_state_counts(),
     }
+
+
+ACCOUNT_PROBLEMS = (AccountState.DRIFTED, AccountState.DISABLED, AccountState.LOCKED, AccountState.EXPIRED)
+
+
+def account_problem_users():
+    """Return the accounts the heartbeat found drifted, disabled, locked or expired."""
+    return PamUser.objects.filter(account_state__in=ACCOUNT_PROBLEMS)
+
+
+def account_state_counts() -> dict:
+    """Return how many accounts the heartbeat found in each problem state, in one query."""
+    rows = dict(
+        account_problem_users().values_list("account_state").annotate(n=Count("id")).values_list("account_state", "n")
+    )
+    return {state.value: rows.get(state.value, 0) for state in ACCOUNT_PROBLEMS}
 
 
 def health(now: dt.datetime | None = None) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django_q.conf import Conf
 
-from rotation import batch, services
+from rotation import batch, heartbeat, services
 from rotation import dispatch as dispatch_module
 from rotation.models import Heartbeat
 
@@ -31,3 +31,12 @@ def dispatch() -> dict:
     """Run the dispatcher's tick (the django-q2 fallback for the 1-second thread)."""
     Heartbeat.beat(f"worker:{Conf.CLUSTER_NAME}")
     return dispatch_module.tick()
+
+
+def check_accounts(user_ids: list[int]) -> dict:
+    """Run the account heartbeat (rotation/heartbeat.py) for these accounts; return how many ended in each state."""
+    Heartbeat.beat(f"worker:{Conf.CLUSTER_NAME}")
+    states: dict[str, int] = {}
+    for finding in heartbeat.check_many(user_ids):
+        states[finding.state] = states.get(finding.state, 0) + 1
+    return {"accounts": len(user_ids), "states": states}

@@ -80,8 +80,15 @@ def rotation_problems(context):
     overdue = list(
         status.overdue_users().only("id", "title", "login", "next_rotation_at")[: PROBLEMS_SHOWN + 1]
     )
+    account_problems = list(
+        status.account_problem_users().only("id", "title", "login", "account_state", "account_state_detail")[
+            : PROBLEMS_SHOWN + 1
+        ]
+    )
     return {
         "show": True,
+        "account_problems": account_problems[:PROBLEMS_SHOWN],
+        "more_account_problems": len(account_problems) > PROBLEMS_SHOWN,
         "failed": failed[:PROBLEMS_SHOWN],
         "more_failed": len(failed) > PROBLEMS_SHOWN,
         "overdue": overdue[:PROBLEMS_SHOWN],

@@ -218,6 +218,9 @@ class Command(BaseCommand):
         data["schedule_tz"] = user.schedule_tz
         data["password_complexity"] = user.password_complexity
         data["managed"] = user.managed
+        data["account_state"] = user.account_state
+        data["account_state_checked"] = _iso(user.account_state_at)
+        data["account_state_detail"] = user.account_state_detail
         data["attempts"] = [
             {
                 "id": attempt.pk,
