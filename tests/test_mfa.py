@@ -11,6 +11,9 @@ import time_machine
 from django.test import Client, RequestFactory, override_settings
 from django.urls import reverse
 from django_otp.oath import TOTP
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from accounts import mfa
 from accounts.models import RecoveryCode, RecoveryCodeDevice, TOTPDevice, hash_recovery_code
@@ -333,3 +336,35 @@ def test_ensure_admin_points_to_the_people_page(db):
     out = StringIO()
     call_command("ensure_admin", stdout=out)
     assert "/accounts/people/" in out.getvalue()
+
+
+# -- No input gives a server error ---------------------------------------------------------------
+
+ANY_TEXT = st.text(max_size=300)
+FUZZ = hypothesis_settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+@FUZZ
+@given(username=ANY_TEXT, password=ANY_TEXT)
+def test_arbitrary_sign_in_input_never_gives_a_server_error(client, carol, username, password):
+    response = client.post(reverse("login"), {"username": username, "password": password})
+    assert response.status_code in (200, 302)
+
+
+@FUZZ
+@given(code=ANY_TEXT)
+def test_arbitrary_codes_never_give_a_server_error(client, bob, enrolled_bob, code):
+    client.force_login(bob)
+    assert client.post(reverse("accounts:mfa-verify"), {"code": code}).status_code in (302, 400)
+    assert client.post(reverse("accounts:mfa-confirm"), {"code": code}).status_code in (200, 302, 400)
+
+
+@FUZZ
+@given(role=ANY_TEXT, active=ANY_TEXT)
+def test_arbitrary_people_changes_never_give_a_server_error(client, alice, carol, role, active):
+    client.force_login(alice)
+    response = client.post(reverse("accounts:person-change", args=[carol.pk]),
+                           {f"p{carol.pk}-role": role, f"p{carol.pk}-is_active": active})  # fmt: skip
+    assert response.status_code == 302
