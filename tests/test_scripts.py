@@ -558,3 +558,37 @@ def test_payload_is_one_base64_line(db):
     assert "\n" not in line
     decoded = json.loads(base64.b64decode(line))
     assert decoded["resourceRecordUid"] == "" and decoded["newPassword"] == "New-2"
+
+
+def test_run_scripts_again_is_a_task_of_ids_only_on_the_gateways_cluster(db, monkeypatch, scripts_dir):
+    import django_q.tasks
+
+    from scripts import tasks
+
+    sent = []
+    monkeypatch.setattr(django_q.tasks, "async_task", lambda *args, **kwargs: sent.append((args, kwargs)))
+    configuration = make_configuration(gateway="dmz")
+    user = make_user(configuration=configuration)
+    attempt = user.attempts.create(state=AttemptState.SUCCEEDED)
+
+    tasks.enqueue_rerun(attempt)
+
+    assert sent == [
+        (
+            ("scripts.tasks.rerun", attempt.pk),
+            {"cluster": "dmz", "task_name": f"rerun-scripts-{attempt.pk}", "group": "scripts"},
+        )
+    ]
+
+
+def test_directory_and_configuration_pages_show_their_scripts(client, alice, scripts_dir):
+    from tests.conftest import make_directory
+
+    write_script(scripts_dir, "notify.sh", "#!/bin/bash\n")
+    directory = make_directory()
+    attach(directory, "notify.sh")
+    attach(directory.configuration, "notify.sh")
+    client.force_login(alice)
+    for record in (directory, directory.configuration):
+        page = client.get(record.get_absolute_url()).content.decode()
+        assert "Post-rotation scripts" in page and "notify.sh" in page and record.uid in page
