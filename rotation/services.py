@@ -447,6 +447,7 @@ def _reconcile(attempt: RotationAttempt, lease: Lease | None) -> RotationAttempt
 
 def reconcile_stale() -> int:
     """Reconcile every attempt that is unknown or whose worker died; return how many were tried."""
+    scripts_runner.settle_stale_runs()  # post-rotation script runs whose worker died become unknown
     now = timezone.now()
     stale = RotationAttempt.objects.filter(
         Q(state=AttemptState.UNKNOWN)
