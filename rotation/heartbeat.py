@@ -9,7 +9,9 @@ a check first reads the account's state with the administrative credential:
 2. the password was set on the directory after pamrotate last stored it (AD ``pwdLastSet``,
    OpenLDAP ``pwdChangedTime``, beyond ``TOLERANCE``): *drifted*, no bind;
 3. only otherwise a bind with the stored password: success is *ok*, a refusal is *drifted* —
-   and a password that was refused once is never tried again until pamrotate stores another.
+   and a password that was refused once is never tried again until pamrotate stores another,
+   and on AD no bind happens when one more bad password would reach the domain's lock-out
+   threshold (``badPwdCount`` + 1 ≥ ``lockoutThreshold``).
 
 "When pamrotate last stored it" is the last rotation; for an account never rotated, the last
 time its record was saved (the password typed or imported then, or earlier: a later save only
@@ -84,11 +86,12 @@ def queue_due(now: dt.datetime | None = None) -> int:
     from django_q.tasks import async_task
 
     by_gateway: dict[str, list[int]] = {}
-    for user_id in due(now):
+    ids = due(now)
+    gateways = dict(PamUser.objects.filter(pk__in=ids).values_list("pk", "configuration__gateway"))
+    for user_id in ids:
         # cache.add is atomic: two dispatchers never queue the same account's check twice.
         if cache.add(f"pamrotate:heartbeat-queued:{user_id}", 1, QUEUED_FOR):
-            gateway = PamUser.objects.filter(pk=user_id).values_list("configuration__gateway", flat=True)[0]
-            by_gateway.setdefault(gateway or "default", []).append(user_id)
+            by_gateway.setdefault(gateways.get(user_id) or "default", []).append(user_id)
     sent = 0
     for gateway, ids in by_gateway.items():
         for start in range(0, len(ids), BATCH):
@@ -174,6 +177,11 @@ def observe(user: PamUser) -> tuple[str, str]:
         and (reference is None or reference <= user.account_state_at)
     ):
         return AccountState.DRIFTED, REFUSED  # that password was refused once: never try it again
+    if account.lockout_threshold and (account.bad_password_count or 0) + 1 >= account.lockout_threshold:
+        return AccountState.UNCHECKED, (
+            f"not checked: the account has {account.bad_password_count} recent bad passwords and the "
+            f"domain locks it at {account.lockout_threshold}; one more could lock it out"
+        )
     try:
         opens = ldap.verify_password(spec, user.distinguished_name, user.get_password())
     except ldap.DirectoryError as exc:

@@ -10,6 +10,7 @@ are scrubbed of the passwords involved, and ldap3's own exceptions are never cha
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import hashlib
@@ -564,6 +565,8 @@ class DirectoryAccount:
     expired: bool = False  # the account itself expired (AD accountExpires)
     password_expired: bool = False  # expired, or must be changed at next sign-in
     password_last_set: dt.datetime | None = None
+    bad_password_count: int | None = None  # AD badPwdCount (read_account only)
+    lockout_threshold: int | None = None  # the domain's lockoutThreshold, 0 = never (read_account only)
 
 
 def discovery_filter(spec: DirectorySpec, configured: str = "") -> str:
@@ -613,7 +616,7 @@ def read_account(spec: DirectorySpec, admin_user: str, admin_password: str, dn: 
 
     def action(attempt: _Attempt) -> DirectoryAccount:
         conn = attempt.bind(admin_user, admin_password, who=ADMIN, reuse=True)
-        attributes = [*_AD_ATTRIBUTES, _AD_COMPUTED] if spec.is_ad else list(_OPENLDAP_ATTRIBUTES)
+        attributes = [*_AD_ATTRIBUTES, _AD_COMPUTED, "badPwdCount"] if spec.is_ad else list(_OPENLDAP_ATTRIBUTES)
         conn.search(dn, "(objectClass=*)", search_scope=ldap3.BASE, attributes=attributes)
         if conn.result.get("result") != 0:
             attempt.fail_result(conn.result, ADMIN)
@@ -623,7 +626,19 @@ def read_account(spec: DirectorySpec, admin_user: str, admin_password: str, dn: 
                 DirectoryError.CONFIGURATION,
                 "the account's distinguished name was not found on the directory: check the distinguished name",
             )
-        return _account(spec, entries[0])
+        account = _account(spec, entries[0])
+        if not spec.is_ad:
+            return account
+        # How close the account is to a lock-out: the domain's threshold (0 = never locks).
+        conn.search(
+            _naming_contexts(attempt, conn)[0], "(objectClass=*)", search_scope=ldap3.BASE, attributes=["lockoutThreshold"]
+        )
+        domain = [entry for entry in conn.response or () if entry.get("type") == "searchResEntry"]
+        return dataclasses.replace(
+            account,
+            bad_password_count=_int(entries[0].get("attributes") or {}, "badPwdCount"),
+            lockout_threshold=_int(domain[0].get("attributes") or {}, "lockoutThreshold") if domain else None,
+        )
 
     return _run(_Attempt(spec, (admin_password,)), action)
 

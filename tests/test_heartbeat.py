@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -189,6 +190,29 @@ def test_a_refused_password_is_never_tried_twice(ad, unique_name):
     for _ in range(3):
         assert heartbeat.check(user).state == AccountState.DRIFTED
     assert bad_password_count(ad.server, dn) == 1
+
+
+def test_no_bind_when_one_more_bad_password_would_lock_the_account(ad, unique_name):
+    name = unique_name("near")
+    dn = ad.server.add_user(name, STRONG)
+    change_out_of_band(ad.server, dn, "Out-Of-Band-0-Pass!")
+    for _ in range(LOCKOUT_THRESHOLD - 1):  # someone mistyped: one short of the lock-out
+        assert not ad.server.can_bind(dn, f"Typo-{secrets.token_hex(4)}-1!")
+    assert bad_password_count(ad.server, dn) == LOCKOUT_THRESHOLD - 1
+    # A record saved after that change, with the old password: only a bind could tell.
+    user = make_user(
+        configuration=ad.directory.configuration,
+        title=name,
+        login=name,
+        distinguished_name=dn,
+        resource=ad.directory,
+        password=STRONG,
+    )
+
+    finding = heartbeat.check(user)
+
+    assert finding.state == AccountState.UNCHECKED and "could lock it out" in finding.detail
+    assert bad_password_count(ad.server, dn) == LOCKOUT_THRESHOLD - 1
 
 
 # -- OpenLDAP: pwdChangedTime ---------------------------------------------------------------------
