@@ -288,7 +288,9 @@ def bulk_status_json(request, token):
 
 # -- Discovery: list a directory's accounts and adopt them --------------------------------------
 
-DISCOVERY_SHOWN = 1000  # rows on the results page; "adopt all matching" covers the rest
+# Rows on the results page: "select all" then stays under Django's 1,000 form fields a request;
+# "adopt every unmanaged account matching the filter" covers the rest.
+DISCOVERY_SHOWN = 500
 
 
 def _get_directory_for_discovery(request, pk: int) -> PamDirectory:

@@ -405,3 +405,27 @@ def test_canonical_dn_ignores_case_spacing_and_escaping():
     assert discovery.canonical_dn("cn=a+sn=b,dc=x") == discovery.canonical_dn("sn=B+cn=A,dc=x")
     assert discovery.canonical_dn("cn=a\\,b,dc=x") != discovery.canonical_dn("cn=a,cn=b,dc=x")
     assert discovery.canonical_dn("cn=J\\C3\\BCrgen,dc=x") == discovery.canonical_dn("cn=Jürgen,dc=x")
+
+
+def test_a_large_result_shows_a_page_and_adopts_every_match_of_the_filter(
+    client, alice, big_samba, unique_name
+):
+    directory = directory_for(big_samba, unique_name, user_match=big_samba.people_dn)
+    client.force_login(alice)
+    html = client.post(f"/rotation/directories/{directory.pk}/discover/").content.decode()
+    assert "2500 accounts found" in html and "Showing 500 of 2500" in html
+    assert html.count('class="form-check-input adopt-choice"') == 500
+
+    response = client.post(
+        f"/rotation/directories/{directory.pk}/adopt/",
+        {
+            "all": "1",
+            "q": "bulk0001",
+            "schedule_type": schedules.USE_DEFAULT,
+            "schedule_interval": 1,
+            "schedule_tz": "UTC",
+        },
+    )
+    assert response.status_code == 302
+    adopted = sorted(PamUser.objects.filter(resource=directory).values_list("login", flat=True))
+    assert adopted == [f"bulk{n:05d}" for n in range(10, 20)]
