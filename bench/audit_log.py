@@ -120,7 +120,7 @@ def main() -> None:
     from django.test.utils import override_settings, setup_test_environment
     from django.urls import reverse
 
-    from rotation.history import make_cursor
+    from rotation.audit import make_cursor
     from rotation.models import AuditEvent
 
     setup_test_environment()

@@ -139,27 +139,54 @@ def app_run(user_ids: list[int], data, workers: int) -> float:
 
 
 def profile(user_ids: list[int], count: int) -> None:
-    """Rotate ``count`` accounts in this process under cProfile; print where the time goes."""
-    from rotation import services
-    from rotation.models import RotationAttempt
+    """Dispatch and rotate ``count`` accounts in this process under cProfile (batches of 25, as the
+    dispatcher sends them); print where the time goes."""
+    from django.utils import timezone
 
-    attempts = [RotationAttempt.objects.create(user_id=pk) for pk in user_ids[:count]]
+    from records.models import PamUser
+    from rotation import batch, dispatch
+
+    chosen = user_ids[:count]
+    PamUser.objects.filter(pk__in=chosen).update(next_rotation_at=timezone.now())
     profiler = cProfile.Profile()
+    sent: list[list[int]] = []
     started = time.perf_counter()
     profiler.enable()
-    for attempt in attempts:
-        services.run_attempt(attempt.pk)
+    with _capture_batches(sent):
+        dispatch.dispatch_due()
+    dispatched = time.perf_counter()
+    for attempt_ids in sent:
+        batch.run_batch(attempt_ids)
     profiler.disable()
     elapsed = time.perf_counter() - started
     print(
-        f"profile: {count} rotations in one process: {count / elapsed:.1f}/s ({elapsed / count * 1000:.1f} ms each)"
+        f"profile: {count} rotations in one process: {count / elapsed:.1f}/s ({elapsed / count * 1000:.2f} ms each:"
+        f" dispatch {(dispatched - started) / count * 1000:.2f} ms, batch {(elapsed - dispatched + started) / count * 1000:.2f} ms)"
     )
     out = io.StringIO()
-    pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(30)
-    print("\n".join(out.getvalue().splitlines()[:60]))
+    pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(40)
+    print("\n".join(out.getvalue().splitlines()[:70]))
     out = io.StringIO()
-    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(15)
-    print("\n".join(out.getvalue().splitlines()[:40]))
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(20)
+    print("\n".join(out.getvalue().splitlines()[:45]))
+
+
+class _capture_batches:  # noqa: N801 - used as a context manager
+    """Collect the batches the dispatcher would send to a worker instead of sending them."""
+
+    def __init__(self, sent: list):
+        self.sent = sent
+
+    def __enter__(self):
+        from rotation import queue
+
+        self.original = queue.enqueue_batch
+        queue.enqueue_batch = lambda gateway, ids: self.sent.append(list(ids))
+
+    def __exit__(self, *exc):
+        from rotation import queue
+
+        queue.enqueue_batch = self.original
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ transactions for every account. A batch pays them once:
    of them touches the directory.
 3. Change and verify each account on the worker's pooled connections.
 4. Commit the successes (current password, history row, trim, next slot, lease release, attempt,
-   audit event) in one transaction of bulk statements.
+   audit event) in one transaction of bulk statements; then run each one's post-rotation scripts.
 
 A crash anywhere leaves each account exactly as the single-account protocol would: its pending
 password written ahead and its attempt running, which the reconciler resolves by binding. A
@@ -27,7 +27,7 @@ import time
 from collections import Counter
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
@@ -37,6 +37,7 @@ from rotation.directories import admin_bind_name, directory_spec, is_self_change
 from rotation.faults import fault_point
 from rotation.models import AttemptState, AuditEvent, ErrorClass, PasswordVersion, RotationAttempt
 from rotation.queue import enqueue_batch
+from scripts import runner as scripts_runner
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ def _rotate(attempts: list[RotationAttempt], started: float, budget_seconds: flo
         for attempt in attempts:
             attempt.set_pending(passwords.generate(attempt.user.effective_complexity))
         with transaction.atomic():
-            RotationAttempt.objects.bulk_update(attempts, ["pending_password_encrypted"])
+            _update_rows(RotationAttempt, attempts, ["pending_password_encrypted"])
         fault_point("after_write_ahead")
         # 3. Change and verify, one account after another, on pooled connections.
         outcomes: dict[int, tuple] = {}
@@ -140,6 +141,10 @@ def _rotate(attempts: list[RotationAttempt], started: float, budget_seconds: flo
         # recovery, which keeps any pending password until a bind decides.
         log.error("batch of %s attempts: unexpected %s", len(attempts), type(exc).__name__)
         return _recover(attempts)
+    with_scripts = scripts_runner.accounts_with_scripts(a.user for a in done if a.pk in committed)
+    for attempt in done:
+        if attempt.pk in committed and attempt.user_id in with_scripts:
+            scripts_runner.after_commit(attempt)  # after the commit's transaction; never raises
     states: Counter[str] = Counter({AttemptState.SUCCEEDED: len(committed)})
     if len(done) < len(attempts):
         states["requeued"] = len(attempts) - len(done)
@@ -213,11 +218,12 @@ def _commit(attempts: list[RotationAttempt]) -> set[int]:
             attempt.finished_at = now
         PasswordVersion.objects.bulk_create(versions)
         services.trim_history(list(users))
-        PamUser.objects.bulk_update(
-            list(users.values()), [*services.COMMITTED_USER_FIELDS, "lease_until", "lease_attempt_id"]
+        _update_rows(
+            PamUser, users.values(), [*services.COMMITTED_USER_FIELDS, "lease_until", "lease_attempt_id"]
         )
         fault_point("during_commit")
-        RotationAttempt.objects.bulk_update(
+        _update_rows(
+            RotationAttempt,
             attempts,
             [
                 "state",
@@ -275,3 +281,25 @@ def _recover(attempts: list[RotationAttempt]) -> Counter:
                 attempt.refresh_from_db()
         states[attempt.state] += 1
     return states
+
+
+def _update_rows(model, rows, fields: list[str]) -> None:
+    """Write the named fields of many rows as one prepared UPDATE run for each (executemany).
+
+    Django's ``bulk_update`` builds a CASE expression per field and row, which costs more than the
+    rest of a batch's commit; one statement executed for many parameter rows is the cheap form.
+    """
+    rows = list(rows)
+    if not rows:
+        return
+    meta = model._meta
+    columns = [meta.get_field(name) for name in fields]
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{quote(column.column)} = %s" for column in columns)
+    sql = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s"  # noqa: S608
+    params = [
+        [column.get_db_prep_save(getattr(row, column.attname), connection) for column in columns] + [row.pk]
+        for row in rows
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)

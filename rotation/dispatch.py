@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from records.models import PamUser
 from rotation import heartbeat, notifications, services
-from rotation.models import AttemptState, Heartbeat, RotationAttempt, Trigger
+from rotation.models import AttemptState, Heartbeat, RotationAttempt
 from rotation.queue import AttemptBatcher, enqueue_attempt
 
 log = logging.getLogger(__name__)
@@ -30,41 +30,59 @@ DISPATCH_SCHEDULES = ("pamrotate-dispatch-a", "pamrotate-dispatch-b")
 ORPHANED_AFTER = dt.timedelta(seconds=60)
 
 
+# Due accounts are taken and recorded in chunks of this many, one transaction each.
+DISPATCH_CHUNK = 25
+
+
 def dispatch_due(now: dt.datetime | None = None) -> dict:
     """Queue one scheduled attempt for every account whose next rotation is due.
 
     After downtime an account that missed several slots rotates once: its next rotation moves
-    to the first slot after now, not to the next missed one.
+    to the first slot after now, not to the next missed one. Accounts are taken in chunks: one
+    transaction moves each slot (a conditional UPDATE: whoever moves ``next_rotation_at`` off a
+    slot owns it) and records the chunk's attempts, so an outage never loses a slot.
     """
     now = now or timezone.now()
     dispatched = skipped = 0
     # A list, not a server-side cursor: queueing a task may close this process's connection.
     due = list(PamUser.objects.filter(next_rotation_at__lte=now).select_related("configuration", "resource"))
     batches = AttemptBatcher(total=len(due))
-    for user in due:
-        slot = user.next_rotation_at
-        following = user.compute_next_rotation(after=now)
-        # Moving the slot and recording its attempt commit together: a database outage between
-        # the two would otherwise lose the slot.
-        with transaction.atomic():
-            # Whoever moves next_rotation_at off this slot owns the slot.
-            if not PamUser.objects.filter(pk=user.pk, next_rotation_at=slot).update(
-                next_rotation_at=following
-            ):
-                continue
-            if user.rotation_blocked_reason:
-                skipped += 1
-                continue
-            try:
-                attempt = services.request_rotation(user, trigger=Trigger.SCHEDULED, slot=slot, enqueue=False)
-            except IntegrityError:
-                continue  # another dispatcher already made this slot's attempt
-        if attempt.state == AttemptState.QUEUED:
-            batches.add(attempt)
-        dispatched += 1
+    for start in range(0, len(due), DISPATCH_CHUNK):
+        chunk = due[start : start + DISPATCH_CHUNK]
+        try:
+            with transaction.atomic():
+                attempts, blocked = _take_slots(chunk, now)
+        except IntegrityError:
+            # Another dispatcher recorded one of these slots: take them one by one instead.
+            attempts, blocked = [], 0
+            for user in chunk:
+                try:
+                    with transaction.atomic():
+                        one, one_blocked = _take_slots([user], now)
+                except IntegrityError:
+                    continue
+                attempts += one
+                blocked += one_blocked
+        for attempt in attempts:
+            if attempt.state == AttemptState.QUEUED:
+                batches.add(attempt)
+        dispatched += len(attempts)
+        skipped += blocked
     batches.flush()
     retried = release_retries(now)
     return {"dispatched": dispatched, "skipped": skipped, "retried": retried}
+
+
+def _take_slots(users: list[PamUser], now: dt.datetime) -> tuple[list[RotationAttempt], int]:
+    """Move each account's due slot on and record its scheduled attempt; return them and how many were blocked."""
+    owned = []
+    for user in users:
+        slot = user.next_rotation_at
+        following = user.compute_next_rotation(after=now)
+        if PamUser.objects.filter(pk=user.pk, next_rotation_at=slot).update(next_rotation_at=following):
+            owned.append((user, slot))
+    rotating = [(user, slot) for user, slot in owned if not user.rotation_blocked_reason]
+    return services.request_scheduled(rotating), len(owned) - len(rotating)
 
 
 def release_retries(now: dt.datetime) -> int:

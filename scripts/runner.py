@@ -70,6 +70,24 @@ def scripts_for(user: PamUser) -> list[PostRotationScript]:
     return ordered + list(scripts.filter(configuration_id=user.configuration_id))
 
 
+def accounts_with_scripts(users) -> set[int]:
+    """Return the ids of those accounts whose rotation runs post-rotation scripts (one query for a batch)."""
+    users = list(users)
+    attached = PostRotationScript.objects.filter(
+        Q(user_id__in=[user.pk for user in users])
+        | Q(directory_id__in=[user.resource_id for user in users if user.resource_id])
+        | Q(configuration_id__in={user.configuration_id for user in users})
+    ).values_list("user_id", "directory_id", "configuration_id")
+    owners = {owner for row in attached for owner in zip(("user", "directory", "configuration"), row, strict=True)}
+    return {
+        user.pk
+        for user in users
+        if ("user", user.pk) in owners
+        or ("directory", user.resource_id) in owners
+        or ("configuration", user.configuration_id) in owners
+    }
+
+
 @sensitive_variables()
 def _passwords_now(user: PamUser) -> tuple[str, str]:
     """Return (stored password, the one before it) of an account."""

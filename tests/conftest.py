@@ -95,6 +95,16 @@ def make_user(configuration=None, password: str = "", **fields) -> PamUser:
     return user
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Start every test with an empty cache: notices remember accounts by id, and ids repeat between tests."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
 # -- No secret in clear anywhere ---------------------------------------------------------------
 # Every password the generator makes during a test is remembered; after the test, the database
 # (every table, django-q2's included) and the captured log output are scanned for each of them.
