@@ -213,6 +213,7 @@ def test_edit_that_breaks_validation_is_refused_whole(env, unique_name):
     good = env.account(unique_name("ok"))
     no_dn = env.account(unique_name("nodn"))
     no_dn.distinguished_name = ""
+    no_dn.login = "not-on-the-directory"  # so the DN lookup from the login finds nothing
     no_dn.rotation_enabled = False
     no_dn.save()
 

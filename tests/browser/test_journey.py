@@ -113,7 +113,8 @@ def test_alice_rotates_an_account_end_to_end_and_carol_only_watches(page, live_s
     # The audit log shows it, linked to the account and the attempt.
     page.click("nav >> text=Audit log")
     first = page.locator("#audit-events tbody tr").first
-    expect(first).to_contain_text("record_rotation_on_demand_ok")
+    expect(first).to_contain_text("On-demand rotation succeeded")
+    expect(first).to_have_attribute("data-event", "record_rotation_on_demand_ok")
     expect(first.locator("a", has_text="Journey account")).to_have_attribute(
         "href", re.compile(r"/users/\d+/")
     )
