@@ -223,7 +223,13 @@ class DirectoryForm(RecordForm):
     def layout(self) -> list:
         return [
             Fieldset(
-                "General", "title", "configuration", "directory_type", "domain_name", "user_match", "discovery_filter"
+                "General",
+                "title",
+                "configuration",
+                "directory_type",
+                "domain_name",
+                "user_match",
+                "discovery_filter",
             ),
             Fieldset(
                 "Connection",

@@ -598,7 +598,12 @@ def search_accounts(
 
 
 def find_accounts(
-    spec: DirectorySpec, admin_user: str, admin_password: str, login: str, base: str = "", search_filter: str = ""
+    spec: DirectorySpec,
+    admin_user: str,
+    admin_password: str,
+    login: str,
+    base: str = "",
+    search_filter: str = "",
 ) -> list[DirectoryAccount]:
     """Return the accounts whose login (sAMAccountName or userPrincipalName on AD, uid on OpenLDAP) is ``login``."""
     value = escape_filter_chars(login.strip())
@@ -616,7 +621,9 @@ def read_account(spec: DirectorySpec, admin_user: str, admin_password: str, dn: 
 
     def action(attempt: _Attempt) -> DirectoryAccount:
         conn = attempt.bind(admin_user, admin_password, who=ADMIN, reuse=True)
-        attributes = [*_AD_ATTRIBUTES, _AD_COMPUTED, "badPwdCount"] if spec.is_ad else list(_OPENLDAP_ATTRIBUTES)
+        attributes = (
+            [*_AD_ATTRIBUTES, _AD_COMPUTED, "badPwdCount"] if spec.is_ad else list(_OPENLDAP_ATTRIBUTES)
+        )
         conn.search(dn, "(objectClass=*)", search_scope=ldap3.BASE, attributes=attributes)
         if conn.result.get("result") != 0:
             attempt.fail_result(conn.result, ADMIN)
@@ -631,7 +638,10 @@ def read_account(spec: DirectorySpec, admin_user: str, admin_password: str, dn: 
             return account
         # How close the account is to a lock-out: the domain's threshold (0 = never locks).
         conn.search(
-            _naming_contexts(attempt, conn)[0], "(objectClass=*)", search_scope=ldap3.BASE, attributes=["lockoutThreshold"]
+            _naming_contexts(attempt, conn)[0],
+            "(objectClass=*)",
+            search_scope=ldap3.BASE,
+            attributes=["lockoutThreshold"],
         )
         domain = [entry for entry in conn.response or () if entry.get("type") == "searchResEntry"]
         return dataclasses.replace(
@@ -682,8 +692,7 @@ def _paged_search(
         except ldap_errors.LDAPInvalidFilterError:
             attempt.fail(
                 DirectoryError.CONFIGURATION,
-                "the discovery filter is not a valid LDAP filter: write it like "
-                f"{OPENLDAP_DISCOVERY_FILTER}",
+                f"the discovery filter is not a valid LDAP filter: write it like {OPENLDAP_DISCOVERY_FILTER}",
             )
         code = conn.result.get("result")
         if code == 32:

@@ -90,7 +90,10 @@ def account_problem_users():
 def account_state_counts() -> dict:
     """Return how many accounts the heartbeat found in each problem state, in one query."""
     rows = dict(
-        account_problem_users().values_list("account_state").annotate(n=Count("id")).values_list("account_state", "n")
+        account_problem_users()
+        .values_list("account_state")
+        .annotate(n=Count("id"))
+        .values_list("account_state", "n")
     )
     return {state.value: rows.get(state.value, 0) for state in ACCOUNT_PROBLEMS}
 

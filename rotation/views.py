@@ -353,7 +353,11 @@ def adopt_accounts(request, pk):
         return redirect(directory)
     try:
         result = discovery.adopt(
-            directory, dns, template=form.instance, actor=request.user, remote_address=_client_address(request)
+            directory,
+            dns,
+            template=form.instance,
+            actor=request.user,
+            remote_address=_client_address(request),
         )
     except (ldap.DirectoryError, ValidationError) as exc:
         messages.error(request, f"Nothing adopted: {exc}")
