@@ -249,3 +249,84 @@ def test_a_worker_killed_during_post_rotation_scripts_keeps_the_rotation_and_run
     assert received(out_dir)["newPassword"] == user.get_password()
     assert slapd.can_bind(user.distinguished_name, received(out_dir)["newPassword"])
     assert user.rotation_error == ""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_end_to_end_a_qcluster_worker_killed_during_a_script_then_run_again_on_a_fresh_cluster(
+    client, slapd, unique_name, scripts_dir, out_dir, tmp_path, monkeypatch
+):
+    from django_q.conf import Conf
+
+    from tests.conftest import make_persona
+    from tests.pgserver import Qcluster, wait_for
+    from tests.test_faults import sqlite_env
+
+    monkeypatch.setattr(Conf, "SYNC", False)  # queue to the real workers below
+    bob = make_persona("bob")
+    env = make_env(slapd, unique_name)
+    user = env.account(unique_name("e2e"))
+    attach(user, recorder(scripts_dir, out_dir))
+    attempt = services.request_rotation(user)
+    runs = ScriptRun.objects.filter(attempt=attempt)
+    faulty = sqlite_env(
+        tmp_path, PAMROTATE_FAULT_POINT="during_scripts", PAMROTATE_SCRIPTS_DIR=str(scripts_dir)
+    )
+    with Qcluster(faulty, tmp_path / "faulty.log") as cluster:
+        # The worker dies right after the script started; its dispatcher thread then finds the run.
+        wait_for(
+            lambda: runs.filter(state=RunState.UNKNOWN).exists(), 60, message=lambda: cluster.output()[-3000:]
+        )
+        assert "reincarnated worker" in cluster.output()
+    attempt.refresh_from_db()
+    assert attempt.state == AttemptState.SUCCEEDED and attempt.scripts_state == ScriptsState.UNKNOWN
+    (out_dir / "record.py.json").unlink(missing_ok=True)
+
+    fresh = sqlite_env(tmp_path, PAMROTATE_SCRIPTS_DIR=str(scripts_dir))
+    with Qcluster(fresh, tmp_path / "fresh.log") as cluster:
+        client.force_login(bob)
+        assert client.post(reverse("scripts:rerun", args=[attempt.pk])).status_code == 302
+        wait_for(
+            lambda: runs.filter(round=2, state=RunState.SUCCEEDED).exists(),
+            60,
+            message=lambda: cluster.output()[-3000:],
+        )
+    attempt.refresh_from_db()
+    user.refresh_from_db()
+    assert attempt.scripts_state == ScriptsState.SUCCEEDED
+    assert received(out_dir)["newPassword"] == user.get_password()
+    assert slapd.can_bind(user.distinguished_name, user.get_password())
+
+
+def test_keeper_import_maps_scripts_only_and_refuses_iam_user(db, scripts_dir):
+    import json
+
+    from records import imports, keeper
+
+    write_script(scripts_dir, "push.sh", "#!/bin/bash\n")
+    document = {
+        "project": "Scripts only",
+        "pam_data": {
+            "users": [
+                {
+                    "type": "pamUser",
+                    "title": "saas",
+                    "login": "saas-admin",
+                    "rotation_settings": {"rotation": "scripts_only", "enabled": "on"},
+                    "scripts": ["push.sh"],
+                }
+            ]
+        },
+    }
+    report = imports.import_projects(keeper.parse(json.dumps(document)))
+    assert report.ok, report.lines()
+    user = PamUser.objects.get(title="saas")
+    assert user.rotation_type == RotationType.SCRIPTS_ONLY and user.resource is None and user.rotation_enabled
+    assert not user.rotation_blocked_reason
+    exported = keeper.export_project(user.configuration)["pam_data"]["users"][0]
+    assert exported["rotation_settings"]["rotation"] == "scripts_only"
+    assert exported["scripts"][0]["file"] == "push.sh"
+
+    document["pam_data"]["users"][0].update(title="cloud", rotation_settings={"rotation": "iam_user"})
+    with pytest.raises(imports.ImportRejected) as rejected:
+        imports.import_projects(keeper.parse(json.dumps(document)))
+    assert "iam_user" in str(rejected.value.report.rejected[0])
