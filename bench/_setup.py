@@ -12,8 +12,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def django_in_tempdir(workers: int = 2) -> Path:
-    """Configure a fresh dev-mode pamrotate in a temporary data directory and migrate it."""
+_PG_SERVERS: list = []  # kept alive for the process; closed at exit
+
+
+def django_in_tempdir(workers: int = 2, database: str = "sqlite") -> Path:
+    """Configure a fresh dev-mode pamrotate in a temporary data directory and migrate it.
+
+    ``database="postgresql"`` starts a throwaway PostgreSQL server (tests/pgserver.py) for it;
+    child processes (qcluster) inherit its DATABASE_URL.
+    """
     data = Path(tempfile.mkdtemp(prefix="pamrotate-bench-"))
     os.environ.update(
         PAMROTATE_MODE="dev",
@@ -27,6 +34,16 @@ def django_in_tempdir(workers: int = 2) -> Path:
     )
     sys.path.insert(0, str(ROOT))
     os.chdir(ROOT)
+    if database == "postgresql":
+        import atexit
+
+        from tests.pgserver import PgServer
+
+        server = PgServer()
+        server.start()
+        _PG_SERVERS.append(server)
+        atexit.register(server.close)
+        os.environ["DATABASE_URL"] = server.url(server.create_database())
     import django
 
     django.setup()

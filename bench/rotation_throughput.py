@@ -9,7 +9,7 @@
 Last line: ``rotation_throughput directory=<d> raw_per_s=<n> app_per_s=<n> ratio=<n>``.
 ``--profile N`` then runs N rotations in this process under cProfile and prints the top functions.
 
-Usage: python bench/rotation_throughput.py --directory openldap --users 1000
+Usage: python bench/rotation_throughput.py --directory openldap --users 1000 [--database postgresql]
        python bench/rotation_throughput.py --directory samba --users 100   (as root)
 """
 
@@ -194,9 +194,10 @@ def main() -> None:
     parser.add_argument("--directory", choices=["openldap", "samba"], default="openldap")
     parser.add_argument("--users", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--profile", type=int, default=0, help="then profile this many rotations in-process")
     args = parser.parse_args()
-    data = django_in_tempdir(args.workers)
+    data = django_in_tempdir(args.workers, args.database)
 
     from tests.ldapservers import SambaDC, SlapdServer
 
@@ -215,7 +216,8 @@ def main() -> None:
         if args.profile:
             profile(user_ids, args.profile)
         print(
-            f"rotation_throughput directory={args.directory} raw_per_s={raw:.1f} app_per_s={app:.1f} "
+            f"rotation_throughput directory={args.directory} database={args.database} raw_per_s={raw:.1f} "
+            f"app_per_s={app:.1f} "
             f"ratio={app / raw:.2f}"
         )
     finally:

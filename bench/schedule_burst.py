@@ -5,6 +5,7 @@ and the p50/p99 lateness of each rotation's start after its due time. Last line:
 ``schedule_burst drain_s=<n> twice=<n> missed=<n> p99_late_s=<n>``.
 
 Usage: python bench/schedule_burst.py --users 1000
+       python bench/schedule_burst.py --users 10000 --database postgresql --clusters 2
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--lead", type=int, default=20, help="seconds from set-up to the due time")
+    parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--clusters", type=int, default=1, help="qcluster processes on the same gateway")
     args = parser.parse_args()
-    data = django_in_tempdir(args.workers)
+    data = django_in_tempdir(args.workers, args.database)
 
     from django.db.models import Count, Max, Min, Q
     from django.utils import timezone
@@ -45,10 +48,16 @@ def main() -> None:
             server, dns, "Bench-Start-1!", schedule_time=due.time(), next_rotation_at=due
         )
         directory = users[0].resource
-        print(f"due at {due:%H:%M:%S} UTC; starting qcluster with {args.workers} workers", flush=True)
+        print(
+            f"due at {due:%H:%M:%S} UTC; starting {args.clusters} qcluster(s) with {args.workers} workers each",
+            flush=True,
+        )
 
         log = open(data / "qcluster.log", "wb")
-        worker = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, stdout=log, stderr=log)
+        workers = [
+            subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, stdout=log, stderr=log)
+            for _ in range(args.clusters)
+        ]
         try:
             deadline = time.monotonic() + args.lead + 600
             while time.monotonic() < deadline:
@@ -59,8 +68,10 @@ def main() -> None:
                     break
                 time.sleep(1)
         finally:
-            worker.terminate()
-            worker.wait(60)
+            for worker in workers:
+                worker.terminate()
+            for worker in workers:
+                worker.wait(60)
             log.close()
 
         per_user = PamUser.objects.filter(resource=directory).annotate(
@@ -87,7 +98,8 @@ def main() -> None:
         )
         print(f"lateness p50={percentile(late, 50):.1f} s p99={percentile(late, 99):.1f} s")
         print(
-            f"schedule_burst drain_s={drain:.1f} twice={twice} missed={missed} p99_late_s={percentile(late, 99):.1f}"
+            f"schedule_burst database={args.database} clusters={args.clusters} users={args.users} "
+            f"drain_s={drain:.1f} twice={twice} missed={missed} p99_late_s={percentile(late, 99):.1f}"
         )
     finally:
         server.close()
