@@ -13,12 +13,13 @@ import re
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 UTC = dt.UTC
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 ORDINALS = {1: "first", 2: "second", 3: "third", 4: "fourth", -1: "last"}
 MIN_INTERVAL = dt.timedelta(hours=1)
+NEVER_FIRES = "this cron expression never fires; pick a date that exists"
 
 ON_DEMAND = "ON_DEMAND"
 USE_DEFAULT = "USE_DEFAULT"
@@ -140,12 +141,15 @@ class Schedule:
         if self.type == CRON:
             expression = normalize_cron(self.cron)
             runs = croniter(expression, dt.datetime(2026, 1, 1, tzinfo=UTC)).all_next(dt.datetime)
-            first, second = next(runs), next(runs)
-            gaps = [second - first]
-            for _ in range(50):
-                nxt = next(runs)
-                gaps.append(nxt - second)
-                second = nxt
+            try:
+                first, second = next(runs), next(runs)
+                gaps = [second - first]
+                for _ in range(50):
+                    nxt = next(runs)
+                    gaps.append(nxt - second)
+                    second = nxt
+            except CroniterBadDateError:  # no run at all, e.g. "0 0 31 2 *"
+                raise ScheduleError(NEVER_FIRES) from None
             if min(gaps) < MIN_INTERVAL:
                 raise ScheduleError("rotations can run at most once an hour; pick fewer run times")
             return
@@ -203,7 +207,10 @@ class Schedule:
             start = local.replace(tzinfo=None, microsecond=0) - dt.timedelta(hours=3)
             runs = croniter(normalize_cron(self.cron), start)
             for _ in range(2000):
-                when = _resolve(runs.get_next(dt.datetime), tz, after)
+                try:
+                    when = _resolve(runs.get_next(dt.datetime), tz, after)
+                except CroniterBadDateError:
+                    return None
                 if when is not None:
                     return when
             return None

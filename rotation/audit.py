@@ -129,7 +129,8 @@ _EXPORT_COLUMNS = (
 )
 
 
-def _int(value: str | None) -> int | None:
+def parse_id(value: str | None) -> int | None:
+    """Return a record id written as digits, or None when it is not one (or past a 64-bit column)."""
     value = (value or "").strip()
     return int(value) if value.isascii() and value.isdigit() and len(value) < 19 else None
 
@@ -148,7 +149,7 @@ def _text(value: str | None, limit: int = 200) -> str:
 def parse_cursor(value: str | None) -> tuple[dt.datetime, int] | None:
     """Return the (created_at, id) of a ``<ISO timestamp>,<id>`` cursor, or None if it is not one."""
     stamp, _, pk = (value or "").rpartition(",")
-    pk_value = _int(pk)
+    pk_value = parse_id(pk)
     if not stamp or pk_value is None:
         return None
     try:
@@ -157,6 +158,11 @@ def parse_cursor(value: str | None) -> tuple[dt.datetime, int] | None:
         return None
     if timezone.is_naive(moment):
         moment = timezone.make_aware(moment, dt.UTC)
+    try:
+        # Year 1 at +23:59 is before the datetime range in UTC, which the query needs.
+        moment = moment.astimezone(dt.UTC)
+    except OverflowError:
+        return None
     return moment, pk_value
 
 
@@ -190,9 +196,9 @@ class AuditFilters:
             event=_text(query.get("event"), 64),
             outcome=outcome if outcome in OUTCOMES else "",
             actor=_text(query.get("actor"), 150),
-            configuration=_int(query.get("configuration")),
-            directory=_int(query.get("directory")),
-            account=_int(query.get("account")),
+            configuration=parse_id(query.get("configuration")),
+            directory=parse_id(query.get("directory")),
+            account=parse_id(query.get("account")),
             q=_text(query.get("q")),
         )
         filters.active = {

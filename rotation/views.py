@@ -105,7 +105,8 @@ def reveal_password(request, pk):
     if request.POST.get("version"):
         # Old versions are for Administrators only.
         _require(request, "records.configure_rotation")
-        version = get_object_or_404(PasswordVersion, pk=request.POST["version"], user=pam_user)
+        version_id = audit.parse_id(request.POST["version"])
+        version = get_object_or_404(PasswordVersion, pk=version_id or 0, user=pam_user)
     if version is None and not pam_user.has_password:
         messages.error(request, "No password is stored for this account.")
         return redirect(pam_user)
@@ -213,19 +214,15 @@ def _export(request, events, filters: audit.AuditFilters, fmt: str):
 
 def _bulk_targets(data):
     """Return the accounts a bulk request names: checked user ids, or a configuration's or directory's."""
-    ids = [
-        int(value)
-        for value in data.getlist("user")
-        if value.isascii() and value.isdigit() and len(value) < 19
-    ]
+    ids = [pk for pk in map(audit.parse_id, data.getlist("user")) if pk is not None]
     if ids:
         return list(
             PamUser.objects.select_related("configuration").order_by("title").filter(pk__in=ids[:BULK_LIMIT])
         )
     for name in ("configuration", "directory"):
-        value = data.get(name, "")
-        if value.isascii() and value.isdigit() and len(value) < 19:
-            return list(PamUser.objects.targets(**{name: int(value)})[:BULK_LIMIT])
+        pk = audit.parse_id(data.get(name))
+        if pk is not None:
+            return list(PamUser.objects.targets(**{name: pk})[:BULK_LIMIT])
     return []
 
 

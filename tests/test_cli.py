@@ -246,3 +246,23 @@ def test_rotate_without_wait_queues_for_the_gateway(
     attempt = RotationAttempt.objects.get(user=user)
     assert f"rotation #{attempt.pk} queued" in out
     assert sent == [attempt] and attempt.state == AttemptState.QUEUED
+
+
+@pytest.mark.django_db
+def test_list_shows_every_account_the_ui_lists():
+    from tests.conftest import make_directory
+
+    directory = make_directory()
+    configuration = directory.configuration
+    admin = make_user(configuration, title="Rotator credential", rotation_enabled=False)
+    directory.administrative_credential = admin
+    directory.save()
+    make_user(configuration, title="Off and loose", rotation_enabled=False)
+    make_user(configuration, title="On the directory", resource=directory, distinguished_name="cn=a,dc=b")
+    make_user(title="Elsewhere", rotation_enabled=False)
+
+    out, _ = run("pam_rotation", "list", "--format", "json")
+
+    listed = {row["title"] for row in json.loads(out)}
+    assert listed == set(PamUser.objects.values_list("title", flat=True))
+    assert {"Rotator credential", "Off and loose", "On the directory", "Elsewhere"} <= listed

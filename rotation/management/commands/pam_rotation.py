@@ -199,9 +199,8 @@ class Command(BaseCommand):
         return getattr(self, f"handle_{options['verb']}")(options)
 
     def handle_list(self, options) -> None:
-        users = PamUser.objects.select_related("configuration", "resource").filter(
-            Q(resource__isnull=False) | Q(rotation_enabled=True)
-        )
+        # Every account, as the UI's list shows it: administrative credentials and switched-off ones too.
+        users = PamUser.objects.select_related("configuration", "resource")
         rows = [
             user_row(user, options["verbose"]) for user in users.order_by("configuration__title", "title")
         ]
