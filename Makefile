@@ -3,14 +3,16 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := slapd ldap-utils samba samba-dsdb-modules samba-vfs-modules samba-ad-provision openssl chromium iproute2 postgresql oathtool libldap2-dev libsasl2-dev
+# python-ldap (django-auth-ldap's client) has no wheel: it builds against these headers.
+BUILD_PACKAGES := libldap2-dev libsasl2-dev
+APT_PACKAGES := slapd ldap-utils samba samba-dsdb-modules samba-vfs-modules samba-ad-provision openssl chromium iproute2 postgresql oathtool $(BUILD_PACKAGES)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
 .PHONY: run test demo venv dev-venv apt lint check pytest clean
 
 $(VENV)/.installed: requirements.txt
-	@dpkg -s libldap2-dev libsasl2-dev >/dev/null 2>&1 || $(MAKE) apt  # python-ldap builds against them
+	@dpkg -s $(BUILD_PACKAGES) >/dev/null 2>&1 || $(MAKE) apt APT_PACKAGES="$(BUILD_PACKAGES)"
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
