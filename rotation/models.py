@@ -73,6 +73,11 @@ class RotationAttempt(models.Model):
     self_change = models.BooleanField(default=False)
     slot = models.DateTimeField(null=True, blank=True, help_text="The scheduled time this attempt serves.")
     try_number = models.PositiveSmallIntegerField(default=1)
+    # The account's own count of attempts ("Rotation #2 of ghost"); the URL keeps the global id.
+    number = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    retry_of = models.OneToOneField(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, editable=False, related_name="retry"
+    )
     retry_at = models.DateTimeField(
         null=True, blank=True, help_text="A queued retry waits until then before it is sent to a worker."
     )
@@ -105,7 +110,12 @@ class RotationAttempt(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Rotation #{self.pk} of {self.user}"
+        return f"Rotation #{self.number or self.pk} of {self.user}"
+
+    def save(self, *args, **kwargs):
+        if self.number is None:
+            self.number = next_numbers([self.user_id])[self.user_id]
+        super().save(*args, **kwargs)
 
     def get_absolute_url(self) -> str:
         return reverse("rotation:attempt-detail", args=[self.pk])
@@ -190,6 +200,17 @@ class RotationAttempt(models.Model):
         self.error_class = error_class
         self.error_code = code
         self.error_message = message[: self._meta.get_field("error_message").max_length]
+
+
+def next_numbers(user_ids) -> dict[int, int]:
+    """Return the number each account's next attempt gets (call where the account's row is locked)."""
+    latest = dict(
+        RotationAttempt.objects.filter(user_id__in=set(user_ids))
+        .values_list("user_id")
+        .annotate(latest=models.Max("number"))
+        .values_list("user_id", "latest")
+    )
+    return {user_id: (latest.get(user_id) or 0) + 1 for user_id in user_ids}
 
 
 class PasswordVersion(models.Model):

@@ -30,6 +30,7 @@ from rotation.models import (
     PasswordVersion,
     RotationAttempt,
     Trigger,
+    next_numbers,
 )
 from rotation.queue import enqueue_attempt
 from scripts import runner as scripts_runner
@@ -134,6 +135,7 @@ def request_rotation(
             slot=slot,
             try_number=try_number,
             self_change=is_self_change(user),
+            number=next_numbers([user.pk])[user.pk],
         )
         blocked = user.rotation_blocked_reason
         active = user.attempts.filter(state__in=ACTIVE_STATES).order_by("id").first()
@@ -184,6 +186,10 @@ def request_scheduled(slots: list[tuple[PamUser, dt.datetime]]) -> list[Rotation
         for user, slot in slots
         if user.pk not in active
     ]
+    numbers = next_numbers([attempt.user_id for attempt in plain])
+    for attempt in plain:
+        attempt.number = numbers[attempt.user_id]
+        numbers[attempt.user_id] += 1
     RotationAttempt.objects.bulk_create(plain)
     if plain:
         PamUser.objects.filter(pk__in=[attempt.user_id for attempt in plain]).update(
@@ -579,6 +585,8 @@ def _fail(
                 slot=attempt.slot,
                 try_number=attempt.try_number + 1,
                 retry_at=retry_at,
+                retry_of=attempt,
+                number=next_numbers([attempt.user_id])[attempt.user_id],
             )
             PamUser.objects.filter(pk=attempt.user_id).update(queued_since=retry_at)
         _audit_attempt(attempt)

@@ -1,0 +1,90 @@
+"""What the rotation pages say: numbering, retries, gateways without workers, messages, badges, times."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import socket
+
+import pytest
+from django.apps import apps as django_apps
+from django.urls import reverse
+from django.utils import timezone
+
+from rotation import services
+from rotation.models import AttemptState, RotationAttempt, Trigger
+from tests.conftest import PERSONA_PASSWORD, make_configuration, make_user
+from tests.test_rotation import make_env
+
+
+def login(client, user):
+    assert client.login(username=user.username, password=PERSONA_PASSWORD)
+    return client
+
+
+def closed_port() -> int:
+    """Return a local port nothing listens on (connection refused: a transient failure)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def ldap_env(db, slapd, unique_name):
+    return make_env(slapd, unique_name)
+
+
+def unreachable(env) -> None:
+    """Point the environment's directory at a port nothing listens on."""
+    env.directory.port = closed_port()
+    env.directory.save()
+
+
+# -- 3. Attempts numbered per account ---------------------------------------------------------
+
+
+def test_attempts_are_numbered_per_account_in_every_creation_path(ldap_env, unique_name):
+    ghost = ldap_env.account(unique_name("ghost"))
+    other = ldap_env.account(unique_name("other"))
+    scheduled = ldap_env.account(unique_name("sched"))
+    first_of_other = services.request_rotation(other, enqueue=False)
+    unreachable(ldap_env)
+
+    first = services.request_rotation(ghost, enqueue=False)
+    busy = services.request_rotation(ghost, enqueue=False)
+    services.run_attempt(first.pk)
+    retry = RotationAttempt.objects.get(user=ghost, trigger=Trigger.RETRY)
+    slot = timezone.now().replace(microsecond=0)
+    (bulk,) = services.request_scheduled([(scheduled, slot)])
+
+    assert (first_of_other.number, first.number, busy.number, retry.number) == (1, 1, 2, 3)
+    assert first.pk > first_of_other.pk and retry.retry_of_id == first.pk
+    assert RotationAttempt.objects.get(pk=bulk.pk).number == 1
+    assert str(first) == f"Rotation #1 of {ghost}"
+
+
+def test_the_attempt_page_names_the_accounts_number_and_keeps_the_global_id_in_the_address(
+    client, carol, ldap_env, unique_name
+):
+    make_user(title="someone else").attempts.create()
+    ghost = ldap_env.account(unique_name("ghost"))
+    attempt = services.request_rotation(ghost, enqueue=False)
+    assert attempt.pk > 1
+
+    page = login(client, carol).get(f"/rotation/attempts/{attempt.pk}/")
+
+    assert reverse("rotation:attempt-detail", args=[attempt.pk]) == f"/rotation/attempts/{attempt.pk}/"
+    assert f"Rotation #1 of {ghost}" in page.content.decode()
+    assert f"attempt {attempt.pk}" in page.content.decode()
+
+
+def test_the_migration_numbers_existing_attempts_in_creation_order(db):
+    user, other = make_user(), make_user()
+    attempts = [RotationAttempt.objects.create(user=owner) for owner in (user, other, user, user)]
+    RotationAttempt.objects.update(number=None)
+    migration = importlib.import_module("rotation.migrations.0004_attempt_number")
+
+    migration.number_existing_attempts(django_apps, None)
+
+    numbers = [RotationAttempt.objects.get(pk=attempt.pk).number for attempt in attempts]
+    assert numbers == [1, 1, 2, 3]
