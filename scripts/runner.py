@@ -78,7 +78,9 @@ def accounts_with_scripts(users) -> set[int]:
         | Q(directory_id__in=[user.resource_id for user in users if user.resource_id])
         | Q(configuration_id__in={user.configuration_id for user in users})
     ).values_list("user_id", "directory_id", "configuration_id")
-    owners = {owner for row in attached for owner in zip(("user", "directory", "configuration"), row, strict=True)}
+    owners = {
+        owner for row in attached for owner in zip(("user", "directory", "configuration"), row, strict=True)
+    }
     return {
         user.pk
         for user in users
