@@ -44,11 +44,17 @@ def dispatch_due(now: dt.datetime | None = None) -> dict:
     """
     now = now or timezone.now()
     dispatched = skipped = 0
-    # A list, not a server-side cursor: queueing a task may close this process's connection.
-    due = list(PamUser.objects.filter(next_rotation_at__lte=now).select_related("configuration", "resource"))
-    batches = AttemptBatcher(total=len(due))
-    for start in range(0, len(due), DISPATCH_CHUNK):
-        chunk = due[start : start + DISPATCH_CHUNK]
+    # Ids first, records a chunk at a time: memory stays flat however many accounts are due (and a
+    # list, not a server-side cursor: queueing a task may close this process's connection).
+    due = PamUser.objects.filter(next_rotation_at__lte=now)
+    due_ids = list(due.order_by("next_rotation_at", "pk").values_list("pk", flat=True))
+    batches = AttemptBatcher(total=len(due_ids))
+    for start in range(0, len(due_ids), DISPATCH_CHUNK):
+        chunk = list(
+            due.filter(pk__in=due_ids[start : start + DISPATCH_CHUNK])
+            .select_related("configuration", "resource")
+            .order_by("next_rotation_at", "pk")
+        )
         try:
             with transaction.atomic():
                 attempts, blocked = _take_slots(chunk, now)
