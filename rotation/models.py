@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from django.conf import settings
 from django.db import models
 from django.urls import reverse
@@ -41,6 +43,20 @@ class ErrorClass(models.TextChoices):
     BLOCKED = "blocked", "Rotation blocked"
     BUSY = "busy", "Already rotating"
     INTERNAL = "internal", "Internal error"
+
+
+def as_sentence(text: str) -> str:
+    """Return a message as people read it: capital letters where sentences start, a full stop at the end.
+
+    Messages are built from lowercase parts (rotation/ldap_errors.py) and prefixed in several
+    places; every page and mail shows them through this function (the ``sentence`` filter).
+    """
+    text = text.strip()
+    if not text:
+        return ""
+    text = re.sub(r"([.!?]\s+)([a-z])", lambda match: match.group(1) + match.group(2).upper(), text)
+    text = text[0].upper() + text[1:]
+    return text if text[-1] in ".!?" else text + "."
 
 
 ACTIVE_STATES = (AttemptState.QUEUED, AttemptState.RUNNING)
@@ -129,6 +145,18 @@ class RotationAttempt(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.state in FINISHED_STATES
+
+    @property
+    def shown_error(self) -> str:
+        """Return the error as shown next to its class label: a sentence, the label not repeated, the LDAP code once."""
+        text = self.error_message.strip()
+        label = self.get_error_class_display() if self.error_class else ""
+        if label and text.lower().startswith(label.lower() + ":"):
+            text = text[len(label) + 1 :]
+        code = f"(LDAP {self.error_code})"
+        if self.error_code is not None and code not in text:
+            text = f"{text.rstrip('. ')} {code}".strip()
+        return as_sentence(text)
 
     @property
     def is_active(self) -> bool:

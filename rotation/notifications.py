@@ -56,7 +56,7 @@ def notify_failure(attempt: RotationAttempt, *, will_retry: bool) -> bool:
         f"Account: {user.login}",
         f"Distinguished name: {user.distinguished_name or '-'}",
         f"Attempt: #{attempt.pk} ({attempt.get_trigger_display().lower()})",
-        f"Reason: {attempt.get_error_class_display()}: {attempt.error_message}",
+        f"Reason: {attempt.get_error_class_display()}: {attempt.shown_error}",
         "",
         "The stored password is unchanged and still opens the account.",
         f"Details: {reverse('rotation:attempt-detail', args=[attempt.pk])}",

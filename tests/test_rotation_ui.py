@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from rotation import services
 from rotation.models import AttemptState, RotationAttempt, Trigger
-from tests.conftest import PERSONA_PASSWORD, make_configuration, make_user
+from tests.conftest import PERSONA_PASSWORD, make_user
 from tests.test_rotation import make_env
 
 
@@ -88,3 +88,81 @@ def test_the_migration_numbers_existing_attempts_in_creation_order(db):
 
     numbers = [RotationAttempt.objects.get(pk=attempt.pk).number for attempt in attempts]
     assert numbers == [1, 1, 2, 3]
+
+
+# -- 4. Text: no doubled words, sentences, the real start, one badge per state ------------------
+
+
+def rotate(user) -> RotationAttempt:
+    attempt = services.request_rotation(user, enqueue=False)
+    services.run_attempt(attempt.pk)
+    attempt.refresh_from_db()
+    return attempt
+
+
+def test_a_directory_error_is_shown_as_one_sentence_with_its_ldap_code_once(
+    client, carol, ldap_env, unique_name
+):
+    user = ldap_env.account(unique_name("gone"))
+    ldap_env.server.delete(user.distinguished_name)
+    attempt = rotate(user)
+    assert attempt.error_code == 32
+    login(client, carol)
+
+    pages = [
+        client.get(reverse("rotation:attempt-detail", args=[attempt.pk])).content.decode(),
+        client.get(reverse("rotation:user-history", args=[user.pk])).content.decode(),
+        client.get(user.get_absolute_url()).content.decode(),
+    ]
+
+    for page in pages:
+        assert "LDAP result" not in page and "(LDAP 32) (LDAP" not in page
+        assert "The account&#x27;s distinguished name was not found" in page
+        assert "the account&#x27;s distinguished name" not in page
+    assert pages[0].count("(LDAP 32)") == 1
+    assert "<strong>Configuration or permission.</strong> The account" in pages[0]
+
+
+def test_already_rotating_is_said_once(client, carol, ldap_env, unique_name):
+    user = ldap_env.account(unique_name("busy"))
+    services.request_rotation(user, enqueue=False)
+    busy = services.request_rotation(user, enqueue=False)
+    assert busy.state == AttemptState.REFUSED
+    login(client, carol)
+
+    for url in (reverse("rotation:user-history", args=[user.pk]), user.get_absolute_url()):
+        page = client.get(url).content.decode()
+        assert "Already rotating: Already rotating" not in page
+        assert "Already rotating</span>: Attempt #" in page
+
+
+def test_the_started_column_shows_the_start_or_that_the_attempt_waits(client, carol, db):
+    user = make_user(title="svc-started")
+    queued_at = timezone.now() - dt.timedelta(hours=3)
+    started = RotationAttempt.objects.create(user=user, state=AttemptState.SUCCEEDED)
+    RotationAttempt.objects.filter(pk=started.pk).update(
+        created_at=queued_at, started_at=queued_at + dt.timedelta(minutes=7)
+    )
+    RotationAttempt.objects.create(user=user)
+    login(client, carol)
+
+    for url in (user.get_absolute_url(), reverse("rotation:user-history", args=[user.pk])):
+        page = client.get(url).content.decode()
+        assert f"{queued_at + dt.timedelta(minutes=7):%Y-%m-%d %H:%M}" in page
+        assert f"{queued_at:%Y-%m-%d %H:%M}" not in page
+        assert "waiting since" in page
+
+
+def test_one_state_has_one_badge_colour_everywhere(client, carol, db):
+    from rotation.templatetags.rotation_tags import attempt_class
+
+    user = make_user(title="svc-badge", rotation_status="succeeded")
+    RotationAttempt.objects.create(user=user, state=AttemptState.SUCCEEDED)
+    page = login(client, carol).get(user.get_absolute_url()).content.decode()
+
+    assert 'class="badge text-bg-secondary" id="rotation-status"' not in page
+    assert 'class="badge text-bg-success" id="rotation-status"' in page
+    assert 'class="badge text-bg-success" data-status="succeeded"' in page
+    for state in ("succeeded", "failed", "unknown", "running"):
+        assert attempt_class(state) != "text-bg-secondary"
+    assert attempt_class("succeeded") == attempt_class("reconciled")

@@ -6,7 +6,7 @@ from django import template
 from django.urls import NoReverseMatch, reverse
 
 from rotation import audit, status
-from rotation.models import ACTIVE_STATES, OK_STATES, AuditEvent
+from rotation.models import ACTIVE_STATES, AuditEvent, as_sentence
 
 register = template.Library()
 
@@ -161,13 +161,26 @@ def outcome_class(outcome: str) -> str:
     return {"ok": "text-bg-success", "fail": "text-bg-danger"}.get(outcome, "text-bg-secondary")
 
 
+# One colour per state, for attempts (AttemptState) and accounts (RotationStatus) alike.
+STATE_BADGES = {
+    "succeeded": "text-bg-success",
+    "reconciled": "text-bg-success",
+    "failed": "text-bg-danger",
+    "refused": "text-bg-danger",
+    "unknown": "text-bg-warning",
+    "running": "text-bg-primary",
+    "queued": "text-bg-info",
+    "never": "text-bg-secondary",
+}
+
+
 @register.filter
 def attempt_class(state: str) -> str:
-    """Return the badge colour of an attempt state."""
-    if state in OK_STATES:
-        return "text-bg-success"
-    if state in ("failed", "refused"):
-        return "text-bg-danger"
-    if state == "unknown":
-        return "text-bg-warning"
-    return "text-bg-info"
+    """Return the badge colour of an attempt state or an account's rotation status."""
+    return STATE_BADGES.get(state, "text-bg-secondary")
+
+
+@register.filter
+def sentence(text: str) -> str:
+    """Show a stored message as a sentence (rotation.models.as_sentence)."""
+    return as_sentence(text or "")
