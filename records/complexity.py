@@ -13,6 +13,12 @@ MIN_LENGTH = 4
 MAX_LENGTH = 256
 
 
+def keeper_text(length, upper, lower, digits, special, special_chars: str = KEEPER_SPECIALS) -> str:
+    """Return Keeper's CLI form of a policy's parts, unchecked (the model's validator checks it); the set only when it is not Keeper's."""
+    text = f"{length},{upper},{lower},{digits},{special}"
+    return text if special_chars == KEEPER_SPECIALS else f"{text},{special_chars}"
+
+
 class ComplexityError(ValueError):
     """A complexity policy that cannot be parsed or cannot be satisfied."""
 
@@ -73,8 +79,7 @@ class Complexity:
 
     def to_keeper(self) -> str:
         """Return Keeper's CLI form; the special set is written only when it is not Keeper's."""
-        text = f"{self.length},{self.upper},{self.lower},{self.digits},{self.special}"
-        return text if self.special_chars == KEEPER_SPECIALS else f"{text},{self.special_chars}"
+        return keeper_text(self.length, self.upper, self.lower, self.digits, self.special, self.special_chars)
 
     def describe(self) -> str:
         """Return a short human description."""

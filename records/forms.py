@@ -8,6 +8,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from records import keeper, schedules
+from records.complexity import KEEPER_SPECIALS, Complexity, ComplexityError, keeper_text
 from records.models import PamConfiguration, PamDirectory, PamUser
 
 SCHEDULE_FIELDS = [
@@ -20,9 +21,24 @@ SCHEDULE_FIELDS = [
     "schedule_cron",
     "schedule_tz",
 ]
+# The parts of a password complexity, as fields; the model keeps Keeper's "20,1,1,1,1[,CHARS]".
+COMPLEXITY_PARTS = [
+    ("complexity_length", "length"),
+    ("complexity_upper", "minimum uppercase"),
+    ("complexity_lower", "minimum lowercase"),
+    ("complexity_digits", "minimum digits"),
+    ("complexity_special", "minimum special"),
+]
+RETYPE_SECRET = "Re-enter the password: it is never sent back to the browser."  # noqa: S105 (a message)
 SCHEDULE_WIDGETS = {
     "schedule_time": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
-    "schedule_tz": forms.TextInput(attrs={"list": "time-zones", "autocomplete": "off"}),
+    "schedule_tz": forms.TextInput(
+        attrs={
+            "list": "time-zones",
+            "autocomplete": "off",
+            "placeholder": "Start typing: Europe/Berlin, UTC…",
+        }
+    ),
     "schedule_cron": forms.TextInput(attrs={"placeholder": "0 2 * * 0"}),
 }
 
@@ -44,9 +60,24 @@ class RecordForm(forms.ModelForm):
     submit_label = "Save"
     # Fields only someone with "configure rotation settings" may change.
     rotation_fields: tuple[str, ...] = ()
+    # Write-only fields: a form that fails validation says they must be typed again.
+    secret_fields: tuple[str, ...] = ()
+    # The model field holding Keeper's complexity string, edited through the complexity_* fields.
+    complexity_field = ""
+    # A blank length means "use the configuration's default" (users); else the length is required.
+    complexity_optional = False
+    # Fields of the form that are not the record's (left out of the audit's changed fields).
+    form_only_fields: tuple[str, ...] = ()
 
     def __init__(self, *args, can_configure_rotation: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
+        if self.complexity_field:
+            self._add_complexity_fields()
+        configuration = self.fields.get("configuration")
+        if configuration is not None and self.instance.pk is None and not self.initial.get("configuration"):
+            only = list(configuration.queryset.values_list("pk", flat=True)[:2])
+            if len(only) == 1:  # the only configuration there is: nothing to choose
+                self.initial["configuration"] = only[0]
         if not can_configure_rotation:
             for name in self.rotation_fields:
                 self.fields[name].disabled = True
@@ -58,6 +89,126 @@ class RecordForm(forms.ModelForm):
 
     def layout(self) -> list:
         return list(self.fields)
+
+    def _add_complexity_fields(self) -> None:
+        """Show the complexity string as a length, four minimums and the allowed special characters."""
+        raw = self.fields[self.complexity_field]
+        raw.widget = forms.HiddenInput()
+        raw.required = False
+        value = self[self.complexity_field].value()
+        try:
+            current = Complexity.parse(value) if value else None
+        except ComplexityError:
+            current = None
+        for name, label in COMPLEXITY_PARTS:
+            self.fields[name] = forms.IntegerField(
+                label=label,
+                required=False,
+                widget=forms.NumberInput(attrs={"min": 0, "class": "complexity-part"}),
+                initial=getattr(current, name.removeprefix("complexity_"), None),
+            )
+        self.fields["complexity_special_chars"] = forms.CharField(
+            label="allowed special characters",
+            required=False,
+            strip=False,
+            max_length=100,
+            widget=forms.TextInput(attrs={"class": "font-monospace complexity-part", "autocomplete": "off"}),
+            initial=current.special_chars if current else KEEPER_SPECIALS,
+            help_text="Keeper's set by default.",
+        )
+        self.rotation_fields = (*self.rotation_fields, *self.complexity_names)
+
+    @property
+    def complexity_names(self) -> list[str]:
+        return [name for name, _label in COMPLEXITY_PARTS] + ["complexity_special_chars"]
+
+    @property
+    def changed_data(self) -> list[str]:
+        """Return the changed model fields (the audit names them); the complexity counts as one."""
+        hidden = {*self.form_only_fields, *(self.complexity_names if self.complexity_field else ())}
+        names = [name for name in super().changed_data if name not in hidden]
+        field = self.complexity_field
+        if field and self._complexity_posted() and field not in names and hasattr(self, "cleaned_data"):
+            if self.cleaned_data.get(field, "") != (self[field].initial or ""):
+                names.append(field)
+        return names
+
+    def _complexity_posted(self) -> bool:
+        return not self.fields["complexity_length"].disabled and any(
+            self.add_prefix(name) in self.data for name in self.complexity_names
+        )
+
+    def complexity_fieldset(self) -> Div:
+        """Return the complexity fields in one row, with the description the page script keeps current."""
+        optional = "1" if self.complexity_optional else ""
+        return Div(
+            HTML(
+                '<p class="form-label mb-1 fw-semibold">Password complexity</p>'
+                + (
+                    '<p class="form-text mt-0">Leave the length blank to use the configuration\'s default.</p>'
+                    if optional
+                    else ""
+                )
+            ),
+            Div(
+                *[Div(name, css_class="col-6 col-md") for name, _label in COMPLEXITY_PARTS],
+                css_class="row g-2",
+            ),
+            "complexity_special_chars",
+            self.complexity_field,
+            HTML(
+                f'{{% if form.{self.complexity_field}.errors %}}<div class="invalid-feedback d-block mb-2">'
+                f"{{{{ form.{self.complexity_field}.errors|join:' ' }}}}</div>{{% endif %}}"
+            ),
+            HTML(
+                '<div class="alert alert-info small py-2" id="complexity-description" aria-live="polite"'
+                f' data-optional="{optional}">{{{{ form.complexity_description }}}}</div>'
+            ),
+            css_class="complexity-fields mb-3",
+        )
+
+    def complexity_description(self) -> str:
+        """Return what the form's complexity means, for the first render (the page script keeps it current)."""
+        if self.is_bound:
+            value = getattr(self, "cleaned_data", {}).get(self.complexity_field)
+            if value is None:
+                return ""
+        else:
+            value = self[self.complexity_field].value()
+        if not value:
+            return "Uses the configuration's default complexity."
+        try:
+            return Complexity.parse(value).describe()
+        except ComplexityError as exc:
+            return f"This complexity cannot be used: {exc}."
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.complexity_field and self._complexity_posted():
+            parts = [cleaned.get(name) for name, _label in COMPLEXITY_PARTS]
+            if all(part is None for part in parts) and self.complexity_optional:
+                cleaned[self.complexity_field] = ""
+            elif parts[0] is None:
+                self.add_error("complexity_length", "Enter the password length.")
+            elif not any(name in self.errors for name, _label in COMPLEXITY_PARTS):
+                numbers = [parts[0], *[0 if part is None else part for part in parts[1:]]]
+                posted = self.add_prefix("complexity_special_chars") in self.data
+                chars = cleaned.get("complexity_special_chars", "") if posted else KEEPER_SPECIALS
+                cleaned[self.complexity_field] = keeper_text(*numbers, chars)
+        return cleaned
+
+    def _post_clean(self):
+        super()._post_clean()
+        if self.complexity_field and self._complexity_posted() and self.complexity_field in self._errors:
+            # The model judged the composed string; say it next to the fields the person typed.
+            self.add_error("complexity_length", self._errors.pop(self.complexity_field))
+
+    def full_clean(self):
+        super().full_clean()
+        if self.is_bound and self._errors:
+            for name in self.secret_fields:
+                if self.data.get(self.add_prefix(name)) and name not in self._errors:
+                    self.add_error(name, RETYPE_SECRET)
 
 
 def schedule_fieldset() -> Div:
@@ -127,7 +278,9 @@ class ImportForm(forms.Form):
     def clean_file(self) -> str:
         upload = self.cleaned_data["file"]
         if upload.size > keeper.MAX_BYTES:
-            raise ValidationError(f"The file is {upload.size / 1024 / 1024:.1f} MB; the limit is {keeper.MAX_MB} MB.")
+            raise ValidationError(
+                f"The file is {upload.size / 1024 / 1024:.1f} MB; the limit is {keeper.MAX_MB} MB."
+            )
         raw = upload.read()
         try:
             keeper.parse(raw)
@@ -168,6 +321,16 @@ class ConfigurationForm(RecordForm):
         ]
         widgets = {**SCHEDULE_WIDGETS, "port_mapping": forms.Textarea(attrs={"rows": 3})}
 
+    complexity_field = "default_password_complexity"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # A configuration's schedule is the default itself: it cannot "use the default".
+        schedule_type = self.fields["schedule_type"]
+        schedule_type.choices = [
+            choice for choice in schedule_type.choices if choice[0] != schedules.USE_DEFAULT
+        ]
+
     def layout(self) -> list:
         return [
             Fieldset("General", "title", "environment", "gateway", "application_folder"),
@@ -176,7 +339,7 @@ class ConfigurationForm(RecordForm):
                 "Rotation defaults",
                 "rotation_enabled",
                 schedule_fieldset(),
-                "default_password_complexity",
+                self.complexity_fieldset(),
                 "manual_rotation_resets_schedule",
             ),
             Fieldset("Heartbeat", "heartbeat_hours", "rotate_when_drifted"),
@@ -184,7 +347,34 @@ class ConfigurationForm(RecordForm):
 
 
 class DirectoryForm(RecordForm):
-    """Create or change a PAM directory."""
+    """Create or change a PAM directory, and optionally the PAM user that administers it, in one save."""
+
+    secret_fields = ("new_credential_password",)
+    form_only_fields = (
+        "new_credential_login",
+        "new_credential_dn",
+        "new_credential_password",
+        "new_credential_title",
+    )
+    new_credential_login = forms.CharField(
+        label="login",
+        required=False,
+        max_length=256,
+        help_text="To create the administrative credential here instead of picking one.",
+    )
+    new_credential_dn = forms.CharField(label="distinguished name", required=False, max_length=1024)
+    new_credential_password = forms.CharField(
+        label="password",
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+    )
+    new_credential_title = forms.CharField(
+        label="title",
+        required=False,
+        max_length=200,
+        help_text='Blank: "<login> (<directory title>)".',
+    )
 
     class Meta:
         model = PamDirectory
@@ -219,6 +409,8 @@ class DirectoryForm(RecordForm):
         credential.queryset = PamUser.objects.select_related("configuration").order_by("title")
         credential.label_from_instance = lambda user: f"{user.title} ({user.login}) — {user.configuration}"
         self.fields["port"].widget.attrs.update({"min": 1, "max": 65535})
+        credential.help_text = "A PAM user of the same configuration; or create one below."
+        self.new_credential: PamUser | None = None
 
     def layout(self) -> list:
         return [
@@ -241,14 +433,64 @@ class DirectoryForm(RecordForm):
                 "verify_certificate",
                 "ca_certificate",
             ),
-            Fieldset("Administration", "administrative_credential"),
+            Fieldset(
+                "Administration",
+                "administrative_credential",
+                Div(
+                    HTML('<p class="fw-semibold mb-1">Or create the administrative credential</p>'),
+                    "new_credential_login",
+                    "new_credential_dn",
+                    "new_credential_password",
+                    "new_credential_title",
+                    css_class="new-credential border-top pt-2",
+                    css_id="new-credential",
+                ),
+                HTML('{% include "records/_test_unsaved_connection.html" %}'),
+            ),
         ]
+
+    def clean(self):
+        cleaned = super().clean()
+        login = cleaned.get("new_credential_login", "").strip()
+        if not login:
+            return cleaned
+        if cleaned.get("administrative_credential"):
+            self.add_error("new_credential_login", "Pick an existing credential or create one, not both.")
+            return cleaned
+        credential = self.credential_from(cleaned, login)
+        try:
+            credential.full_clean(exclude=[] if credential.configuration_id else ["configuration"])
+        except ValidationError as exc:
+            names = {"login": "new_credential_login", "distinguished_name": "new_credential_dn"}
+            for field, messages in exc.message_dict.items():
+                self.add_error(names.get(field, "new_credential_title"), messages)
+            return cleaned
+        self.new_credential = credential
+        cleaned["administrative_credential"] = credential
+        return cleaned
+
+    def credential_from(self, cleaned: dict, login: str) -> PamUser:
+        """Return the unsaved PAM user the new-credential fields describe (never rotated: it administers)."""
+        title = cleaned.get("new_credential_title", "").strip() or f"{login} ({cleaned.get('title', '')})"
+        credential = PamUser(
+            title=title[:200],
+            configuration=cleaned.get("configuration"),
+            login=login,
+            distinguished_name=cleaned.get("new_credential_dn", ""),
+            rotation_enabled=False,
+            schedule_type=schedules.ON_DEMAND,
+        )
+        credential.set_password(cleaned.get("new_credential_password", ""))
+        return credential
 
 
 class UserForm(RecordForm):
     """Create or change a PAM user; the password is write-only."""
 
     rotation_fields = ("managed", "rotation_enabled", "resource", "password_complexity", *SCHEDULE_FIELDS)
+    secret_fields = ("password",)
+    complexity_field = "password_complexity"
+    complexity_optional = True
 
     password = forms.CharField(
         required=False,
@@ -286,7 +528,9 @@ class UserForm(RecordForm):
             Fieldset(
                 "Account", "title", "configuration", "login", "password", "distinguished_name", "managed"
             ),
-            Fieldset("Rotation", "rotation_enabled", "resource", "password_complexity", schedule_fieldset()),
+            Fieldset(
+                "Rotation", "rotation_enabled", "resource", schedule_fieldset(), self.complexity_fieldset()
+            ),
         ]
 
     def save(self, commit: bool = True) -> PamUser:

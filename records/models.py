@@ -124,7 +124,7 @@ class PamConfiguration(RecordUid, ScheduleFields):
         "gateway (worker pool)",
         max_length=100,
         default="default",
-        help_text="The django-q2 cluster name of the workers that can reach this network.",
+        help_text="The worker pool that can reach this network.",
     )
     application_folder = models.CharField(max_length=200, blank=True)
     network_id = models.CharField("network ID", max_length=100, blank=True)
@@ -386,7 +386,12 @@ class PamUser(RecordUid, ScheduleFields):
     distinguished_name = models.CharField(
         max_length=1024, blank=True, validators=[validators.validate_distinguished_name]
     )
-    managed = models.BooleanField(default=False, help_text="A managed account is never rotated by pamrotate.")
+    # Keeper's name, which reads as "pamrotate manages it" to Keeper and CyberArk admins: the label says what it does.
+    managed = models.BooleanField(
+        "never rotate (pamrotate leaves this password alone)",
+        default=False,
+        help_text="On: pamrotate keeps the password but never changes it.",
+    )
     resource = models.ForeignKey(
         PamDirectory,
         on_delete=models.PROTECT,
@@ -395,7 +400,11 @@ class PamUser(RecordUid, ScheduleFields):
         related_name="users",
         help_text="The directory that rotates this account.",
     )
-    rotation_enabled = models.BooleanField(default=False)
+    # A new account follows its configuration: rotation on, the configuration's schedule.
+    schedule_type = models.CharField(
+        "schedule", max_length=20, choices=schedules.TYPES, default=schedules.USE_DEFAULT
+    )
+    rotation_enabled = models.BooleanField(default=True)
     rotation_type = models.CharField(
         max_length=20,
         choices=RotationType.choices,

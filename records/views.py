@@ -8,7 +8,7 @@ from zoneinfo import available_timezones
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -281,7 +281,11 @@ def _edit(request: HttpRequest, model, instance=None) -> HttpResponse:
     )
     if request.method == "POST" and form.is_valid():
         record = form.save(commit=False)
-        changes.save_record(record, created=instance is None, changed=form.changed_data, **_actor(request))
+        with transaction.atomic():  # a directory's new administrative credential is saved with it
+            if getattr(form, "new_credential", None) is not None:
+                changes.save_record(form.new_credential, created=True, **_actor(request))
+                record.administrative_credential = form.new_credential
+            changes.save_record(record, created=instance is None, changed=form.changed_data, **_actor(request))
         _warn_unverified(request, record, form.changed_data)
         messages.success(request, f"{model._meta.verbose_name} {record} saved.")
         return redirect(record)

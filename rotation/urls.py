@@ -9,6 +9,7 @@ urlpatterns = [
     path("users/<int:pk>/history/", views.user_history, name="user-history"),
     path("users/<int:pk>/status.json", views.user_status, name="user-status"),
     path("directories/<int:pk>/test/", views.test_connection, name="test-connection"),
+    path("directories/test/", views.test_unsaved_connection, name="test-unsaved-connection"),
     path("directories/<int:pk>/discover/", views.discover_accounts, name="discover-accounts"),
     path("directories/<int:pk>/adopt/", views.adopt_accounts, name="adopt-accounts"),
     path("attempts/<int:pk>/", views.attempt_detail, name="attempt-detail"),

@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from accounts.mfa import require_verified
+from records.forms import RETYPE_SECRET, DirectoryForm
 from records.models import PamDirectory, PamUser
 from rotation import audit, directories, discovery, ldap, reveal, services, status
 from rotation.forms import AdoptForm, DiscoveryFilterForm
@@ -133,6 +134,35 @@ def test_connection(request, pk):
     )
     context = {"directory": directory, "steps": steps, "ok": all(step.ok for step in steps)}
     return render(request, "rotation/test_connection.html", context)
+
+
+@login_required
+@require_POST
+@require_verified
+def test_unsaved_connection(request):
+    """Test a directory form's settings as typed; nothing is saved and no password is sent back."""
+    _require(request, "records.rotate_credentials")
+    directory_id = request.GET.get("directory", "")
+    instance = None
+    if directory_id.isascii() and directory_id.isdigit() and len(directory_id) < 19:
+        instance = get_object_or_404(PamDirectory, pk=int(directory_id))
+    form = DirectoryForm(request.POST, instance=instance)
+    if not form.is_valid():
+        errors = [
+            f"{form.fields[name].label if name in form.fields else 'form'}: {message}"
+            for name, messages in form.errors.items()
+            for message in messages
+            if message != RETYPE_SECRET
+        ]
+        return JsonResponse({"ok": False, "steps": [], "errors": errors})
+    directory = form.save(commit=False)  # unsaved, as is a credential created on the form
+    steps = directories.test_connection(directory, actor=request.user, remote_address=_client_address(request))
+    return JsonResponse(
+        {
+            "ok": all(step.ok for step in steps),
+            "steps": [{"name": step.name, "ok": step.ok, "message": step.message} for step in steps],
+        }
+    )
 
 
 # -- History and live status of one account --------------------------------------------------

@@ -86,6 +86,9 @@ def make_directory(configuration=None, **fields) -> PamDirectory:
 def make_user(configuration=None, password: str = "", **fields) -> PamUser:
     fields.setdefault("title", f"User {next(_counter)}")
     fields.setdefault("login", fields["title"].lower().replace(" ", ""))
+    # The factory keeps the pre-issue-16 defaults (rotation off, on demand): tests opt into rotation.
+    fields.setdefault("rotation_enabled", False)
+    fields.setdefault("schedule_type", "ON_DEMAND")
     if configuration is None:
         resource = fields.get("resource")
         configuration = resource.configuration if resource else make_configuration()
