@@ -51,6 +51,9 @@ class AdoptForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("initial", {"schedule_type": schedules.USE_DEFAULT})
+        # Only a template of schedule and complexity: without a directory it must not claim rotation,
+        # or the model's "pick the directory" rule names a field this form does not have.
+        kwargs.setdefault("instance", PamUser(rotation_enabled=False))
         super().__init__(*args, **kwargs)
         self.helper = FormHelper(self)
         self.helper.form_tag = False

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.urls import reverse
+from django.urls import URLResolver, get_resolver, reverse
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from records import schedules
 from records.models import PamUser
@@ -30,7 +33,9 @@ def admin_client(client, alice):
 @pytest.mark.parametrize("version", ["abc", "1e9", "\x00", "-1", "9" * 30, " 1"])
 def test_reveal_with_a_malformed_version_is_not_found_not_a_server_error(admin_client, version):
     pam_user = make_user(password="Stored-Pass-1!")
-    response = admin_client.post(reverse("rotation:reveal-password", args=[pam_user.pk]), {"version": version})
+    response = admin_client.post(
+        reverse("rotation:reveal-password", args=[pam_user.pk]), {"version": version}
+    )
     assert response.status_code == 404
 
 
@@ -46,7 +51,11 @@ def test_bulk_rotate_with_an_id_past_64_bits_selects_nothing(admin_client, value
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     "cursor",
-    ["0001-01-01T00:00:00+23:59,1", "9999-12-31T23:59:59-23:59,1", "0001-01-01T00:00:00+23:59,99999999999999999999"],
+    [
+        "0001-01-01T00:00:00+23:59,1",
+        "9999-12-31T23:59:59-23:59,1",
+        "0001-01-01T00:00:00+23:59,99999999999999999999",
+    ],
 )
 def test_an_audit_cursor_outside_the_datetime_range_is_ignored(admin_client, cursor):
     assert audit.parse_cursor(cursor) is None
@@ -97,3 +106,169 @@ def test_pam_rotation_edit_refuses_a_cron_that_never_fires_without_a_traceback(e
     out = io.StringIO()
     call_command("pam_rotation", "list", stdout=out)
     assert "never fires" in out.getvalue()
+
+
+# -- Property: arbitrary query parameters and bodies, every view -------------------------------
+# Every named route of the apps below is requested with arbitrary query parameters (GET) and an
+# arbitrary body (POST; JSON for the API), as an Administrator, with real ids in the path. Each
+# example runs in a savepoint that is rolled back, so a delete or sign-out does not starve the next.
+
+APPS = ("records", "rotation", "accounts", "api", "scripts")
+KNOWN_KEYS = [
+    *configuration_data(),
+    *user_data(PamUser(pk=1)),
+    "q", "page", "page_size", "cursor", "before", "after", "format", "from", "to", "event", "outcome",
+    "actor", "configuration", "directory", "account", "status", "rotation", "overdue", "type", "state",
+    "version", "user", "users", "next", "code", "token", "name", "file", "command", "order", "decision",
+    "password", "new_password1", "new_password2", "old_password", "role", "is_active", "expires_days",
+    "allowed_networks", "configurations", "dn", "adopt", "adopt_all", "filter", "uid", "hostname",
+    "port", "directory_type", "ca_certificate", "all", "select", "person", "reason",
+]  # fmt: skip
+NASTY = [
+    "", "0", "-1", "1", str(2**31), str(2**63), str(2**64 + 1), "9" * 40, "1e9", "1.5", "abc", "\x00",
+    "a\x00b", "0001-01-01T00:00:00+23:59,1", "9999-12-31T23:59:59-23:59,1", "0001-01-01", "9999-12-31",
+    "2026-02-30", "csv", "jsonl", "json", "table", "on", "off", "true", "CRON", "DAILY", "0 0 31 2 *",
+    "* * * * *", "UTC", "Mars/Olympus", "25:61", "%", "%00", "[]", "{}", "null", "../../etc/passwd",
+    "<script>", "' OR 1=1 --", "ldap://x", "10.0.0.0/33", "20,1,1,1,1", "1,9,9,9,9", "x" * 300,
+]  # fmt: skip
+value = st.one_of(st.sampled_from(NASTY), st.text(max_size=30), st.integers().map(str))
+key = st.one_of(st.sampled_from(sorted(set(KNOWN_KEYS))), st.text(min_size=1, max_size=12))
+form_data = st.dictionaries(key, st.one_of(value, st.lists(value, min_size=1, max_size=3)), max_size=8)
+json_value = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.sampled_from(NASTY), st.text(max_size=20)),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(key, inner, max_size=3)),
+    max_leaves=8,
+)
+json_body = st.one_of(st.dictionaries(key, json_value, max_size=8), json_value)
+PROPERTY_SETTINGS = settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    derandomize=True,
+)
+
+
+def _routes(patterns=None, namespace="", params=()) -> list[tuple[str, tuple[str, ...]]]:
+    """Return (namespaced name, path parameter names) for every named route of APPS."""
+    found = []
+    for entry in get_resolver().url_patterns if patterns is None else patterns:
+        names = (*params, *entry.pattern.regex.groupindex)
+        if isinstance(entry, URLResolver):
+            inner = f"{namespace}:{entry.namespace}" if namespace and entry.namespace else entry.namespace
+            found += _routes(entry.url_patterns, inner or namespace, names)
+        elif entry.name and namespace.split(":")[0] in APPS:
+            found.append((f"{namespace}:{entry.name}", names))
+    return sorted(set(found))
+
+
+ROUTES = _routes()
+
+
+@pytest.fixture
+def world(alice, carol):
+    """Seed one record of each kind the routes name, and return the values their paths take."""
+    from django.utils import timezone
+
+    from api.models import Application, Token
+    from rotation.models import AttemptState, AuditEvent, PasswordVersion, RotationAttempt
+    from scripts.models import PostRotationScript
+
+    configuration = make_configuration(title="World")
+    admin = make_user(configuration, title="World rotator", password="Admin-Pass-1!", rotation_enabled=False)
+    # Port 9 on loopback refuses at once, so Test connection and discovery answer quickly.
+    directory = make_directory(configuration, title="World LDAP", port=9, administrative_credential=admin)
+    pam_user = make_user(
+        configuration,
+        title="World user",
+        password="User-Pass-1!",
+        resource=directory,
+        distinguished_name="cn=world,dc=example,dc=com",
+    )
+    version = PasswordVersion.objects.create(
+        user=pam_user, password_encrypted=pam_user.password_encrypted, replaced_at=timezone.now()
+    )
+    attempt = RotationAttempt.objects.create(user=pam_user, state=AttemptState.FAILED)
+    audit.record_event(AuditEvent.RECORD_UPDATED, instance=pam_user, actor=alice)
+    application = Application.objects.create(name="world-app")
+    application.configurations.add(configuration)
+    token, _clear = Token.issue(application=application, created_by=alice)
+    script = PostRotationScript.objects.create(user=pam_user, file="deploy.sh")
+    return {
+        "configuration": configuration,
+        "directory": directory,
+        "user": pam_user,
+        "version": version,
+        "attempt": attempt,
+        "application": application,
+        "token": token,
+        "script": script,
+        "person": carol,
+        "alice": alice,
+    }
+
+
+def _path(route: str, names: tuple[str, ...], world: dict) -> str:
+    """Return the route's URL with real ids of the seeded records in it."""
+    app, _, name = route.partition(":")
+    owner = next((kind for kind in ("configuration", "directory", "user", "attempt") if kind in name), "")
+    if app == "rotation" and name in ("test-connection", "discover-accounts", "adopt-accounts"):
+        owner = "directory"
+    if app == "rotation" and name.startswith(("rotate", "reveal")):
+        owner = "user"
+    if app == "accounts":
+        owner = "person"
+    if app == "api" and name.startswith("application"):
+        owner = "application"
+    if app == "api" and name.startswith("token"):
+        owner = "token"
+    if app == "scripts":
+        owner = "attempt" if name in ("rerun", "decide") else "script"
+        if name == "attach":
+            owner = "user"
+    if app == "api" and name.startswith("audit-event"):
+        owner = ""
+    values = {
+        "pk": world[owner].pk if owner else 1,
+        "uid": world[owner or "user"].uid if owner in ("configuration", "directory", "user") else "x",
+        "token": "world",
+        "kind": "user",
+        "name": world["user"].title,
+    }
+    return reverse(route, kwargs={key: values[key] for key in names})
+
+
+def _assert_no_server_error(response, what) -> None:
+    if getattr(response, "streaming", False):
+        b"".join(response.streaming_content)  # an export fails while it streams, not before
+    assert response.status_code < 500, what
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("route", "names"), ROUTES, ids=[route for route, _ in ROUTES])
+@PROPERTY_SETTINGS
+@given(query=form_data, body=form_data, json_data=json_body)
+def test_arbitrary_input_to_any_view_is_never_a_server_error(
+    client, world, route, names, query, body, json_data
+):
+    from django.db import transaction
+
+    url = _path(route, names, world)
+    with transaction.atomic():
+        client.force_login(world["alice"])
+        session = client.session
+        session["bulk_rotations"] = {"world": [world["attempt"].pk]}
+        session.save()
+        _assert_no_server_error(client.get(url, query), ("GET", url, query))
+        _assert_no_server_error(client.post(url, body), ("POST", url, body))
+        if route.startswith("api:"):
+            for method in (client.post, client.put, client.patch):
+                response = method(url, json.dumps(json_data), content_type="application/json")
+                _assert_no_server_error(response, (method.__name__, url, json_data))
+        transaction.set_rollback(True)
+
+
+def test_the_property_covers_every_app_and_both_path_kinds():
+    apps = {route.split(":")[0] for route, _ in ROUTES}
+    assert apps == set(APPS)
+    assert any("pk" in names for _, names in ROUTES) and any("uid" in names for _, names in ROUTES)
+    assert len(ROUTES) > 50
