@@ -7,10 +7,10 @@ from django.urls import reverse
 
 from records import schedules
 from records.forms import RETYPE_SECRET, ConfigurationForm, UserForm
-from records.models import PamConfiguration, PamUser
+from records.models import PamConfiguration, PamDirectory, PamUser
 from rotation.models import AuditEvent
-from tests.conftest import make_configuration
-from tests.test_records_forms import configuration_data, user_data
+from tests.conftest import PERSONA_PASSWORD, make_configuration, make_user
+from tests.test_records_forms import configuration_data, directory_data, user_data
 
 
 @pytest.fixture
@@ -117,3 +117,111 @@ def test_a_password_typed_into_a_failing_form_must_be_re_entered_and_the_page_sa
     # No note when no password was typed.
     response = signed_in.post(reverse("records:user-create"), user_data(configuration, title=""))
     assert RETYPE_SECRET not in response.content.decode()
+
+
+# -- 1. Creating a directory ---------------------------------------------------------------------
+
+
+def test_the_directory_form_creates_its_administrative_credential_in_the_same_save(signed_in):
+    configuration = make_configuration(title="Only one")
+    page = signed_in.get(reverse("records:directory-create")).content.decode()
+    assert f'<option value="{configuration.pk}" selected>' in page  # the only configuration
+    assert "or create one below" in page and 'name="new_credential_login"' in page
+    data = directory_data(
+        configuration,
+        new_credential_login="cn=rotator,ou=service,dc=example,dc=com",
+        new_credential_dn="cn=rotator,ou=service,dc=example,dc=com",
+        new_credential_password="Inline-Admin-Secret-9",
+        new_credential_title="Corp rotator",
+    )
+    response = signed_in.post(reverse("records:directory-create"), data)
+    assert response.status_code == 302, response.context["form"].errors
+    directory = PamDirectory.objects.get()
+    admin = directory.administrative_credential
+    assert admin.title == "Corp rotator" and admin.configuration == configuration
+    assert admin.get_password() == "Inline-Admin-Secret-9" and admin.rotation_enabled is False
+    created = AuditEvent.objects.filter(event=AuditEvent.RECORD_CREATED).values_list("record_type", flat=True)
+    assert sorted(created) == ["pamdirectory", "pamuser"]
+    assert "Inline-Admin-Secret-9" not in signed_in.get(response.url).content.decode()
+
+
+def test_a_refused_directory_form_creates_no_credential_and_asks_for_the_password_again(signed_in):
+    configuration = make_configuration()
+    data = directory_data(
+        configuration,
+        hostname="",
+        new_credential_login="rotator",
+        new_credential_password="Inline-Admin-Secret-9",
+    )
+    response = signed_in.post(reverse("records:directory-create"), data)
+    page = response.content.decode()
+    assert response.status_code == 200 and not PamUser.objects.exists() and not PamDirectory.objects.exists()
+    assert RETYPE_SECRET in page and "Inline-Admin-Secret-9" not in page
+    both = directory_data(
+        configuration,
+        administrative_credential=str(make_user(configuration=configuration).pk),
+        new_credential_login="rotator",
+    )
+    form = signed_in.post(reverse("records:directory-create"), both).context["form"]
+    assert "not both" in " ".join(form.errors["new_credential_login"])
+
+
+def test_the_directory_form_offers_the_ports_and_the_unsaved_test(signed_in):
+    page = signed_in.get(reverse("records:directory-create")).content.decode()
+    assert 'id="test-unsaved-connection"' in page and "js/record_form.js" in page
+    assert reverse("rotation:test-unsaved-connection") in page
+
+
+@pytest.fixture
+def slapd_configuration(db, slapd):
+    return make_configuration(title="Lab")
+
+
+def unsaved_directory(slapd, configuration, **overrides) -> dict:
+    fields = {
+        "title": "Lab LDAP",
+        "hostname": slapd.host,
+        "port": str(slapd.ldaps_port),
+        "ca_certificate": slapd.tls.ca_pem,
+        "new_credential_login": slapd.rotator_dn,
+        "new_credential_dn": slapd.rotator_dn,
+        "new_credential_password": slapd.rotator_password,
+    }
+    return directory_data(configuration, **{**fields, **overrides})
+
+
+def test_test_connection_runs_on_the_unsaved_form_and_stores_nothing(client, bob, slapd, slapd_configuration):
+    assert client.login(username="bob", password=PERSONA_PASSWORD)
+    url = reverse("rotation:test-unsaved-connection")
+    response = client.post(url, unsaved_directory(slapd, slapd_configuration))
+    answer = response.json()
+    assert answer["ok"] is True, answer
+    assert [step["ok"] for step in answer["steps"]] == [True] * len(answer["steps"]) and answer["steps"]
+    assert slapd.rotator_password not in response.content.decode()
+    assert not PamDirectory.objects.exists() and not PamUser.objects.exists()
+    event = AuditEvent.objects.get(event=AuditEvent.CONNECTION_TESTED)
+    assert event.outcome == "ok" and event.record_title == "Lab LDAP"
+    assert slapd.rotator_password not in event.message
+
+    wrong = client.post(
+        url, unsaved_directory(slapd, slapd_configuration, new_credential_password="Wrong-Admin-Secret-3")
+    )
+    assert wrong.json()["ok"] is False
+    assert "Wrong-Admin-Secret-3" not in wrong.content.decode()
+    assert not PamUser.objects.exists()
+
+    invalid = client.post(url, unsaved_directory(slapd, slapd_configuration, hostname="")).json()
+    assert invalid["ok"] is False and any("Hostname or IP" in error for error in invalid["errors"]), invalid
+
+
+def test_the_unsaved_test_is_for_operators_and_needs_csrf(db, carol, bob):
+    from django.test import Client
+
+    url = reverse("rotation:test-unsaved-connection")
+    viewer = Client()
+    viewer.force_login(carol)
+    assert viewer.post(url, {}).status_code == 403
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(bob)
+    assert strict.post(url, {}).status_code == 403
+    assert strict.get(url).status_code == 405
