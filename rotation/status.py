@@ -14,7 +14,16 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from records.models import AccountState, PamConfiguration, PamDirectory, PamUser, RotationStatus
-from rotation.models import FAILED_STATES, OK_STATES, Heartbeat, RotationAttempt
+from rotation.models import (
+    ACTIVE_STATES,
+    FAILED_STATES,
+    OK_STATES,
+    AttemptState,
+    Heartbeat,
+    RotationAttempt,
+    Trigger,
+)
+from rotation.services import RETRY_DELAYS
 
 HEARTBEAT_STALE_AFTER = dt.timedelta(minutes=2)
 
@@ -32,12 +41,15 @@ class ChartDay:
 
 
 def rotations_per_day(days: int = 30, now: dt.datetime | None = None) -> list[ChartDay]:
-    """Return successes and failures per day for the last days, in one aggregate query."""
+    """Return successes and failures per day for the last days, in one aggregate query.
+
+    A failure that was retried is not counted: its retry is (the final outcome of the slot).
+    """
     now = timezone.localtime(now or timezone.now())
     first = now.date() - dt.timedelta(days=days - 1)
     start = dt.datetime.combine(first, dt.time.min, tzinfo=now.tzinfo)
     rows = (
-        RotationAttempt.objects.filter(created_at__gte=start)
+        RotationAttempt.objects.filter(created_at__gte=start, retry__isnull=True)
         .annotate(day=TruncDate("created_at", tzinfo=now.tzinfo))
         .values("day")
         .annotate(
@@ -53,6 +65,45 @@ def rotations_per_day(days: int = 30, now: dt.datetime | None = None) -> list[Ch
         row = by_day.get(day, {})
         chart.append(ChartDay(day, row.get("ok", 0), row.get("failed", 0)))
     return chart
+
+
+@dataclass
+class RetryNote:
+    """Where the retry of a failed attempt stands: waiting for its backoff, for a worker, or running."""
+
+    retry: RotationAttempt
+    seconds: int  # until it is sent to a worker; 0 once due
+
+    @property
+    def tries(self) -> int:
+        return len(RETRY_DELAYS) + 1
+
+    def __str__(self) -> str:
+        where = f"try {self.retry.try_number} of {self.tries}"
+        if self.retry.state == AttemptState.RUNNING:
+            return f"Retrying now ({where})"
+        if self.seconds > 0:
+            return f"Retrying in {self.seconds} s ({where})"
+        return f"Retrying as soon as a worker takes it ({where})"
+
+
+def retry_note(attempt: RotationAttempt, now: dt.datetime | None = None) -> RetryNote | None:
+    """Return how the retry of an attempt stands: the attempt's own retry, or the attempt if it is a waiting retry."""
+    if attempt.state in ACTIVE_STATES:
+        retry = attempt if attempt.trigger == Trigger.RETRY else None
+    else:
+        retry = RotationAttempt.objects.filter(retry_of=attempt, state__in=ACTIVE_STATES).first()
+    if retry is None:
+        return None
+    now = now or timezone.now()
+    seconds = max(0, round((retry.retry_at - now).total_seconds())) if retry.retry_at else 0
+    return RetryNote(retry, seconds)
+
+
+def pending_retries(user_ids) -> dict[int, RotationAttempt]:
+    """Return the queued or running retry of each of these accounts that has one, in one query."""
+    retries = RotationAttempt.objects.filter(user_id__in=user_ids, trigger=Trigger.RETRY, state__in=ACTIVE_STATES)
+    return {retry.user_id: retry for retry in retries}
 
 
 def overdue_users(now: dt.datetime | None = None):

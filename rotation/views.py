@@ -85,12 +85,14 @@ def attempt_detail(request, pk):
 def attempt_status(request, pk):
     _require(request, "rotation.view_rotationattempt")
     attempt = get_object_or_404(RotationAttempt, pk=pk)
+    retry = status.retry_note(attempt)
+    waits_for_retry = retry is not None and retry.retry != attempt
     return JsonResponse(
         {
             "id": attempt.pk,
             "state": attempt.state,
-            "state_display": attempt.get_state_display(),
-            "finished": attempt.is_finished,
+            "state_display": "Retrying" if waits_for_retry else attempt.get_state_display(),
+            "finished": attempt.is_finished and not waits_for_retry,
             "error_class": attempt.error_class,
             "error_message": attempt.error_message,
         }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import re
 import socket
 
 import pytest
@@ -166,3 +167,48 @@ def test_one_state_has_one_badge_colour_everywhere(client, carol, db):
     for state in ("succeeded", "failed", "unknown", "running"):
         assert attempt_class(state) != "text-bg-secondary"
     assert attempt_class("succeeded") == attempt_class("reconciled")
+
+
+# -- 2. Retries shown as retries, counted once ---------------------------------------------------
+
+
+def test_a_failure_with_a_retry_queued_says_retrying_and_links_to_the_retry(
+    client, alice, ldap_env, unique_name
+):
+    user = ldap_env.account(unique_name("retry"))
+    unreachable(ldap_env)
+    first = rotate(user)
+    retry = RotationAttempt.objects.get(retry_of=first)
+    login(client, alice)
+
+    page = client.get(reverse("rotation:attempt-detail", args=[first.pk])).content.decode()
+    state = client.get(reverse("rotation:attempt-status", args=[first.pk])).json()
+    account = client.get(user.get_absolute_url()).content.decode()
+    retry_page = client.get(retry.get_absolute_url()).content.decode()
+    dashboard = client.get(reverse("records:dashboard")).content.decode()
+
+    assert first.state == AttemptState.FAILED
+    assert re.search(r"Retrying in (29|30) s \(try 2 of 3\)", page), page
+    assert f'href="{retry.get_absolute_url()}" id="retry-link">rotation #2</a>' in page
+    assert ">Retrying</span>" in page and 'data-finished="0"' in page
+    assert state["finished"] is False and state["state_display"] == "Retrying"
+    assert re.search(r"is <span id=\"active-retry\">retrying in (29|30) s \(try 2 of 3\)", account)
+    assert f'after <a href="{first.get_absolute_url()}">rotation #1</a> failed' in retry_page
+    assert re.search(r"retrying\">Retrying in (29|30) s \(try 2 of 3\)", dashboard)
+
+
+def test_the_chart_counts_a_retried_slot_once_as_its_final_outcome(ldap_env, unique_name):
+    from rotation import status
+
+    user = ldap_env.account(unique_name("thrice"))
+    unreachable(ldap_env)
+    attempt = rotate(user)
+    while (retry := RotationAttempt.objects.filter(retry_of=attempt).first()) is not None:
+        services.run_attempt(retry.pk)
+        attempt = retry
+    failures = RotationAttempt.objects.filter(user=user, state=AttemptState.FAILED).count()
+
+    today = status.rotations_per_day(days=1)[0]
+
+    assert failures == 3 and attempt.try_number == 3
+    assert (today.ok, today.failed) == (0, 1)

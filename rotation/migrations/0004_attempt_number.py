@@ -19,6 +19,26 @@ def number_existing_attempts(apps, schema_editor):
     attempt_model.objects.bulk_update(changed, ["number"])
 
 
+def link_existing_retries(apps, schema_editor):
+    """Link each existing retry to the failed try before it (same account and slot, one try earlier)."""
+    attempt_model = apps.get_model("rotation", "RotationAttempt")
+    for retry in attempt_model.objects.filter(trigger="retry", retry_of__isnull=True).order_by("id"):
+        failed = (
+            attempt_model.objects.filter(
+                user_id=retry.user_id,
+                slot=retry.slot,
+                try_number=retry.try_number - 1,
+                state="failed",
+                created_at__lte=retry.created_at,
+                retry__isnull=True,
+            )
+            .order_by("-created_at", "-id")
+            .first()
+        )
+        if failed is not None:
+            attempt_model.objects.filter(pk=retry.pk).update(retry_of=failed)
+
+
 class Migration(migrations.Migration):
     dependencies = [
         ("rotation", "0003_attempt_scripts_outcome"),
@@ -43,4 +63,5 @@ class Migration(migrations.Migration):
             ),
         ),
         migrations.RunPython(number_existing_attempts, migrations.RunPython.noop),
+        migrations.RunPython(link_existing_retries, migrations.RunPython.noop),
     ]

@@ -80,6 +80,10 @@ def rotation_problems(context):
     overdue = list(
         status.overdue_users().only("id", "title", "login", "next_rotation_at")[: PROBLEMS_SHOWN + 1]
     )
+    retries = status.pending_retries([pam_user.pk for pam_user in failed])
+    for pam_user in failed:
+        retry = retries.get(pam_user.pk)
+        pam_user.retrying = status.retry_note(retry) if retry is not None else None
     account_problems = list(
         status.account_problem_users().only("id", "title", "login", "account_state", "account_state_detail")[
             : PROBLEMS_SHOWN + 1
@@ -113,6 +117,12 @@ def heartbeat_warning():
         "missing": [label for name, label in labels.items() if not state[name]],
         "minutes": int(status.HEARTBEAT_STALE_AFTER.total_seconds() // 60),
     }
+
+
+@register.simple_tag
+def retry_status(attempt):
+    """Return how an attempt's retry stands (rotation/status.py ``retry_note``), or None."""
+    return status.retry_note(attempt) if attempt is not None else None
 
 
 @register.simple_tag
