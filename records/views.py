@@ -285,7 +285,9 @@ def _edit(request: HttpRequest, model, instance=None) -> HttpResponse:
             if getattr(form, "new_credential", None) is not None:
                 changes.save_record(form.new_credential, created=True, **_actor(request))
                 record.administrative_credential = form.new_credential
-            changes.save_record(record, created=instance is None, changed=form.changed_data, **_actor(request))
+            changes.save_record(
+                record, created=instance is None, changed=form.changed_data, **_actor(request)
+            )
         _warn_unverified(request, record, form.changed_data)
         messages.success(request, f"{model._meta.verbose_name} {record} saved.")
         return redirect(record)
@@ -321,6 +323,32 @@ def record_edit(request: HttpRequest, record_type: str, pk: int) -> HttpResponse
     return _edit(request, model, get_object_or_404(model, pk=pk))
 
 
+REFERRER_SHOWN = 20
+
+
+def _referrers(record) -> list[dict]:
+    """Return what still refers to a record and so blocks its deletion (the PROTECT links), per kind."""
+    if isinstance(record, PamConfiguration):
+        kinds = [
+            ("directory", "directories", record.directories.all()),
+            ("user", "users", record.users.all()),
+        ]
+    elif isinstance(record, PamDirectory):
+        kinds = [("user it rotates", "users it rotates", record.users.all())]
+    else:
+        kinds = [
+            ("directory it administers", "directories it administers", record.administered_directories.all())
+        ]
+    found = []
+    for one, many, queryset in kinds:
+        shown = list(queryset.order_by("title")[: REFERRER_SHOWN + 1])
+        if shown:
+            count = len(shown) if len(shown) <= REFERRER_SHOWN else queryset.count()
+            label = one if count == 1 else many
+            found.append({"label": label, "count": count, "records": shown[:REFERRER_SHOWN]})
+    return found
+
+
 @login_required
 def record_delete(request: HttpRequest, record_type: str, pk: int) -> HttpResponse:
     model = RECORD_TYPES[record_type]
@@ -345,6 +373,7 @@ def record_delete(request: HttpRequest, record_type: str, pk: int) -> HttpRespon
         "record_type": record_type,
         "verbose_name": model._meta.verbose_name,
         "blockers": blockers[:20],
+        "referrers": [] if blockers else _referrers(record),
     }
     return render(request, "records/record_confirm_delete.html", context, status=409 if blockers else 200)
 

@@ -9,7 +9,7 @@ from records import schedules
 from records.forms import RETYPE_SECRET, ConfigurationForm, UserForm
 from records.models import PamConfiguration, PamDirectory, PamUser
 from rotation.models import AuditEvent
-from tests.conftest import PERSONA_PASSWORD, make_configuration, make_user
+from tests.conftest import PERSONA_PASSWORD, make_configuration, make_directory, make_user
 from tests.test_records_forms import configuration_data, directory_data, user_data
 
 
@@ -225,3 +225,39 @@ def test_the_unsaved_test_is_for_operators_and_needs_csrf(db, carol, bob):
     strict.force_login(bob)
     assert strict.post(url, {}).status_code == 403
     assert strict.get(url).status_code == 405
+
+
+# -- 6. The delete page lists what still refers to the record, before the click -----------------
+
+
+def test_the_delete_page_lists_the_directories_and_users_of_a_configuration_before_the_click(signed_in):
+    configuration = make_configuration(title="Busy")
+    directory = make_directory(configuration, title="Busy LDAP")
+    make_user(configuration=configuration, title="svc-one", resource=directory)
+    page = signed_in.get(reverse("records:configuration-delete", args=[configuration.pk])).content.decode()
+    assert 'id="delete-referrers"' in page
+    assert "1 directory:" in page and "Busy LDAP" in page and "1 user:" in page and "svc-one" in page
+    assert 'type="submit" class="btn btn-danger"' not in page  # a click that would be refused is not offered
+
+
+def test_the_delete_page_names_a_directorys_users_and_its_credential_link(signed_in):
+    configuration = make_configuration()
+    admin = make_user(configuration=configuration, title="the admin")
+    directory = make_directory(configuration, title="Lab", administrative_credential=admin)
+    page = signed_in.get(reverse("records:directory-delete", args=[directory.pk])).content.decode()
+    assert 'id="delete-credential-link"' in page and "the admin" in page
+    assert 'id="delete-referrers"' not in page and "btn btn-danger" in page
+    make_user(configuration=configuration, title="rotated", resource=directory)
+    page = signed_in.get(reverse("records:directory-delete", args=[directory.pk])).content.decode()
+    assert "1 user it rotates" in page and "rotated" in page
+
+
+def test_the_delete_page_names_the_directories_a_user_administers(signed_in):
+    configuration = make_configuration()
+    admin = make_user(configuration=configuration, title="the admin")
+    make_directory(configuration, title="Administered", administrative_credential=admin)
+    page = signed_in.get(reverse("records:user-delete", args=[admin.pk])).content.decode()
+    assert "1 directory it administers" in page and "Administered" in page
+    free = make_user(configuration=configuration, title="free")
+    page = signed_in.get(reverse("records:user-delete", args=[free.pk])).content.decode()
+    assert "This cannot be undone" in page and "btn btn-danger" in page
