@@ -6,6 +6,7 @@ import datetime as dt
 from zoneinfo import available_timezones
 
 from django.contrib import messages
+from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db import models, transaction
@@ -15,6 +16,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts import roles
 from accounts.mfa import require_verified
 from records import access, changes, imports, keeper, schedules
 from records.complexity import ComplexityError
@@ -88,9 +90,17 @@ def _schedule_summary(schedule: schedules.Schedule) -> dict:
     }
 
 
+def _administrators() -> list:
+    """Return a few active people who can give someone a role (Administrators and superusers)."""
+    people = get_user_model().objects.filter(Q(is_superuser=True) | Q(groups__name=roles.ADMINISTRATORS))
+    return list(people.filter(is_active=True).distinct().order_by("username")[:5])
+
+
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
-    access.require_any_view(request.user, [PamConfiguration, PamDirectory, PamUser])
+    if not any(access.can(request.user, model, "view") for model in (PamConfiguration, PamDirectory, PamUser)):
+        # Signed in but given no role yet: say so, and whom to ask, rather than a bare 403.
+        return render(request, "records/no_role.html", {"administrators": _administrators()})
     # The figures come from rotation's template tags (rotation/status.py), like /healthz's.
     return render(request, "records/dashboard.html")
 

@@ -261,3 +261,48 @@ def test_the_delete_page_names_the_directories_a_user_administers(signed_in):
     free = make_user(configuration=configuration, title="free")
     page = signed_in.get(reverse("records:user-delete", args=[free.pk])).content.decode()
     assert "This cannot be undone" in page and "btn btn-danger" in page
+
+
+# -- 4. The empty app ------------------------------------------------------------------------------
+
+
+def test_the_dashboard_shows_the_get_started_path_until_the_first_account(signed_in):
+    page = signed_in.get(reverse("records:dashboard")).content.decode()
+    assert 'id="get-started"' in page
+    assert reverse("records:configuration-create") in page and reverse("records:import") in page
+    assert reverse("records:directory-create") not in page  # not before there is a configuration
+    configuration = make_configuration()
+    page = signed_in.get(reverse("records:dashboard")).content.decode()
+    assert reverse("records:directory-create") in page
+    make_directory(configuration)
+    page = signed_in.get(reverse("records:dashboard")).content.decode()
+    assert reverse("records:user-create") in page
+    make_user(configuration=configuration)
+    assert 'id="get-started"' not in signed_in.get(reverse("records:dashboard")).content.decode()
+
+
+@pytest.mark.parametrize("name", ["configuration", "directory", "user"])
+def test_an_empty_list_offers_the_create_button_to_those_who_may_create(client, alice, carol, name):
+    make_configuration() if name != "configuration" else None
+    url = reverse(f"records:{name}-list")
+    client.force_login(alice)
+    page = client.get(url).content.decode()
+    assert (
+        'id="empty-state"' in page and reverse(f"records:{name}-create") in page.split('id="empty-state"')[1]
+    )
+    assert 'id="empty-state"' not in client.get(url + "?q=nothing").content.decode()
+    client.force_login(carol)
+    page = client.get(url).content.decode()
+    assert 'id="empty-state"' in page and reverse(f"records:{name}-create") not in page
+
+
+def test_a_person_with_no_role_is_told_whom_to_ask_instead_of_a_403(client, alice, dave):
+    alice.first_name, alice.last_name = "Alice", "Admin"
+    alice.save()
+    make_configuration(title="Secret network")
+    client.force_login(dave)
+    response = client.get(reverse("records:dashboard"))
+    page = response.content.decode()
+    assert response.status_code == 200 and 'id="no-role"' in page
+    assert "Alice Admin" in page and "mailto:alice@example.test" in page
+    assert 'id="get-started"' not in page and "Secret network" not in page and "dashboard-counts" not in page

@@ -20,7 +20,8 @@ ADMINISTRATORS = {"alice"}
 
 # url name, method, which record the URL names, who may
 MATRIX = [
-    ("records:dashboard", "get", None, ANYONE_WITH_A_ROLE),
+    # Someone with no role gets a page saying so and whom to ask, not a 403 (issue 16).
+    ("records:dashboard", "get", None, {"dave", *ANYONE_WITH_A_ROLE}),
     ("records:configuration-list", "get", None, ANYONE_WITH_A_ROLE),
     ("records:directory-list", "get", None, ANYONE_WITH_A_ROLE),
     ("records:user-list", "get", None, ANYONE_WITH_A_ROLE),
