@@ -12,6 +12,7 @@ from django.db import DatabaseError
 from django.db.models import Count, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
+from django.utils.timesince import timesince
 
 from records.models import AccountState, PamConfiguration, PamDirectory, PamUser, RotationStatus
 from rotation.models import (
@@ -26,6 +27,9 @@ from rotation.models import (
 from rotation.services import RETRY_DELAYS
 
 HEARTBEAT_STALE_AFTER = dt.timedelta(minutes=2)
+# A running worker takes a queued attempt within a second (poll 0.5 s); one left waiting longer,
+# on a gateway with no fresh worker heartbeat, waits for a worker that is not there.
+WORKER_EXPECTED_WITHIN = dt.timedelta(seconds=10)
 
 
 # -- Dashboard figures ---------------------------------------------------------------------------
@@ -104,6 +108,81 @@ def pending_retries(user_ids) -> dict[int, RotationAttempt]:
     """Return the queued or running retry of each of these accounts that has one, in one query."""
     retries = RotationAttempt.objects.filter(user_id__in=user_ids, trigger=Trigger.RETRY, state__in=ACTIVE_STATES)
     return {retry.user_id: retry for retry in retries}
+
+
+def worker_seen() -> dict[str, dt.datetime]:
+    """Return when a worker of each gateway (heartbeat ``worker:<cluster>``) was last seen."""
+    prefix = "worker:"
+    beats = Heartbeat.objects.filter(name__startswith=prefix).values_list("name", "seen_at")
+    return {name[len(prefix) :]: seen_at for name, seen_at in beats}
+
+
+def gateway_problem(gateway: str, now: dt.datetime | None = None, seen: dict | None = None) -> str:
+    """Return why a gateway's rotations do not start ("No worker of gateway X is running..."), or ''."""
+    now = now or timezone.now()
+    gateway = gateway or "default"
+    seen_at = (worker_seen() if seen is None else seen).get(gateway)
+    if seen_at is not None and now - seen_at <= HEARTBEAT_STALE_AFTER:
+        return ""
+    last = (
+        "none has ever been seen"
+        if seen_at is None
+        else f"the last one was seen {timesince(seen_at, now)} ago"
+    )
+    return (
+        f'No worker of gateway "{gateway}" is running ({last}): its rotations wait until '
+        f"`Q_CLUSTER_NAME={gateway} manage.py qcluster` runs on a host that reaches its network."
+    )
+
+
+def waiting_problem(attempt: RotationAttempt, now: dt.datetime | None = None) -> dict | None:
+    """Return why a queued attempt is not taken (its gateway has no running worker), or None.
+
+    ``show_after_s`` is how long the page waits before showing it: a running worker takes an
+    attempt within WORKER_EXPECTED_WITHIN, so until then it would be a false alarm.
+    """
+    if attempt is None or attempt.state != AttemptState.QUEUED:
+        return None
+    now = now or timezone.now()
+    since = max(attempt.created_at, attempt.retry_at or attempt.created_at)
+    if since > now:
+        return None  # a retry still in its backoff: RetryNote says when it goes
+    reason = gateway_problem(attempt.user.configuration.gateway, now)
+    if not reason:
+        return None
+    show_after = WORKER_EXPECTED_WITHIN - (now - since)
+    return {"reason": reason, "show_after_s": max(0, round(show_after.total_seconds()))}
+
+
+def due_at(user: PamUser) -> dt.datetime | None:
+    """Return when an account's overdue rotation was really due: its oldest waiting slot or request."""
+    times = [when for when in (user.next_rotation_at, user.queued_since) if when is not None]
+    return min(times) if times else None
+
+
+def stalled_gateways(now: dt.datetime | None = None) -> list[tuple[str, str, int]]:
+    """Return (gateway, reason, accounts waiting) for each gateway with waiting work and no running worker."""
+    now = now or timezone.now()
+    waiting = (
+        PamUser.objects.filter(
+            Q(pk__in=PamUser.objects.overdue(now).values("pk"))
+            | Q(
+                attempts__state=AttemptState.QUEUED,
+                attempts__created_at__lt=now - WORKER_EXPECTED_WITHIN,
+            )
+            & (Q(attempts__retry_at__isnull=True) | Q(attempts__retry_at__lt=now - WORKER_EXPECTED_WITHIN))
+        )
+        .values_list("configuration__gateway")
+        .annotate(n=Count("id", distinct=True))
+        .values_list("configuration__gateway", "n")
+    )
+    seen = worker_seen()
+    stalled = []
+    for gateway, count in sorted(waiting):
+        reason = gateway_problem(gateway, now, seen)
+        if reason:
+            stalled.append((gateway or "default", reason, count))
+    return stalled
 
 
 def overdue_users(now: dt.datetime | None = None):

@@ -6,15 +6,17 @@ import datetime as dt
 import importlib
 import re
 import socket
+from html import unescape
 
 import pytest
 from django.apps import apps as django_apps
 from django.urls import reverse
 from django.utils import timezone
 
+from records.models import PamUser
 from rotation import services
 from rotation.models import AttemptState, RotationAttempt, Trigger
-from tests.conftest import PERSONA_PASSWORD, make_user
+from tests.conftest import PERSONA_PASSWORD, make_configuration, make_directory, make_user
 from tests.test_rotation import make_env
 
 
@@ -212,3 +214,66 @@ def test_the_chart_counts_a_retried_slot_once_as_its_final_outcome(ldap_env, uni
 
     assert failures == 3 and attempt.try_number == 3
     assert (today.ok, today.failed) == (0, 1)
+
+
+# -- 1. A gateway with no running worker -----------------------------------------------------------
+
+
+def gateway_user(gateway: str, title: str):
+    """Return an account that could rotate, in a configuration whose gateway is ``gateway``."""
+    directory = make_directory(make_configuration(gateway=gateway))
+    return make_user(
+        title=title, resource=directory, distinguished_name=f"uid={title},dc=example", rotation_enabled=True
+    )
+
+
+def test_a_queued_attempt_of_a_gateway_without_a_worker_says_so_everywhere(client, alice, db):
+    from rotation.models import Heartbeat
+
+    Heartbeat.beat("worker:default")  # another gateway's worker runs; this one's never did
+    user = gateway_user("branch-office", "svc-branch")
+    attempt = services.request_rotation(user, enqueue=False)
+    queued_at = timezone.now() - dt.timedelta(minutes=7)
+    RotationAttempt.objects.filter(pk=attempt.pk).update(created_at=queued_at)
+    PamUser.objects.filter(pk=user.pk).update(
+        queued_since=queued_at, next_rotation_at=timezone.now() + dt.timedelta(days=5)
+    )
+    login(client, alice)
+
+    page = unescape(client.get(attempt.get_absolute_url()).content.decode())
+    account = unescape(client.get(user.get_absolute_url()).content.decode())
+    dashboard = unescape(client.get(reverse("records:dashboard")).content.decode())
+
+    said = 'No worker of gateway "branch-office" is running (none has ever been seen)'
+    assert said in page and 'data-show-after="0"' in page
+    assert said in account
+    assert said in dashboard and "1 account waits for gateway" in dashboard
+    overdue = dashboard.split('id="overdue-accounts"')[1].split("</ul>")[0]
+    assert "svc-branch" in overdue and said in overdue
+    assert re.search(r"due \d{4}-\d\d-\d\d \d\d:\d\d \(7\xa0minutes late\)", overdue), overdue
+    assert "0\xa0minutes" not in overdue
+
+
+def test_a_fresh_worker_heartbeat_of_the_gateway_means_no_warning(client, alice, db):
+    from rotation.models import Heartbeat
+
+    Heartbeat.beat("worker:branch-office")
+    user = gateway_user("branch-office", "svc-ok")
+    attempt = services.request_rotation(user, enqueue=False)
+    RotationAttempt.objects.filter(pk=attempt.pk).update(created_at=timezone.now() - dt.timedelta(minutes=7))
+
+    page = login(client, alice).get(attempt.get_absolute_url()).content.decode()
+
+    assert "No worker of gateway" not in page
+
+
+def test_a_just_queued_attempt_shows_the_warning_only_after_a_worker_would_have_taken_it(client, alice, db):
+    user = gateway_user("nowhere", "svc-new")
+    attempt = services.request_rotation(user, enqueue=False)
+
+    page = unescape(login(client, alice).get(attempt.get_absolute_url()).content.decode())
+
+    assert 'No worker of gateway "nowhere" is running' in page
+    assert re.search(
+        r'waiting-warning d-none" role="alert" id="waiting-warning" data-show-after="(9|10)"', page
+    )

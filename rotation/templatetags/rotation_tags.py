@@ -78,8 +78,16 @@ def rotation_problems(context):
         ]
     )
     overdue = list(
-        status.overdue_users().only("id", "title", "login", "next_rotation_at")[: PROBLEMS_SHOWN + 1]
+        status.overdue_users()
+        .select_related("configuration")
+        .only("id", "title", "login", "next_rotation_at", "queued_since", "configuration__gateway")[
+            : PROBLEMS_SHOWN + 1
+        ]
     )
+    seen = status.worker_seen()
+    for pam_user in overdue:
+        pam_user.due = status.due_at(pam_user)
+        pam_user.stall = status.gateway_problem(pam_user.configuration.gateway, seen=seen)
     retries = status.pending_retries([pam_user.pk for pam_user in failed])
     for pam_user in failed:
         retry = retries.get(pam_user.pk)
@@ -91,6 +99,7 @@ def rotation_problems(context):
     )
     return {
         "show": True,
+        "stalled": status.stalled_gateways(),
         "account_problems": account_problems[:PROBLEMS_SHOWN],
         "more_account_problems": len(account_problems) > PROBLEMS_SHOWN,
         "failed": failed[:PROBLEMS_SHOWN],
@@ -123,6 +132,12 @@ def heartbeat_warning():
 def retry_status(attempt):
     """Return how an attempt's retry stands (rotation/status.py ``retry_note``), or None."""
     return status.retry_note(attempt) if attempt is not None else None
+
+
+@register.inclusion_tag("rotation/_waiting.html")
+def waiting_warning(attempt):
+    """Say, on the page of a queued attempt, that its gateway has no running worker (rotation/status.py)."""
+    return {"problem": status.waiting_problem(attempt)}
 
 
 @register.simple_tag
