@@ -32,9 +32,12 @@ from rotation.ldap_errors import (
     ACCOUNT_STATE,
     ADMIN,
     AMBIGUOUS,
+    DNS_UNAVAILABLE,
     INVALID_CREDENTIALS,
+    NOT_RESOLVED,
     NOT_TRUSTED,
     SELF,
+    SPEAKS_LDAPS,
     UNREACHABLE,
     DirectoryError,
     DirectorySpec,
@@ -448,6 +451,35 @@ def _describe_tls(conn: ldap3.Connection, spec: DirectorySpec) -> str:
     return f"{version} over {how}; certificate trusted by {trust} and matching {conn.server.host}"
 
 
+def _resolution_error(spec: DirectorySpec) -> tuple[str, str] | None:
+    """Return (kind, message) when the directory's host name does not resolve, else None."""
+    try:
+        socket.getaddrinfo(spec.host, spec.port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        if exc.errno == socket.EAI_AGAIN:
+            return DirectoryError.TRANSIENT, DNS_UNAVAILABLE.format(host=spec.host)
+        return DirectoryError.CONFIGURATION, NOT_RESOLVED.format(host=spec.host)
+    except (OSError, UnicodeError):
+        return DirectoryError.CONFIGURATION, NOT_RESOLVED.format(host=spec.host)
+    return None
+
+
+def _speaks_tls(spec: DirectorySpec) -> bool:
+    """Whether the port answers a TLS handshake (LDAPS), which is why plain LDAP with StartTLS failed there.
+
+    Only the protocol is probed: nothing is sent after the handshake, so the certificate is not checked.
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # noqa: S503 - a protocol probe; no data follows the handshake
+    try:
+        with socket.create_connection((spec.host, spec.port), timeout=spec.connect_timeout) as raw:
+            with context.wrap_socket(raw, server_hostname=spec.host):
+                return True
+    except (OSError, ssl.SSLError, ValueError):
+        return False
+
+
 def _exception_error(exc: BaseException, attempt: _Attempt) -> DirectoryError:
     """Turn an ldap3 or socket exception into a DirectoryError without any of its text but the reason."""
     spec = attempt.spec
@@ -488,6 +520,17 @@ def _exception_error(exc: BaseException, attempt: _Attempt) -> DirectoryError:
         )
     if attempt.sent:
         return DirectoryError(DirectoryError.AMBIGUOUS, AMBIGUOUS, detail=reason)
+    if isinstance(exc, ldap_errors.LDAPSocketOpenError) and not spec.alternative_ips:
+        resolution = _resolution_error(spec)
+        if resolution is not None:
+            return DirectoryError(*resolution, detail=reason)
+    if (
+        isinstance(exc, ldap_errors.LDAPCommunicationError)
+        and spec.start_tls
+        and not spec.use_ssl
+        and _speaks_tls(spec)
+    ):
+        return DirectoryError(DirectoryError.CONFIGURATION, SPEAKS_LDAPS.format(where=where), detail=reason)
     if isinstance(exc, ldap_errors.LDAPCommunicationError | ldap_errors.LDAPResponseTimeoutError | OSError):
         return DirectoryError(
             DirectoryError.TRANSIENT,

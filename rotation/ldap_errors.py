@@ -77,6 +77,14 @@ AMBIGUOUS = (
     "the connection failed after the password change was sent, so the outcome is unknown: "
     "check which password binds (the new one or the current one) before trying again"
 )
+SPEAKS_LDAPS = (
+    "{where} speaks LDAPS, not LDAP with StartTLS: turn off StartTLS (and turn on Use SSL), "
+    "or use the directory's LDAP port (389)"
+)
+NOT_RESOLVED = (
+    "the host name {host} does not resolve (DNS): check its spelling, or enter the directory's IP address"
+)
+DNS_UNAVAILABLE = "the DNS server did not answer for {host}: try again later"
 NOT_TRUSTED = (
     "the directory's certificate is not trusted: paste the issuing CA certificate into the "
     "directory's CA certificate field"

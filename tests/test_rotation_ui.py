@@ -277,3 +277,56 @@ def test_a_just_queued_attempt_shows_the_warning_only_after_a_worker_would_have_
     assert re.search(
         r'waiting-warning d-none" role="alert" id="waiting-warning" data-show-after="(9|10)"', page
     )
+
+
+# -- 5. Directory errors that are configuration, not an outage --------------------------------------
+
+
+def slapd_spec(slapd, **fields):
+    from rotation.ldap import DirectorySpec
+
+    fields.setdefault("host", slapd.host)
+    fields.setdefault("port", slapd.ldaps_port)
+    return DirectorySpec(ca_certificate=slapd.tls.ca_pem, directory_type="openldap", **fields)
+
+
+def test_starttls_against_the_ldaps_port_is_a_configuration_error_that_names_the_fix(slapd):
+    from rotation import ldap
+
+    spec = slapd_spec(slapd, use_ssl=False, start_tls=True)
+
+    with pytest.raises(ldap.DirectoryError) as info:
+        ldap.verify_password(spec, slapd.rotator_dn, slapd.rotator_password)
+
+    assert info.value.kind == ldap.DirectoryError.CONFIGURATION, info.value
+    assert "speaks LDAPS" in info.value.message and "turn off StartTLS" in info.value.message
+    assert "unreachable" not in info.value.message
+
+
+def test_a_host_name_that_does_not_resolve_is_a_configuration_error_that_says_dns(slapd):
+    from rotation import ldap
+
+    spec = slapd_spec(slapd, host="no-such-directory.invalid", use_ssl=True)
+
+    with pytest.raises(ldap.DirectoryError) as info:
+        ldap.verify_password(spec, slapd.rotator_dn, slapd.rotator_password)
+
+    assert info.value.kind == ldap.DirectoryError.CONFIGURATION, info.value
+    assert "no-such-directory.invalid" in info.value.message and "DNS" in info.value.message
+    assert "check that it is running" not in info.value.message
+
+
+def test_a_rotation_meeting_either_error_fails_without_a_retry(ldap_env, unique_name):
+    user = ldap_env.account(unique_name("tls"))
+    ldap_env.directory.use_ssl, ldap_env.directory.start_tls = False, True
+    ldap_env.directory.save()
+    tls = rotate(user)
+    ldap_env.directory.hostname, ldap_env.directory.use_ssl = "nowhere.invalid", True
+    ldap_env.directory.save()
+    dns = rotate(user)
+
+    for attempt in (tls, dns):
+        assert attempt.state == AttemptState.FAILED and attempt.error_class == "configuration", (
+            attempt.error_message
+        )
+        assert not RotationAttempt.objects.filter(retry_of=attempt).exists()
