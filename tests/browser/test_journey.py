@@ -49,6 +49,8 @@ def create_user(page, base: str, title: str, configuration: str, login: str, pas
         page.check("#id_rotation_enabled")
         page.select_option("#id_resource", label=resource)
         page.select_option("#id_schedule_type", value="ON_DEMAND")
+    else:  # a new user rotates by default (issue 16); one without a directory cannot
+        page.uncheck("#id_rotation_enabled")
     page.click("input[type=submit][value=Save]")
     expect(page.locator("h1")).to_have_text(title)
 
