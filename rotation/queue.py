@@ -48,7 +48,7 @@ class AttemptBatcher:
     as soon as they fill, so workers start while the rest is still being dispatched.
     """
 
-    def __init__(self, total: int, workers: int | None = None, largest: int = 25):
+    def __init__(self, total: int, workers: int | None = None, largest: int = 100):
         workers = workers or settings.Q_WORKERS
         self.size = max(1, min(largest, total // (workers * 4) or 1))
         self.pending: dict[str, list[int]] = {}
