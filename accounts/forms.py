@@ -9,6 +9,7 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 
 from accounts import roles, signin
+from accounts.models import Preference
 from rotation.models import AuditEvent
 
 
@@ -72,5 +73,22 @@ class PersonForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.helper = FormHelper(self)
+        self.helper.form_tag = False
+
+
+class TimeZoneForm(forms.ModelForm):
+    """The zone a person's pages show times in (validated on the model)."""
+
+    class Meta:
+        model = Preference
+        fields = ["time_zone"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from accounts.timezones import zone_names
+
+        choices = [("", "My browser's time zone")] + [(name, name) for name in zone_names()]
+        self.fields["time_zone"].widget = forms.Select(choices=choices)
         self.helper = FormHelper(self)
         self.helper.form_tag = False

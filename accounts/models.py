@@ -14,6 +14,7 @@ from binascii import unhexlify
 from urllib.parse import quote, urlencode
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django_otp.models import Device, ThrottlingMixin, TimestampMixin
 from django_otp.oath import TOTP
@@ -52,6 +53,29 @@ class Profile(models.Model):
         cls.objects.update_or_create(user=user, defaults={"source": source})
 
 
+def validate_time_zone(value: str) -> None:
+    """Refuse a time zone name that is not in the IANA database."""
+    from accounts.timezones import is_zone
+
+    if value and not is_zone(value):
+        raise ValidationError(f"{value} is not an IANA time zone name (for example Europe/Berlin).")
+
+
+class Preference(models.Model):
+    """A person's own display settings: the time zone pages show times in (blank: the browser's)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="preference")
+    time_zone = models.CharField(
+        max_length=64,
+        blank=True,
+        validators=[validate_time_zone],
+        help_text="Times on every page are shown in this zone; blank uses your browser's zone.",
+    )
+
+    def __str__(self) -> str:
+        return f"{self.user}: {self.time_zone or 'browser time zone'}"
+
+
 def hash_recovery_code(code: str) -> str:
     """Return the stored form of a recovery code: the SHA-256 of its letters and digits, lowercased."""
     normalized = "".join(ch for ch in code.lower() if ch.isalnum())
@@ -62,6 +86,7 @@ class TOTPDevice(TimestampMixin, ThrottlingMixin, Device):
     """An RFC 6238 authenticator app (SHA-1, 6 digits, 30 s) whose seed is stored encrypted."""
 
     key_encrypted = models.TextField()
+    encrypted_fields = ("key_encrypted",)  # rotate_encryption_key re-encrypts it; start-up checks it
     step = 30
     digits = 6
     tolerance = 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.dispatch import receiver
 
-from accounts import mfa, sessions, signin
+from accounts import mfa, sessions, signin, timezones
 from rotation.models import AuditEvent
 
 
@@ -16,6 +16,7 @@ def signed_in(sender, request, user, **kwargs):
         return
     sessions.stamp(request)
     request.session[mfa.ENROLLED_SESSION_KEY] = mfa.is_enrolled(user)
+    timezones.remember(request, timezones.person_zone(user))
     backend = getattr(user, "backend", "") or ""
     how = "directory" if "directory" in backend.lower() or "ldap" in backend.lower() else "local password"
     signin.audit(request, AuditEvent.SIGNIN_OK, user=user, note=f"signed in with a {how}")

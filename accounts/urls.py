@@ -6,6 +6,7 @@ app_name = "accounts"
 
 urlpatterns = [
     path("security/", views.security, name="security"),
+    path("time-zone/", views.time_zone, name="time-zone"),
     path("password/", views.password_change, name="password-change"),
     path("sign-out-everywhere/", views.sign_out_everywhere, name="sign-out-everywhere"),
     path("mfa/enrol/", views.mfa_enrol, name="mfa-enrol"),

@@ -15,9 +15,9 @@ from django.urls import reverse, reverse_lazy
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from accounts import mfa, roles, sessions, signin
-from accounts.forms import CodeForm, PersonForm, SignInForm
-from accounts.models import Profile, RecoveryCodeDevice, Source, TOTPDevice
+from accounts import mfa, roles, sessions, signin, timezones
+from accounts.forms import CodeForm, PersonForm, SignInForm, TimeZoneForm
+from accounts.models import Preference, Profile, RecoveryCodeDevice, Source, TOTPDevice
 from rotation.models import AuditEvent
 
 sign_in = LoginView.as_view(form_class=SignInForm, template_name="registration/login.html",
@@ -58,8 +58,24 @@ def security(request: HttpRequest) -> HttpResponse:
         "local": Profile.source_of(request.user) == Source.LOCAL,
         "verified": request.user.is_verified(),
         "must_enrol": mfa.must_enrol(request.user),
+        "time_zone_form": TimeZoneForm(instance=Preference.objects.filter(user=request.user).first()),
     }
     return render(request, "accounts/security.html", context)
+
+
+@login_required
+@require_POST
+def time_zone(request: HttpRequest) -> HttpResponse:
+    preference = Preference.objects.filter(user=request.user).first() or Preference(user=request.user)
+    form = TimeZoneForm(request.POST, instance=preference)
+    if not form.is_valid():
+        messages.error(request, "Time zone not changed: " + "; ".join(form.errors.get("time_zone", [])))
+        return redirect("accounts:security")
+    form.save()
+    timezones.remember(request, preference.time_zone)
+    chosen = preference.time_zone or "your browser's time zone"
+    messages.success(request, f"Times are now shown in {chosen}.")
+    return redirect("accounts:security")
 
 
 def _replacing_unverified(request: HttpRequest) -> bool:

@@ -250,7 +250,7 @@ def test_a_queued_attempt_of_a_gateway_without_a_worker_says_so_everywhere(clien
     assert said in dashboard and "1 account waits for gateway" in dashboard
     overdue = dashboard.split('id="overdue-accounts"')[1].split("</ul>")[0]
     assert "svc-branch" in overdue and said in overdue
-    assert re.search(r"due \d{4}-\d\d-\d\d \d\d:\d\d \(7\xa0minutes late\)", overdue), overdue
+    assert re.search(r"due <time [^>]*>\d{4}-\d\d-\d\d \d\d:\d\d UTC</time> \(7\xa0minutes late\)", overdue)
     assert "0\xa0minutes" not in overdue
 
 
@@ -330,3 +330,64 @@ def test_a_rotation_meeting_either_error_fails_without_a_retry(ldap_env, unique_
             attempt.error_message
         )
         assert not RotationAttempt.objects.filter(retry_of=attempt).exists()
+
+
+# -- 6. Times in the viewer's zone, UTC on hover --------------------------------------------------
+
+
+def finished_attempt() -> RotationAttempt:
+    user = make_user(title="svc-times")
+    at = dt.datetime(2026, 7, 1, 10, 30, 5, tzinfo=dt.UTC)
+    attempt = RotationAttempt.objects.create(user=user, state=AttemptState.SUCCEEDED)
+    RotationAttempt.objects.filter(pk=attempt.pk).update(created_at=at, started_at=at, finished_at=at)
+    return attempt
+
+
+def test_times_are_shown_in_the_browsers_zone_with_utc_on_hover(client, carol):
+    attempt = finished_attempt()
+    client.cookies["pamrotate_tz"] = "Europe/Berlin"
+
+    page = login(client, carol).get(attempt.get_absolute_url()).content.decode()
+
+    assert (
+        '<time datetime="2026-07-01T10:30:05Z" title="2026-07-01 10:30:05 UTC">2026-07-01 12:30:05 CEST</time>'
+        in page
+    )
+    assert 'data-viewer-zone="Europe/Berlin" data-viewer-zone-from="browser"' in page
+
+
+def test_a_persons_own_zone_wins_over_the_browser_and_follows_them_to_a_new_sign_in(client, carol):
+    attempt = finished_attempt()
+    client.cookies["pamrotate_tz"] = "Europe/Berlin"
+    login(client, carol)
+
+    saved = client.post(reverse("accounts:time-zone"), {"time_zone": "Asia/Tokyo"})
+    page = client.get(attempt.get_absolute_url()).content.decode()
+    client.logout()
+    client.cookies["pamrotate_tz"] = "America/New_York"
+    again = login(client, carol).get(attempt.get_absolute_url()).content.decode()
+    security = client.get(reverse("accounts:security")).content.decode()
+
+    assert saved.status_code == 302
+    for body in (page, again):
+        assert ">2026-07-01 19:30:05 JST</time>" in body and 'data-viewer-zone-from="person"' in body
+    assert 'value="Asia/Tokyo" selected' in security
+
+
+@pytest.mark.parametrize("zone", ["Mars/Olympus", "", "../../etc/passwd", "x" * 200])
+def test_a_bad_zone_is_refused_or_ignored_without_an_error(client, carol, zone):
+    attempt = finished_attempt()
+    login(client, carol)
+    client.cookies["pamrotate_tz"] = zone
+
+    saved = client.post(reverse("accounts:time-zone"), {"time_zone": zone})
+    page = client.get(attempt.get_absolute_url())
+
+    assert saved.status_code == 302 and page.status_code == 200
+    assert ">2026-07-01 10:30:05 UTC</time>" in page.content.decode()
+
+
+def test_the_time_zone_setting_needs_a_signed_in_post(client, carol):
+    assert client.post(reverse("accounts:time-zone"), {"time_zone": "Asia/Tokyo"}).status_code == 302
+    login(client, carol)
+    assert client.get(reverse("accounts:time-zone")).status_code == 405
