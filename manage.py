@@ -6,9 +6,14 @@ import sys
 
 
 def main():
-    """Run administrative tasks."""
+    """Load the project's .env, check the encryption keys, then run the command."""
+    from pamrotate.envfile import load_env_file
+
+    load_env_file()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pamrotate.settings")
     try:
+        import django
+        from django.core.exceptions import ImproperlyConfigured
         from django.core.management import execute_from_command_line
     except ImportError as exc:
         raise ImportError(
@@ -16,6 +21,14 @@ def main():
             "available on your PYTHONPATH environment variable? Did you "
             "forget to activate a virtual environment?"
         ) from exc
+    try:
+        django.setup()
+        from pamrotate import crypto
+
+        # Every command and worker refuses to start with keys that cannot read what is stored.
+        crypto.check_keys()
+    except ImproperlyConfigured as exc:
+        sys.exit(f"pamrotate: cannot start: {exc}")
     execute_from_command_line(sys.argv)
 
 

@@ -11,6 +11,14 @@ import os
 
 from django.core.asgi import get_asgi_application
 
+from pamrotate.envfile import load_env_file
+
+load_env_file()
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pamrotate.settings")
 
 application = get_asgi_application()
+
+from pamrotate import crypto  # noqa: E402  (after the apps are loaded)
+
+# The web refuses to start, rather than serve pages and fail on the first secret, with wrong keys.
+crypto.check_keys()

@@ -86,6 +86,15 @@ if MODE not in ("production", "dev"):
 PRODUCTION = MODE == "production"
 DEBUG = env_bool("PAMROTATE_DEBUG", False)
 DATA_DIR = Path(env_str("PAMROTATE_DATA_DIR", str(BASE_DIR / "data")))
+# The data directory holds the database (sessions, secrets' ciphertexts), dev keys and the cache:
+# private to the service's user (0700), in every mode.
+try:
+    DATA_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+except OSError:
+    pass  # e.g. /var/lib not writable: the operator creates it; what needs it says so when used
+if not PRODUCTION and DATA_DIR == BASE_DIR / "data":
+    # Tighten the ./data an earlier `make run` created 0755; a directory someone named is theirs.
+    DATA_DIR.chmod(0o700)
 
 SECRET_KEY = env_secret("PAMROTATE_SECRET_KEY")
 if not SECRET_KEY:
@@ -97,8 +106,14 @@ if not SECRET_KEY:
     SECRET_KEY = dev_secret_file(DATA_DIR / "secret_key", lambda: secrets.token_urlsafe(50))
 
 # Encryption keys for secrets at rest (see pamrotate/crypto.py). The first key encrypts; all decrypt.
-ENCRYPTION_KEYS = env_secret("PAMROTATE_ENCRYPTION_KEY")
+# PAMROTATE_ENCRYPTION_KEY_FILE stays a file (not read into ENCRYPTION_KEYS like other _FILE
+# secrets) so that rotate_encryption_key can rewrite it and running workers reload it.
+ENCRYPTION_KEYS = env_str("PAMROTATE_ENCRYPTION_KEY")
 ENCRYPTION_KEY_FILE = env_str("PAMROTATE_ENCRYPTION_KEY_FILE")
+# Checked at every start (crypto.check_keys): the keys must decrypt what they encrypted before.
+ENCRYPTION_CANARY_FILE = DATA_DIR / "encryption.canary"
+if ENCRYPTION_KEYS and ENCRYPTION_KEY_FILE:
+    raise ImproperlyConfigured("set PAMROTATE_ENCRYPTION_KEY or PAMROTATE_ENCRYPTION_KEY_FILE, not both")
 if not ENCRYPTION_KEYS and not ENCRYPTION_KEY_FILE:
     if PRODUCTION:
         raise ImproperlyConfigured(
@@ -171,6 +186,17 @@ TEMPLATES = [
 WSGI_APPLICATION = "pamrotate.wsgi.application"
 
 
+def private_database_file(path: Path) -> None:
+    """Create the SQLite file 0600 before SQLite does (0644); its -wal and -shm files copy that mode."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        if not PRODUCTION and path.parent == BASE_DIR / "data" and path.stat().st_mode & 0o077:
+            path.chmod(0o600)  # made 0644 by an earlier `make run`
+    except OSError:
+        pass  # a directory that does not exist yet: SQLite will say so when it is used
+
+
 def database_settings() -> dict:
     """Return the default database: SQLite in the data directory unless DATABASE_URL names one."""
     url = env_str("DATABASE_URL")
@@ -190,6 +216,7 @@ def database_settings() -> dict:
     if url and not url.startswith("sqlite:///"):
         raise ImproperlyConfigured("DATABASE_URL must start with postgresql:// or sqlite:///")
     path = url.removeprefix("sqlite:///") if url else str(DATA_DIR / "pamrotate.sqlite3")
+    private_database_file(Path(path))
     return {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": path,
@@ -346,6 +373,10 @@ LOGGING = {
     "loggers": {
         # ldap3 can log whole requests (with passwords) at its debug levels: keep it quiet.
         "ldap3": {"level": "WARNING"},
+        # django-q2 logs four INFO lines every 30 s, and axes one per command start and sign-in: they
+        # buried the one-time admin password and every CLI answer. Our own loggers stay at INFO.
+        "django-q": {"level": env_str("PAMROTATE_Q_LOG_LEVEL", "WARNING")},
+        "axes": {"level": "WARNING"},
     },
 }
 

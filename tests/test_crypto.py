@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,6 +25,7 @@ def key_file(settings, tmp_path):
     crypto.write_key_file(path, [crypto.Key.generate()])
     settings.ENCRYPTION_KEYS = ""
     settings.ENCRYPTION_KEY_FILE = str(path)
+    settings.ENCRYPTION_CANARY_FILE = tmp_path / "encryption.canary"
     crypto.reset_ring()
     yield path
     crypto.reset_ring()
@@ -168,3 +172,190 @@ def test_the_leak_scan_sees_every_table_including_django_q_task_payloads():
         success=True,
     )
     assert canary in database_text()
+
+
+# -- Keys are checked at start (issue 16) -------------------------------------------------------
+
+CREATE_USER = (
+    "from records.models import PamConfiguration, PamUser\n"
+    "c = PamConfiguration.objects.create(title='C')\n"
+    "u = PamUser(configuration=c, title='U', login='u', rotation_enabled=False)\n"
+    "u.set_password('Stored-Under-A-1!')\n"
+    "u.save()\n"
+)
+COUNT_USERS = "from records.models import PamUser; print('users', PamUser.objects.count())"
+
+
+def new_key_text() -> str:
+    return crypto.Key.generate().to_text()
+
+
+@pytest.fixture
+def production(tmp_path):
+    """A production-mode data directory, migrated, with one user whose password is under key A."""
+    from tests.test_settings import production_env, run_manage
+
+    env = production_env(tmp_path)
+    out = run_manage("migrate", "--noinput", "-v0", **env)
+    assert out.returncode == 0, out.stderr
+    out = run_manage("shell", "-c", CREATE_USER, **env)
+    assert out.returncode == 0, out.stderr
+    return env
+
+
+def test_a_wrong_key_stops_commands_the_worker_and_the_web_naming_the_problem_not_the_key(production):
+    from tests.test_settings import run_manage
+
+    wrong = new_key_text()
+    env = production | {"PAMROTATE_ENCRYPTION_KEY": wrong}
+    checked = {
+        "check": run_manage("check", **env),
+        "create a user": run_manage("shell", "-c", CREATE_USER, **env),
+        "qcluster": run_manage("qcluster", **env),
+        "web": subprocess.run(
+            [sys.executable, "-c", "import pamrotate.wsgi"],
+            env=run_manage_env(env),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        ),
+    }
+    for what, out in checked.items():
+        assert out.returncode != 0, what
+        assert "PAMROTATE_ENCRYPTION_KEY cannot decrypt the canary file" in out.stderr, (what, out.stderr)
+        assert crypto.Key.from_text(wrong).kid in out.stderr, what
+        assert (
+            wrong not in out.stderr + out.stdout and production["PAMROTATE_ENCRYPTION_KEY"] not in out.stderr
+        )
+    # Nothing was written under the wrong key: the right one still reads one user.
+    out = run_manage("shell", "-c", COUNT_USERS, **production)
+    assert out.returncode == 0 and "users 1" in out.stdout, out.stderr
+
+
+def run_manage_env(env: dict) -> dict:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("PAMROTATE_", "DJANGO_"))}
+    return clean | {"PAMROTATE_ENV_FILE": ""} | env
+
+
+def test_a_host_without_the_canary_is_stopped_by_the_stored_secrets(production, tmp_path):
+    from tests.test_settings import run_manage
+
+    (tmp_path / "encryption.canary").unlink()
+    out = run_manage("check", **(production | {"PAMROTATE_ENCRYPTION_KEY": new_key_text()}))
+    assert out.returncode != 0
+    assert "cannot decrypt the stored PAM user #1" in out.stderr, out.stderr
+
+
+@pytest.mark.parametrize(
+    ("mangle", "message"),
+    [
+        (lambda key: key[:-6], "must be 32 bytes"),  # truncated
+        (lambda key: key[:20] + "!" + key[21:], "not valid base64"),  # b64decode alone would skip the "!"
+        (lambda key: "not-a-key at all", "PAMROTATE_ENCRYPTION_KEY: key 1 of 3"),
+        (lambda key: f"{key},", ""),  # a trailing comma is fine
+    ],
+)
+def test_a_truncated_or_non_base64_key_is_refused_at_start(production, mangle, message):
+    from tests.test_settings import run_manage
+
+    key = production["PAMROTATE_ENCRYPTION_KEY"]
+    mangled = mangle(key)
+    out = run_manage("check", **(production | {"PAMROTATE_ENCRYPTION_KEY": mangled}))
+    if not message:
+        assert out.returncode == 0, out.stderr
+        return
+    assert out.returncode != 0 and message in out.stderr, out.stderr
+    assert "pamrotate: cannot start:" in out.stderr and "Traceback" not in out.stderr
+    assert key[:-6] not in out.stderr
+
+
+def test_a_rotation_in_progress_new_key_first_and_old_after_starts(production):
+    from tests.test_settings import run_manage
+
+    keys = f"{new_key_text()},{production['PAMROTATE_ENCRYPTION_KEY']}"
+    out = run_manage("check", **(production | {"PAMROTATE_ENCRYPTION_KEY": keys}))
+    assert out.returncode == 0, out.stderr
+
+
+def write_production_key_file(tmp_path, env: dict) -> tuple[dict, Path]:
+    """Return the production env with the key moved from PAMROTATE_ENCRYPTION_KEY to a 0600 key file."""
+    path = tmp_path / "etc-encryption.key"
+    crypto.write_key_file(path, [crypto.Key.from_text(env["PAMROTATE_ENCRYPTION_KEY"])])
+    env = {k: v for k, v in env.items() if k != "PAMROTATE_ENCRYPTION_KEY"}
+    return env | {"PAMROTATE_ENCRYPTION_KEY_FILE": str(path)}, path
+
+
+def test_rotate_encryption_key_works_with_an_explicit_key_file_in_production(production, tmp_path):
+    from tests.test_settings import run_manage
+
+    env, path = write_production_key_file(tmp_path, production)
+    old = crypto.parse_keys(path.read_text())[0].kid
+
+    out = run_manage("rotate_encryption_key", **env)
+
+    assert out.returncode == 0, out.stderr
+    keys = crypto.parse_keys(path.read_text())
+    assert len(keys) == 1 and keys[0].kid != old and f"under key {keys[0].kid}" in out.stdout
+    assert path.stat().st_mode & 0o777 == 0o600
+    # The next start reads the canary and the secret under the new key alone.
+    show = "from records.models import PamUser; print(PamUser.objects.get().get_password())"
+    out = run_manage("shell", "-c", show, **env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "Stored-Under-A-1!"
+
+
+def test_a_running_process_reloads_an_explicit_key_file_in_production(production, tmp_path):
+    from tests.test_settings import run_manage
+
+    env, path = write_production_key_file(tmp_path, production)
+    script = (
+        "from pathlib import Path\n"
+        "from django.conf import settings\n"
+        "from pamrotate import crypto\n"
+        "assert settings.ENCRYPTION_KEYS == '' and crypto.key_file_path() == Path(settings.ENCRYPTION_KEY_FILE)\n"
+        "before = crypto.ring()\n"
+        "new = crypto.Key.generate()\n"
+        "crypto.write_key_file(crypto.key_file_path(), [new, *before.keys])\n"
+        "after = crypto.ring()\n"
+        "print('reloaded', after.current.kid == new.kid and len(after.keys) == 2)\n"
+    )
+    out = run_manage("shell", "-c", script, **env)
+    assert out.returncode == 0, out.stderr
+    assert "reloaded True" in out.stdout
+
+
+def test_both_key_variables_at_once_are_refused(tmp_path):
+    from tests.test_settings import production_env, run_manage
+
+    env = production_env(tmp_path) | {"PAMROTATE_ENCRYPTION_KEY_FILE": str(tmp_path / "k")}
+    out = run_manage("check", **env)
+    assert out.returncode != 0 and "not both" in out.stderr
+
+
+@pytest.mark.django_db
+def test_check_keys_writes_the_canary_once_and_accepts_the_same_keys(key_file, settings):
+    canary = Path(settings.ENCRYPTION_CANARY_FILE)
+    crypto.check_keys()
+    first = canary.read_text()
+    assert canary.stat().st_mode & 0o777 == 0o600 and "pamrotate" not in first
+    crypto.check_keys()
+    assert canary.read_text() == first
+    crypto.write_key_file(key_file, [crypto.Key.generate()])
+    with pytest.raises(ImproperlyConfigured, match="cannot decrypt the canary file"):
+        crypto.check_keys()
+
+
+@pytest.mark.django_db
+def test_key_rotation_reencrypts_the_canary_and_second_factor_seeds(key_file, settings, alice):
+    from accounts.models import TOTPDevice
+
+    crypto.check_keys()
+    device = TOTPDevice.start(alice)
+    seed = device.bin_key
+
+    call_command("rotate_encryption_key", stdout=open("/dev/null", "w"))
+
+    crypto.check_keys()  # the canary follows the new key
+    device.refresh_from_db()
+    assert device.key_encrypted.split(":")[1] == crypto.ring().current.kid
+    assert device.bin_key == seed

@@ -12,6 +12,7 @@ import pytest
 
 def run_manage(*args, **env_overrides):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PAMROTATE_", "DJANGO_"))}
+    env["PAMROTATE_ENV_FILE"] = ""  # a developer's .env (make run writes one) must not change the test
     env.update(env_overrides)
     return subprocess.run(
         [sys.executable, "manage.py", *args], env=env, capture_output=True, text=True, timeout=120
@@ -74,3 +75,32 @@ def test_templates_hold_no_inline_script_or_style():
         if "<script>" in text or " style=" in text or "<style" in text or " onclick=" in text:
             offenders.append(str(path))
     assert offenders == []
+
+
+def test_a_key_file_readable_by_others_warns_and_fails_check_deploy(tmp_path):
+    from pamrotate import crypto
+
+    path = tmp_path / "encryption.key"
+    crypto.write_key_file(path, [crypto.Key.generate()])
+    env = production_env(tmp_path)
+    del env["PAMROTATE_ENCRYPTION_KEY"]
+    env["PAMROTATE_ENCRYPTION_KEY_FILE"] = str(path)
+    assert run_manage("check", "--deploy", **env).returncode == 0  # 0600: fine
+
+    path.chmod(0o644)
+    out = run_manage("check", **env)
+    assert out.returncode == 0 and "pamrotate.W001" in out.stderr and "chmod 600" in out.stderr
+    out = run_manage("check", "--deploy", **env)
+    assert out.returncode != 0 and "pamrotate.E001" in out.stderr, out.stdout + out.stderr
+
+
+def test_dev_mode_keeps_the_data_directory_and_database_private(tmp_path):
+    data = tmp_path / "data"
+    env = {"PAMROTATE_MODE": "dev", "PAMROTATE_DATA_DIR": str(data), "PAMROTATE_HTTPS": "0"}
+    out = run_manage("migrate", "--noinput", "-v0", **env)
+    assert out.returncode == 0, out.stderr
+    database = data / "pamrotate.sqlite3"
+    assert data.stat().st_mode & 0o777 == 0o700
+    modes = {p.name: p.stat().st_mode & 0o777 for p in data.iterdir() if p.is_file()}
+    assert modes[database.name] == 0o600, modes
+    assert all(mode == 0o600 for mode in modes.values()), modes  # keys, canary, -wal/-shm too

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-from django.apps import apps
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from pamrotate import crypto
-
-
-def encrypted_columns():
-    """Yield (model, field name) for every model field that holds a ciphertext."""
-    for model in apps.get_models():
-        for field in getattr(model, "encrypted_fields", ()):
-            yield model, field
+from pamrotate.crypto import encrypted_columns
 
 
 def reencrypt_all(ring: crypto.KeyRing) -> int:
@@ -64,6 +57,8 @@ class Command(BaseCommand):
             )
         ring = crypto.ring()
         changed = reencrypt_all(ring)
+        # The canary is checked at every start: it must not be left under a key about to go.
+        crypto.write_canary(ring)
         # 2. Prove that nothing is left under an old key before dropping any.
         leftovers = sum(
             1
