@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import zoneinfo
+from urllib.parse import unquote
 
 from django.conf import settings
 from django.http import HttpRequest
@@ -53,7 +54,7 @@ def zone_for(request: HttpRequest) -> tuple[str, str]:
         chosen = request.session.get(SESSION_KEY, "")
         if chosen and is_zone(chosen):
             return chosen, PERSON
-    browser = request.COOKIES.get(COOKIE, "")
+    browser = unquote(request.COOKIES.get(COOKIE, ""))
     if browser and is_zone(browser):
         return browser, BROWSER
     return settings.TIME_ZONE, SERVER

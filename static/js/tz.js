@@ -19,7 +19,8 @@
   var zone = browserZone();
   if (zone && storedZone() !== zone) {
     // The next page is drawn in it; this one is not reloaded (it may be the answer to a POST).
-    document.cookie = COOKIE + "=" + encodeURIComponent(zone) + "; path=/; max-age=31536000; SameSite=Lax" +
+    // IANA names are cookie-safe ASCII (letters, digits, "/", "_", "+", "-"): stored as they are.
+    document.cookie = COOKIE + "=" + zone + "; path=/; max-age=31536000; SameSite=Lax" +
       (window.location.protocol === "https:" ? "; Secure" : "");
   }
 
