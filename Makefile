@@ -25,10 +25,16 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt $(VENV)/.installed
 venv: $(VENV)/.installed
 dev-venv: $(VENV)/.installed-dev
 
+# The local mode for the README's `python manage.py ...` lines too: manage.py loads .env (the
+# environment wins). Written once, mode 0600, never overwritten (set -C).
+.env:
+	@set -C; umask 077; printf '# written by make run: manage.py reads it\nPAMROTATE_MODE=dev\nPAMROTATE_HTTPS=0\n' > $@
+	@echo "wrote $@: manage.py commands now run in the local dev mode"
+
 # Embedded default: SQLite + django-q2's ORM broker; the web server and the worker run together.
 run: export PAMROTATE_MODE ?= dev
 run: export PAMROTATE_HTTPS ?= 0
-run: venv
+run: venv .env
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(PY) manage.py ensure_admin

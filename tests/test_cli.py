@@ -266,3 +266,103 @@ def test_list_shows_every_account_the_ui_lists():
     listed = {row["title"] for row in json.loads(out)}
     assert listed == set(PamUser.objects.values_list("title", flat=True))
     assert {"Rotator credential", "Off and loose", "On the directory", "Elsewhere"} <= listed
+
+
+# -- The README's CLI lines after `make run` (issue 16) -----------------------------------------
+
+
+def _without_pamrotate_env() -> dict:
+    import os
+
+    return {k: v for k, v in os.environ.items() if not k.startswith(("PAMROTATE_", "DJANGO_"))}
+
+
+def test_make_run_writes_a_private_env_once_and_never_overwrites_it(tmp_path):
+    import subprocess
+    from pathlib import Path
+
+    makefile = Path(__file__).resolve().parent.parent / "Makefile"
+    made = subprocess.run(
+        ["make", "-s", "-f", str(makefile), ".env"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert made.returncode == 0, made.stderr
+    env_file = tmp_path / ".env"
+    assert env_file.stat().st_mode & 0o777 == 0o600
+    assert "PAMROTATE_MODE=dev" in env_file.read_text().splitlines()
+    env_file.write_text("PAMROTATE_MODE=production\n")
+    subprocess.run(["make", "-s", "-f", str(makefile), ".env"], cwd=tmp_path, capture_output=True, check=True)
+    assert env_file.read_text() == "PAMROTATE_MODE=production\n"
+
+
+def test_gitignore_keeps_the_env_file_out_of_git():
+    import subprocess
+
+    out = subprocess.run(["git", "check-ignore", "-q", ".env"], capture_output=True)
+    assert out.returncode == 0
+
+
+def test_the_readme_cli_works_with_only_the_env_file_and_prints_no_info_lines(tmp_path):
+    """A copy of the project whose only configuration is the .env `make run` writes."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    project = tmp_path / "pamrotate"
+    skip = shutil.ignore_patterns(
+        ".venv", ".git", "data", "test-artifacts", ".hypothesis", "*_cache", "*.pyc"
+    )
+    shutil.copytree(root, project, ignore=skip)
+    (project / ".env").unlink(missing_ok=True)
+    subprocess.run(["make", "-s", ".env"], cwd=project, check=True, capture_output=True)
+    env = _without_pamrotate_env()
+
+    def manage(*args):
+        # From another directory, as an operator would: the .env is found next to manage.py.
+        return subprocess.run(
+            [sys.executable, str(project / "manage.py"), *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    assert manage("migrate", "--noinput", "-v0").returncode == 0
+    out = manage("pam_rotation", "list")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "No users."
+    assert " INFO " not in out.stdout + out.stderr, out.stderr
+    assert (project / "data" / "pamrotate.sqlite3").exists()
+    # A variable set in the environment wins over the .env.
+    out = subprocess.run(
+        [sys.executable, str(project / "manage.py"), "check"],
+        env=env | {"PAMROTATE_MODE": "production"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode != 0 and "PAMROTATE_SECRET_KEY" in out.stderr
+
+
+def test_the_env_loader_reads_quotes_and_export_and_never_overrides(tmp_path, monkeypatch):
+    from pamrotate.envfile import load_env_file, parse
+
+    assert parse("# c\nexport A='x y'\nB=\"2\"\nC = 3\n\nnot a line\n") == {"A": "x y", "B": "2", "C": "3"}
+    path = tmp_path / ".env"
+    path.write_text("PAMROTATE_TEST_ONE=from-file\nPAMROTATE_TEST_TWO=from-file\n")
+    monkeypatch.setenv("PAMROTATE_TEST_ONE", "from-env")
+    monkeypatch.delenv("PAMROTATE_TEST_TWO", raising=False)
+    load_env_file(path)
+    import os
+
+    assert os.environ["PAMROTATE_TEST_ONE"] == "from-env"
+    assert os.environ.pop("PAMROTATE_TEST_TWO") == "from-file"
+
+
+def test_django_q_logs_warnings_only_and_ours_info():
+    import logging
+
+    assert logging.getLogger("django-q").getEffectiveLevel() == logging.WARNING
+    assert logging.getLogger("rotation.dispatch").getEffectiveLevel() == logging.INFO
