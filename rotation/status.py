@@ -160,16 +160,33 @@ def due_at(user: PamUser) -> dt.datetime | None:
     return min(times) if times else None
 
 
+def overdue_reason(
+    user: PamUser, now: dt.datetime | None = None, seen: dict | None = None, scheduler: bool | None = None
+) -> str:
+    """Return why an overdue account has not rotated: no worker of its gateway, or no scheduler; else ''.
+
+    Workers beat when they run a task, so a gateway is named only for an account waiting in its queue;
+    an account never dispatched waits for the scheduler (every qcluster's dispatcher).
+    """
+    now = now or timezone.now()
+    if user.queued_since is not None:
+        return gateway_problem(user.configuration.gateway, now, seen)
+    if scheduler is None:
+        scheduler = health(now)["scheduler"]
+    if not scheduler:
+        return (
+            "The scheduler is not running: no qcluster dispatched due rotations in the last "
+            f"{int(HEARTBEAT_STALE_AFTER.total_seconds() // 60)} minutes."
+        )
+    return ""
+
+
 def stalled_gateways(now: dt.datetime | None = None) -> list[tuple[str, str, int]]:
-    """Return (gateway, reason, accounts waiting) for each gateway with waiting work and no running worker."""
+    """Return (gateway, reason, accounts waiting) for each gateway with queued work and no running worker."""
     now = now or timezone.now()
     waiting = (
         PamUser.objects.filter(
-            Q(pk__in=PamUser.objects.overdue(now).values("pk"))
-            | Q(
-                attempts__state=AttemptState.QUEUED,
-                attempts__created_at__lt=now - WORKER_EXPECTED_WITHIN,
-            )
+            Q(attempts__state=AttemptState.QUEUED, attempts__created_at__lt=now - WORKER_EXPECTED_WITHIN)
             & (Q(attempts__retry_at__isnull=True) | Q(attempts__retry_at__lt=now - WORKER_EXPECTED_WITHIN))
         )
         .values_list("configuration__gateway")

@@ -391,3 +391,14 @@ def test_the_time_zone_setting_needs_a_signed_in_post(client, carol):
     assert client.post(reverse("accounts:time-zone"), {"time_zone": "Asia/Tokyo"}).status_code == 302
     login(client, carol)
     assert client.get(reverse("accounts:time-zone")).status_code == 405
+
+
+def test_an_overdue_account_never_dispatched_names_the_stopped_scheduler_not_a_gateway(client, alice, db):
+    user = gateway_user("branch-office", "svc-late")
+    PamUser.objects.filter(pk=user.pk).update(next_rotation_at=timezone.now() - dt.timedelta(hours=2))
+
+    dashboard = unescape(login(client, alice).get(reverse("records:dashboard")).content.decode())
+
+    overdue = dashboard.split('id="overdue-accounts"')[1].split("</ul>")[0]
+    assert "svc-late" in overdue and "(2\xa0hours late)" in overdue
+    assert "The scheduler is not running" in overdue and "No worker of gateway" not in overdue

@@ -84,10 +84,10 @@ def rotation_problems(context):
             : PROBLEMS_SHOWN + 1
         ]
     )
-    seen = status.worker_seen()
+    seen, scheduler = status.worker_seen(), status.health()["scheduler"]
     for pam_user in overdue:
         pam_user.due = status.due_at(pam_user)
-        pam_user.stall = status.gateway_problem(pam_user.configuration.gateway, seen=seen)
+        pam_user.stall = status.overdue_reason(pam_user, seen=seen, scheduler=scheduler)
     retries = status.pending_retries([pam_user.pk for pam_user in failed])
     for pam_user in failed:
         retry = retries.get(pam_user.pk)
