@@ -158,7 +158,10 @@ def request_rotation(
             attempt.refuse(ErrorClass.BLOCKED, blocked)
             PamUser.objects.filter(pk=user.pk).update(queued_since=None)
         elif active is not None:
-            attempt.refuse(ErrorClass.BUSY, f"Already rotating: attempt #{active.pk} is {active.state}.")
+            attempt.refuse(
+                ErrorClass.BUSY,
+                f"Already rotating: rotation #{active.number} (attempt #{active.pk}) is {active.state}.",
+            )
         else:
             attempt.save()
             _queue(attempt, enqueue)

@@ -136,7 +136,7 @@ def test_already_rotating_is_said_once(client, carol, ldap_env, unique_name):
     for url in (reverse("rotation:user-history", args=[user.pk]), user.get_absolute_url()):
         page = client.get(url).content.decode()
         assert "Already rotating: Already rotating" not in page
-        assert "Already rotating</span>: Attempt #" in page
+        assert "Already rotating</span>: Rotation #1 (attempt #" in page
 
 
 def test_the_started_column_shows_the_start_or_that_the_attempt_waits(client, carol, db):
