@@ -23,11 +23,11 @@ SCHEDULE_FIELDS = [
 ]
 # The parts of a password complexity, as fields; the model keeps Keeper's "20,1,1,1,1[,CHARS]".
 COMPLEXITY_PARTS = [
-    ("complexity_length", "length"),
-    ("complexity_upper", "minimum uppercase"),
-    ("complexity_lower", "minimum lowercase"),
-    ("complexity_digits", "minimum digits"),
-    ("complexity_special", "minimum special"),
+    ("complexity_length", "Length"),
+    ("complexity_upper", "Uppercase"),
+    ("complexity_lower", "Lowercase"),
+    ("complexity_digits", "Digits"),
+    ("complexity_special", "Special"),
 ]
 RETYPE_SECRET = "Re-enter the password: it is never sent back to the browser."  # noqa: S105 (a message)
 SCHEDULE_WIDGETS = {
@@ -108,7 +108,7 @@ class RecordForm(forms.ModelForm):
                 initial=getattr(current, name.removeprefix("complexity_"), None),
             )
         self.fields["complexity_special_chars"] = forms.CharField(
-            label="allowed special characters",
+            label="Allowed special characters",
             required=False,
             strip=False,
             max_length=100,
@@ -144,6 +144,7 @@ class RecordForm(forms.ModelForm):
         return Div(
             HTML(
                 '<p class="form-label mb-1 fw-semibold">Password complexity</p>'
+                '<p class="form-text mt-0 mb-1">The length, and at least how many of each kind.</p>'
                 + (
                     '<p class="form-text mt-0">Leave the length blank to use the configuration\'s default.</p>'
                     if optional
@@ -357,23 +358,23 @@ class DirectoryForm(RecordForm):
         "new_credential_title",
     )
     new_credential_login = forms.CharField(
-        label="login",
+        label="Login",
         required=False,
         max_length=256,
         help_text="To create the administrative credential here instead of picking one.",
     )
-    new_credential_dn = forms.CharField(label="distinguished name", required=False, max_length=1024)
+    new_credential_dn = forms.CharField(label="Distinguished name", required=False, max_length=1024)
     new_credential_password = forms.CharField(
-        label="password",
+        label="Password",
         required=False,
         strip=False,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
     )
     new_credential_title = forms.CharField(
-        label="title",
+        label="Title",
         required=False,
         max_length=200,
-        help_text='Blank: "<login> (<directory title>)".',
+        help_text="Blank: the login and the directory's title, such as “rotator (Corp LDAP)”.",
     )
 
     class Meta:
