@@ -189,7 +189,7 @@ def test_the_account_page_updates_itself_when_its_rotation_ends(page, live_serve
     attempt = RotationAttempt.objects.create(user=user, state=AttemptState.QUEUED)
     sign_in(page, live_server.url, "bob")
     page.goto(live_server.url + user.get_absolute_url())
-    expect(page.locator("#active-attempt")).to_contain_text(f"Rotation #{attempt.pk}")
+    expect(page.locator("#active-attempt")).to_contain_text(f"Rotation #{attempt.number}")
     # A worker finishes it elsewhere: the page notices and reloads by itself.
     RotationAttempt.objects.filter(pk=attempt.pk).update(state=AttemptState.FAILED, error_message="gone")
     user.rotation_status = "failed"
