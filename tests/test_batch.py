@@ -15,7 +15,12 @@ from django.utils import timezone
 from records.models import PamUser, RotationStatus
 from rotation import batch, services
 from rotation.models import AttemptState, AuditEvent, ErrorClass, PasswordVersion, RotationAttempt, Trigger
-from tests.test_rotation import STRONG, ldap_env, make_env  # noqa: F401  (ldap_env: fixture)
+from tests.test_rotation import STRONG, make_env
+
+
+@pytest.fixture
+def ldap_env(db, slapd, unique_name):
+    return make_env(slapd, unique_name)
 
 
 def queued(users) -> list[int]:
