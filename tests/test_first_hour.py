@@ -83,6 +83,11 @@ def test_gateway_and_managed_are_labelled_for_people(signed_in):
     user_page = signed_in.get(reverse("records:user-create")).content.decode()
     assert "Never rotate (pamrotate leaves this password alone)" in user_page
     assert 'name="managed"' in user_page
+    account = make_user(managed=True)
+    detail = signed_in.get(reverse("records:user-detail", args=[account.pk])).content.decode()
+    assert "Never rotate" in detail and "yes: pamrotate leaves this password alone" in detail
+    listing = signed_in.get(reverse("records:user-list")).content.decode()
+    assert "never rotated</span>" in listing
 
 
 # -- 3. Defaults ------------------------------------------------------------------------------
