@@ -402,3 +402,30 @@ def test_an_overdue_account_never_dispatched_names_the_stopped_scheduler_not_a_g
     overdue = dashboard.split('id="overdue-accounts"')[1].split("</ul>")[0]
     assert "svc-late" in overdue and "(2\xa0hours late)" in overdue
     assert "The scheduler is not running" in overdue and "No worker of gateway" not in overdue
+
+
+def test_the_failure_mail_gives_the_reason_as_one_sentence(
+    ldap_env, unique_name, settings, mailoutbox, django_capture_on_commit_callbacks
+):
+    settings.NOTIFY_EMAIL_TO = ["secops@example.test"]
+    user = ldap_env.account(unique_name("mail"))
+    ldap_env.server.delete(user.distinguished_name)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        with_code = rotate(user)
+
+    body = mailoutbox[0].body
+    assert with_code.error_code == 32
+    assert "Reason: Configuration or permission: The account's distinguished name was not found" in body
+    assert body.count("(LDAP 32)") == 1
+
+
+def test_the_migration_links_existing_retries_to_the_try_they_retry(db):
+    user = make_user()
+    failed = RotationAttempt.objects.create(user=user, state=AttemptState.FAILED)
+    retry = RotationAttempt.objects.create(user=user, trigger=Trigger.RETRY, try_number=2)
+    migration = importlib.import_module("rotation.migrations.0004_attempt_number")
+
+    migration.link_existing_retries(django_apps, None)
+
+    assert RotationAttempt.objects.get(pk=retry.pk).retry_of_id == failed.pk
