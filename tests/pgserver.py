@@ -232,6 +232,7 @@ def app_env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
         PAMROTATE_Q_SYNC="0",
         PAMROTATE_HTTPS="0",
         PAMROTATE_LOG_LEVEL="INFO",
+        PAMROTATE_Q_LOG_LEVEL="INFO",  # the tests read django-q2's "Processed" lines
     )
     env.setdefault("PAMROTATE_SECRET_KEY", secrets.token_urlsafe(50))
     if "PAMROTATE_ENCRYPTION_KEY" not in env:
