@@ -233,7 +233,12 @@ def _create_body(kind: str, world) -> dict:
             "hostname": "ldap.example.test",
             "directory_type": DirectoryType.OPENLDAP,
         }
-    return {"title": "new-user", "configuration": world["configuration"].uid, "login": "new"}
+    return {
+        "title": "new-user",
+        "configuration": world["configuration"].uid,
+        "login": "new",
+        "rotation_enabled": False,
+    }
 
 
 RECORD_KINDS = {"configurations": "configuration", "directories": "directory", "users": "user"}
