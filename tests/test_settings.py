@@ -35,7 +35,7 @@ def test_check_deploy_passes_in_production_mode(tmp_path):
     assert "no issues" in out.stdout
 
 
-def test_production_mode_refuses_a_malformed_encryption_key_at_first_use(tmp_path):
+def test_production_mode_refuses_a_malformed_encryption_key_at_start(tmp_path):
     env = production_env(tmp_path) | {"PAMROTATE_ENCRYPTION_KEY": "short"}
     out = run_manage("shell", "-c", "from pamrotate import crypto; crypto.encrypt('x')", **env)
     assert out.returncode != 0
