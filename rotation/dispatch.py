@@ -179,6 +179,7 @@ class Dispatcher(threading.Thread):
 
     def run(self) -> None:
         from django.db import close_old_connections
+        from django_q.conf import Conf
 
         last_housekeeping = 0.0
         while not self.stopping.wait(self.interval):
@@ -187,6 +188,8 @@ class Dispatcher(threading.Thread):
                 housekeeping = time.monotonic() - last_housekeeping >= self.housekeeping_every
                 tick(housekeeping=housekeeping)
                 if housekeeping:
+                    # An idle cluster is alive too: its workers beat only when they run a task.
+                    Heartbeat.beat(f"worker:{Conf.CLUSTER_NAME}")
                     last_housekeeping = time.monotonic()
             except Exception as exc:  # the loop must survive a database outage
                 log.warning("dispatcher: %s; retrying", type(exc).__name__)

@@ -313,13 +313,15 @@ def test_an_account_whose_dispatched_attempt_no_worker_took_is_overdue_and_maile
 def test_the_fallback_task_and_the_thread_run_the_same_tick(due_user, monkeypatch):
     from rotation import dispatch, tasks
 
-    ticks = []
+    ticks, beats = [], []
     monkeypatch.setattr(dispatch, "tick", lambda *a, **kw: ticks.append(kw) or {})
     tasks.dispatch()
     thread = dispatch.Dispatcher(interval=0.01)
     monkeypatch.setattr(thread.stopping, "wait", lambda interval: len(ticks) >= 3)
+    monkeypatch.setattr(dispatch.Heartbeat, "beat", beats.append)
     thread.run()
     assert ticks == [{}, {"housekeeping": True}, {"housekeeping": False}]
+    assert beats == ["worker:default"]  # an idle cluster says it is alive with its housekeeping
 
 
 def test_a_tick_resends_a_queued_attempt_that_no_worker_took(due_user, monkeypatch):
