@@ -32,7 +32,9 @@ class ClientAddressMiddleware:
     def __call__(self, request):
         if settings.BEHIND_PROXY_COUNT:
             request.META["PAMROTATE_PROXY_ADDR"] = request.META.get("REMOTE_ADDR", "")
-            request.META["REMOTE_ADDR"] = forwarded_client_address(request.META, settings.BEHIND_PROXY_COUNT) or ""
+            request.META["REMOTE_ADDR"] = (
+                forwarded_client_address(request.META, settings.BEHIND_PROXY_COUNT) or ""
+            )
         return self.get_response(request)
 
 

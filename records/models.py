@@ -104,7 +104,9 @@ class ScheduleFields(models.Model):
 
 def _same_record(one, other) -> bool:
     """Return whether two (possibly unsaved, as in an import plan) records are the same one."""
-    return one is other or (one is not None and other is not None and one.pk is not None and one.pk == other.pk)
+    return one is other or (
+        one is not None and other is not None and one.pk is not None and one.pk == other.pk
+    )
 
 
 def _related(instance, name: str):
@@ -205,7 +207,10 @@ class PamDirectory(RecordUid, models.Model):
     )
     verify_certificate = models.BooleanField(default=True)
     alternative_ips = models.TextField(
-        "alternative IPs", blank=True, validators=[validators.validate_alternative_ips], help_text="One a line."
+        "alternative IPs",
+        blank=True,
+        validators=[validators.validate_alternative_ips],
+        help_text="One a line.",
     )
     domain_name = models.CharField(max_length=253, blank=True)
     directory_type = models.CharField(max_length=20, choices=DirectoryType.choices)
@@ -362,11 +367,17 @@ class PamUserQuerySet(models.QuerySet):
             return set()
         free = models.Q(lease_until__isnull=True) | models.Q(lease_until__lt=timezone.now())
         holder = models.Case(
-            *[models.When(pk=user_id, then=models.Value(attempt_id)) for user_id, attempt_id in attempts.items()],
+            *[
+                models.When(pk=user_id, then=models.Value(attempt_id))
+                for user_id, attempt_id in attempts.items()
+            ],
             output_field=models.BigIntegerField(),
         )
         self.filter(free, pk__in=list(attempts)).update(
-            lease_until=until, lease_attempt_id=holder, rotation_status=RotationStatus.RUNNING, queued_since=None
+            lease_until=until,
+            lease_attempt_id=holder,
+            rotation_status=RotationStatus.RUNNING,
+            queued_since=None,
         )
         held = self.filter(pk__in=list(attempts), lease_attempt_id__in=list(attempts.values()))
         return set(held.values_list("lease_attempt_id", flat=True))

@@ -45,6 +45,7 @@ TIME_ZONES = sorted(available_timezones())
 IMPORT_MODELS = [PamConfiguration, PamDirectory, PamUser]
 PREVIEW_ERRORS = (schedules.ScheduleError, IndexError, KeyError, TypeError, ValueError, OverflowError)
 
+
 def _int_param(request: HttpRequest, name: str) -> int | None:
     """Return a query parameter as a positive integer, or None when it is missing or not one."""
     value = request.GET.get(name, "")
@@ -98,7 +99,9 @@ def _administrators() -> list:
 
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
-    if not any(access.can(request.user, model, "view") for model in (PamConfiguration, PamDirectory, PamUser)):
+    if not any(
+        access.can(request.user, model, "view") for model in (PamConfiguration, PamDirectory, PamUser)
+    ):
         # Signed in but given no role yet: say so, and whom to ask, rather than a bare 403.
         return render(request, "records/no_role.html", {"administrators": _administrators()})
     # The figures come from rotation's template tags (rotation/status.py), like /healthz's.
@@ -262,7 +265,11 @@ def _actor(request: HttpRequest) -> dict:
 
 def _warn_unverified(request: HttpRequest, instance, changed: list[str]) -> None:
     """Warn loudly when certificate verification was just turned off for a directory."""
-    if isinstance(instance, PamDirectory) and not instance.verify_certificate and "verify_certificate" in changed:
+    if (
+        isinstance(instance, PamDirectory)
+        and not instance.verify_certificate
+        and "verify_certificate" in changed
+    ):
         messages.warning(
             request,
             f"Certificate verification is OFF for {instance}: pamrotate will send passwords to "

@@ -103,7 +103,7 @@ def notify_script_failure(attempt: RotationAttempt) -> bool:
         if committed
         else "Scripts only: both passwords are kept (the new one as pending) until the scripts succeed "
         "or an administrator decides.",
-        "Fix the script and use \"Run scripts again\" on the attempt's page.",
+        'Fix the script and use "Run scripts again" on the attempt\'s page.',
         f"Details: {reverse('rotation:attempt-detail', args=[attempt.pk])}",
     ]
     _send(f"[pamrotate] Post-rotation script failed: {user.title}", lines, to)

@@ -106,7 +106,9 @@ def retry_note(attempt: RotationAttempt, now: dt.datetime | None = None) -> Retr
 
 def pending_retries(user_ids) -> dict[int, RotationAttempt]:
     """Return the queued or running retry of each of these accounts that has one, in one query."""
-    retries = RotationAttempt.objects.filter(user_id__in=user_ids, trigger=Trigger.RETRY, state__in=ACTIVE_STATES)
+    retries = RotationAttempt.objects.filter(
+        user_id__in=user_ids, trigger=Trigger.RETRY, state__in=ACTIVE_STATES
+    )
     return {retry.user_id: retry for retry in retries}
 
 

@@ -158,7 +158,9 @@ def test_unsaved_connection(request):
         ]
         return JsonResponse({"ok": False, "steps": [], "errors": errors})
     directory = form.save(commit=False)  # unsaved, as is a credential created on the form
-    steps = directories.test_connection(directory, actor=request.user, remote_address=_client_address(request))
+    steps = directories.test_connection(
+        directory, actor=request.user, remote_address=_client_address(request)
+    )
     return JsonResponse(
         {
             "ok": all(step.ok for step in steps),

@@ -34,7 +34,9 @@ def ensure_roles() -> None:
     roles = importlib.import_module("records.migrations.0002_roles")
     if Group.objects.filter(name__in=roles.ROLES).count() != len(roles.ROLES):
         roles.grant_roles(Group, Permission)
-        importlib.import_module("api.migrations.0002_administrators_manage_applications").grant(Group, Permission)
+        importlib.import_module("api.migrations.0002_administrators_manage_applications").grant(
+            Group, Permission
+        )
 
 
 def make_persona(name: str) -> User:

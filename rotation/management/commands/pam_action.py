@@ -155,7 +155,10 @@ class Command(BaseCommand):
             attempt.refresh_from_db()
             if attempt.state == AttemptState.QUEUED and not finished:
                 continue
-            if attempt.state in OK_STATES and attempt.scripts_state in (ScriptsState.FAILED, ScriptsState.UNKNOWN):
+            if attempt.state in OK_STATES and attempt.scripts_state in (
+                ScriptsState.FAILED,
+                ScriptsState.UNKNOWN,
+            ):
                 failed.append(attempt)
                 self.stderr.write(f"{attempt.user.title}: {attempt.scripts_message} (attempt #{attempt.pk})")
             elif attempt.state in OK_STATES:
