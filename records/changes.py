@@ -8,23 +8,11 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from records.models import PamConfiguration, PamUser
+from records.models import SCHEDULE_FIELDS, PamConfiguration, PamUser
 from records.signals import record_changed
 
 # Changing one of these on a configuration moves the next rotation of its users.
-RESCHEDULING_FIELDS = frozenset(
-    {
-        "schedule_type",
-        "schedule_time",
-        "schedule_interval",
-        "schedule_weekday",
-        "schedule_day",
-        "schedule_week",
-        "schedule_cron",
-        "schedule_tz",
-        "rotation_enabled",
-    }
-)
+RESCHEDULING_FIELDS = frozenset({*SCHEDULE_FIELDS, "rotation_enabled"})
 
 
 def announce(instance, action: str, *, actor=None, actor_name: str = "", remote_address=None, changed=()):

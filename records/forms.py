@@ -9,18 +9,8 @@ from django.core.exceptions import ValidationError
 
 from records import keeper, schedules
 from records.complexity import KEEPER_SPECIALS, Complexity, ComplexityError, keeper_text
-from records.models import PamConfiguration, PamDirectory, PamUser
+from records.models import SCHEDULE_FIELDS, PamConfiguration, PamDirectory, PamUser
 
-SCHEDULE_FIELDS = [
-    "schedule_type",
-    "schedule_time",
-    "schedule_interval",
-    "schedule_weekday",
-    "schedule_day",
-    "schedule_week",
-    "schedule_cron",
-    "schedule_tz",
-]
 # The parts of a password complexity, as fields; the model keeps Keeper's "20,1,1,1,1[,CHARS]".
 COMPLEXITY_PARTS = [
     ("complexity_length", "Length"),

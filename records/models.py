@@ -59,6 +59,19 @@ class RotationStatus(models.TextChoices):
     UNKNOWN = "unknown", "Outcome unknown"
 
 
+# The fields of one rotation schedule, in form order (forms, rescheduling and adoption use this list).
+SCHEDULE_FIELDS = (
+    "schedule_type",
+    "schedule_time",
+    "schedule_interval",
+    "schedule_weekday",
+    "schedule_day",
+    "schedule_week",
+    "schedule_cron",
+    "schedule_tz",
+)
+
+
 class ScheduleFields(models.Model):
     """The fields of one rotation schedule (see records/schedules.py for their meaning)."""
 

@@ -17,7 +17,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from records import schedules
 from records.changes import save_record
-from records.models import PamDirectory, PamUser
+from records.models import SCHEDULE_FIELDS, PamDirectory, PamUser
 from records.signals import lookup_dn
 from rotation import audit, ldap
 from rotation.directories import admin_bind_name, directory_spec
@@ -229,17 +229,7 @@ def adopt(
     return result
 
 
-ADOPTED_SCHEDULE_FIELDS = (
-    "schedule_type",
-    "schedule_time",
-    "schedule_interval",
-    "schedule_weekday",
-    "schedule_day",
-    "schedule_week",
-    "schedule_cron",
-    "schedule_tz",
-    "password_complexity",
-)
+ADOPTED_SCHEDULE_FIELDS = (*SCHEDULE_FIELDS, "password_complexity")
 
 
 def _new_user(
