@@ -7,7 +7,7 @@ import datetime as dt
 import secrets
 
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import connections, models
 from django.urls import reverse
 from django.utils import timezone
 
@@ -353,6 +353,32 @@ class PamUserQuerySet(models.QuerySet):
         return self.filter(models.Q(next_rotation_at__lt=cutoff) | models.Q(queued_since__lt=cutoff)).exclude(
             rotation_status=RotationStatus.RUNNING
         )
+
+    def take_slots(self, slots: list[tuple[int, dt.datetime, dt.datetime | None]]) -> set[int]:
+        """Move accounts' next rotation from their due slot to the following one; return the ids moved.
+
+        ``slots`` holds (account id, due slot, following slot). One conditional UPDATE … RETURNING
+        for all: a row moves only if it still holds its due slot, and whoever moves a slot owns
+        it, so two dispatchers never take the same slot.
+        """
+        if not slots:
+            return set()
+        connection = connections[self.db]
+        quote = connection.ops.quote_name
+        meta = self.model._meta
+        field = meta.get_field("next_rotation_at")
+        table, column, key = quote(meta.db_table), quote(field.column), quote(meta.pk.column)
+        # PostgreSQL cannot type a CASE of parameters that are all NULL; SQLite needs no cast.
+        value = f"CAST(%s AS {field.db_type(connection)})" if connection.vendor == "postgresql" else "%s"
+        cases = " ".join(f"WHEN %s THEN {value}" for _ in slots)
+        due = " OR ".join(f"({key} = %s AND {column} = %s)" for _ in slots)
+        sql = f"UPDATE {table} SET {column} = CASE {key} {cases} END WHERE {due} RETURNING {key}"  # noqa: S608
+        prep = lambda moment: field.get_db_prep_value(moment, connection)  # noqa: E731
+        params = [item for pk, _, following in slots for item in (pk, prep(following))]
+        params += [item for pk, slot, _ in slots for item in (pk, prep(slot))]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return {row[0] for row in cursor.fetchall()}
 
     def claim_lease(self, user_id: int, attempt_id: int, until: dt.datetime) -> bool:
         """Take an account's lease for an attempt (a conditional UPDATE); False when another holds it."""

@@ -81,12 +81,10 @@ def dispatch_due(now: dt.datetime | None = None) -> dict:
 
 def _take_slots(users: list[PamUser], now: dt.datetime) -> tuple[list[RotationAttempt], int]:
     """Move each account's due slot on and record its scheduled attempt; return them and how many were blocked."""
-    owned = []
-    for user in users:
-        slot = user.next_rotation_at
-        following = user.compute_next_rotation(after=now)
-        if PamUser.objects.filter(pk=user.pk, next_rotation_at=slot).update(next_rotation_at=following):
-            owned.append((user, slot))
+    moved = PamUser.objects.take_slots(
+        [(user.pk, user.next_rotation_at, user.compute_next_rotation(after=now)) for user in users]
+    )
+    owned = [(user, user.next_rotation_at) for user in users if user.pk in moved]
     rotating = [(user, slot) for user, slot in owned if not user.rotation_blocked_reason]
     return services.request_scheduled(rotating), len(owned) - len(rotating)
 

@@ -336,3 +336,13 @@ def test_a_tick_resends_a_queued_attempt_that_no_worker_took(due_user, monkeypat
     dispatch.tick()  # finds the orphan (its broker queue is empty) and marks it for sending
     dispatch.tick()  # sends it
     assert [attempt.pk for attempt in sent] == [orphan.pk]
+
+
+def test_a_slot_moves_once_and_only_from_its_due_value(due_user):
+    slot = due_user.next_rotation_at
+    following = slot + dt.timedelta(days=1)
+    assert PamUser.objects.take_slots([(due_user.pk, slot, following)]) == {due_user.pk}
+    assert PamUser.objects.take_slots([(due_user.pk, slot, following)]) == set()  # another dispatcher
+    assert PamUser.objects.get(pk=due_user.pk).next_rotation_at == following
+    assert PamUser.objects.take_slots([(due_user.pk, following, None)]) == {due_user.pk}
+    assert PamUser.objects.get(pk=due_user.pk).next_rotation_at is None
