@@ -45,6 +45,9 @@ def test_the_user_form_describes_the_schedule_before_saving(page, live_server):
     page.click("nav >> text=Users")
     page.click("text=New user")
     preview = page.locator("#schedule-preview")
+    # A new user follows its configuration's schedule by default.
+    expect(preview).to_contain_text("The configuration's default schedule")
+    page.select_option("#id_schedule_type", label="On demand only")
     expect(preview).to_contain_text("On demand only")
     expect(page.locator("#div_id_schedule_time")).to_be_hidden()
 
@@ -62,7 +65,8 @@ def test_the_user_form_describes_the_schedule_before_saving(page, live_server):
     expect(runs).to_have_count(3)
     for index in range(3):
         expect(runs.nth(index)).to_have_text(
-            re.compile(r"^Sun \d{4}-\d\d-\d\d 02:00 CES?T \(\d{4}-\d\d-\d\dT0[01]:00:00Z\)$")
+            # The run in the schedule's zone and in UTC, then the viewer's own time (static/js/tz.js).
+            re.compile(r"^Sun \d{4}-\d\d-\d\d 02:00 CES?T \(\d{4}-\d\d-\d\dT0[01]:00:00Z\)· your time: .+$")
         )
     save_screenshot(page, "user-form-schedule-preview")
 
