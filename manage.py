@@ -16,6 +16,12 @@ def main():
         from django.core.exceptions import ImproperlyConfigured
         from django.core.management import execute_from_command_line
     except ImportError as exc:
+        # `python manage.py …` from the README works after `make run` without activating the venv.
+        venv_python = os.path.join(os.path.dirname(os.path.abspath(__file__)), ".venv", "bin", "python")
+        if os.path.exists(venv_python) and os.path.realpath(sys.prefix) != os.path.realpath(
+            os.path.dirname(os.path.dirname(venv_python))
+        ):
+            os.execv(venv_python, [venv_python, *sys.argv])  # noqa: S606 - the same command, in the venv
         raise ImportError(
             "Couldn't import Django. Are you sure it's installed and "
             "available on your PYTHONPATH environment variable? Did you "

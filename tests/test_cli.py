@@ -366,3 +366,24 @@ def test_django_q_logs_warnings_only_and_ours_info():
 
     assert logging.getLogger("django-q").getEffectiveLevel() == logging.WARNING
     assert logging.getLogger("rotation.dispatch").getEffectiveLevel() == logging.INFO
+
+
+def test_a_python_without_django_hands_manage_py_to_the_projects_venv(tmp_path):
+    """The README's `python manage.py …` works after `make run` without activating the venv."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    base = sys._base_executable  # the interpreter the venv was made from
+    assert subprocess.run([base, "-c", "import django"], capture_output=True).returncode != 0
+    env = _without_pamrotate_env() | {
+        "PAMROTATE_MODE": "dev",
+        "PAMROTATE_DATA_DIR": str(tmp_path),
+        "PAMROTATE_ENV_FILE": "",
+    }
+    out = subprocess.run(
+        [base, str(root / "manage.py"), "check"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert "no issues" in out.stdout
