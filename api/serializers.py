@@ -9,6 +9,7 @@ from api.errors import validation_detail
 from records import changes
 from records.forms import FORMS
 from records.models import PamConfiguration, PamDirectory, PamUser
+from rotation.audit import EVENT_COLUMNS
 from rotation.models import AuditEvent, RotationAttempt
 
 # Schedule code can fail on odd input in ways other than ScheduleError; a 400 either way.
@@ -198,21 +199,7 @@ class AuditEventSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = AuditEvent
-        fields = [
-            "id",
-            "created_at",
-            "event",
-            "label",
-            "category",
-            "outcome",
-            "actor_name",
-            "remote_address",
-            "record_type",
-            "record_id",
-            "record_title",
-            "attempt_id",
-            "message",
-        ]
+        fields = [*EVENT_COLUMNS, "label"]
         read_only_fields = fields
 
 

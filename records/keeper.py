@@ -24,7 +24,7 @@ import json
 import re
 
 from records import schedules
-from records.models import DirectoryType, Environment, PamConfiguration, PamUser
+from records.models import SCHEDULE_FIELDS, DirectoryType, Environment, PamConfiguration, PamUser
 
 MAX_MB = 5
 MAX_BYTES = MAX_MB * 1024 * 1024
@@ -558,16 +558,8 @@ def _quartz(fields: dict) -> str:
 
 
 def _record_schedule(record) -> dict:
-    return {
-        "schedule_type": record.schedule_type,
-        "schedule_time": record.schedule_time,
-        "schedule_interval": record.schedule_interval,
-        "schedule_weekday": record.schedule_weekday,
-        "schedule_day": record.schedule_day,
-        "schedule_week": record.schedule_week,
-        "schedule_cron": record.schedule_cron,
-        "schedule_tz": record.schedule_tz,
-    }
+    """Return a record's schedule fields by name."""
+    return {name: getattr(record, name) for name in SCHEDULE_FIELDS}
 
 
 def _exact_json(record) -> dict:

@@ -285,22 +285,26 @@ class EventPage:
     is_first: bool = True
 
 
+# What a page of the log (the audit log page, the API's list) reads of each event.
+EVENT_COLUMNS = (
+    "id",
+    "created_at",
+    "event",
+    "category",
+    "outcome",
+    "actor_name",
+    "remote_address",
+    "record_type",
+    "record_id",
+    "record_title",
+    "attempt_id",
+    "message",
+)
+
+
 def event_page(events: QuerySet, before: str | None = None, after: str | None = None, size: int = PAGE_SIZE):
     """Return one page of events, newest first, fetching size + 1 rows to know if more exist."""
-    events = events.only(
-        "id",
-        "created_at",
-        "event",
-        "category",
-        "outcome",
-        "actor_name",
-        "remote_address",
-        "record_type",
-        "record_id",
-        "record_title",
-        "attempt_id",
-        "message",
-    )
+    events = events.only(*EVENT_COLUMNS)
     after_cursor = parse_cursor(after) if not before else None
     before_cursor = parse_cursor(before)
     if after_cursor:
