@@ -1,13 +1,16 @@
-"""Keep a signed-in person on the second-factor pages until their session is verified."""
+"""Keep a signed-in person on the second-factor pages until their session is verified (the API too)."""
 
 from __future__ import annotations
 
+from django.http import JsonResponse
 from django.shortcuts import redirect
 
 from accounts import mfa
 
-# Token clients of the API have no session; api/permissions.py asks mfa.session_is_verified itself.
-EXEMPT_PREFIXES = ("/static/", "/healthz", "/api/")
+EXEMPT_PREFIXES = ("/static/", "/healthz")
+# Machine paths answer JSON, not a redirect: a session that owes its second factor gets a 403 there.
+# (A token client has no session, so request.user is anonymous here and the check does not apply.)
+JSON_PREFIXES = ("/api/", "/v1/")
 ALWAYS_ALLOWED = {"logout"}
 STEP_VIEWS = {
     "accounts:mfa-verify": {"accounts:mfa-verify"},
@@ -46,4 +49,9 @@ class RequireMfaMiddleware:
         name = request.resolver_match.view_name if request.resolver_match else ""
         if step is None or name in ALWAYS_ALLOWED or name in STEP_VIEWS[step]:
             return None
+        if request.path.startswith(JSON_PREFIXES):
+            return JsonResponse(
+                {"detail": "Finish signing in with your second factor before using this session."},
+                status=403,
+            )
         return redirect(step)

@@ -368,3 +368,61 @@ def test_arbitrary_people_changes_never_give_a_server_error(client, alice, carol
     response = client.post(reverse("accounts:person-change", args=[carol.pk]),
                            {f"p{carol.pk}-role": role, f"p{carol.pk}-is_active": active})  # fmt: skip
     assert response.status_code == 302
+
+
+# -- The API is no way around the second factor (issue 21, defect 1) ----------------------------
+
+
+def _password_only_session(client, person):
+    """Sign in with the password alone, as a thief with a stolen password (no TOTP code) would."""
+    assert sign_in(client, person).status_code == 302
+    response = client.get(reverse("records:dashboard"))
+    assert response.status_code == 302 and response.url == reverse("accounts:mfa-verify")
+
+
+@pytest.mark.parametrize("required", [True, False])
+def test_a_session_that_has_not_passed_its_second_factor_cannot_repoint_a_directory_by_api(
+    client, alice, required
+):
+    from tests.conftest import make_directory
+
+    directory = make_directory(title="Corp AD", hostname="dc1.corp.test")
+    with override_settings(REQUIRE_MFA=required):
+        client.force_login(alice)
+        enrol(client, alice)
+        client.post(reverse("logout"))
+        _password_only_session(client, alice)
+        response = client.patch(
+            f"/api/v1/directories/{directory.uid}/",
+            data={"hostname": "attacker.example", "verify_certificate": False},
+            content_type="application/json",
+        )
+        assert response.status_code == 403, response.content
+        assert "second factor" in response.json()["detail"]
+        configuration = directory.configuration
+        response = client.patch(
+            f"/api/v1/configurations/{configuration.uid}/",
+            data={"heartbeat_hours": 1},
+            content_type="application/json",
+        )
+        assert response.status_code == 403
+        for url in ("/api/v1/users/", "/api/v1/directories/", "/api/schema/", "/v1/ldap/static-cred/x"):
+            assert client.get(url).status_code == 403, url
+    directory.refresh_from_db()
+    assert directory.hostname == "dc1.corp.test" and directory.verify_certificate
+
+
+@require_mfa
+def test_a_session_that_must_enrol_first_gets_nothing_from_the_api(client, alice):
+    client.force_login(alice)
+    assert client.get("/api/v1/directories/").status_code == 403
+
+
+def test_a_verified_session_still_uses_the_api(client, alice):
+    client.force_login(alice)
+    device, _codes = enrol(client, alice)
+    client.post(reverse("logout"))
+    _password_only_session(client, alice)
+    response = client.post(reverse("accounts:mfa-verify"), {"code": current_code(device, steps_ahead=1)})
+    assert response.status_code == 302
+    assert client.get("/api/v1/directories/").status_code == 200
