@@ -5,8 +5,9 @@ from __future__ import annotations
 from django.views.decorators.debug import sensitive_variables
 
 from api.authentication import ApplicationCaller, client_address
+from audit import events as audit
+from audit.models import AuditEvent, Category, Outcome
 from records.models import PamUser
-from rotation.models import AuditEvent
 from rotation.reveal import reveal_password
 
 
@@ -25,14 +26,24 @@ def read_credential(pam_user: PamUser, request, *, with_previous: bool = False) 
     application and the client address (rotation.reveal writes it).
     """
     who = {**caller_identity(request), "remote_address": client_address(request)}
+    if not with_previous:
+        return {
+            "password": reveal_password(pam_user, event=AuditEvent.CREDENTIAL_READ, **who),
+            "last_password": "",
+        }
+    # One read, one event: the current and the previous password are handed out together.
+    previous = pam_user.password_versions.order_by("-replaced_at", "-id").first()
     values = {
-        "password": reveal_password(pam_user, event=AuditEvent.CREDENTIAL_READ, **who),
-        "last_password": "",
+        "password": pam_user.get_password(),
+        "last_password": previous.get_password() if previous else "",
     }
-    if with_previous:
-        previous = pam_user.password_versions.order_by("-replaced_at", "-id").first()
-        if previous is not None:
-            values["last_password"] = reveal_password(
-                pam_user, version=previous, event=AuditEvent.CREDENTIAL_READ, **who
-            )
+    what = "current and previous password" if previous else "current password (no previous one)"
+    audit.record_event(
+        AuditEvent.CREDENTIAL_READ,
+        instance=pam_user,
+        outcome=Outcome.OK,
+        message=f"Read the {what}",
+        category=Category.SECURITY,
+        **who,
+    )
     return values

@@ -1,30 +1,27 @@
 """Vault's LDAP secrets engine paths, so that Vault readers move to pamrotate unchanged.
 
-``GET /v1/<mount>/static-cred/<name>`` and ``POST /v1/<mount>/rotate-role/<name>`` with the token
-in ``X-Vault-Token``, answered in Vault's envelope; ``<name>`` is a PAM user's title or uid.
+``GET /v1/<mount>/static-cred/<name>`` and ``PUT|POST /v1/<mount>/rotate-role/<name>`` with the
+token in ``X-Vault-Token``, answered in Vault's envelope; ``<name>`` is a PAM user's title or uid.
+Also the ``sys/`` paths clients call before reading (health, seal status, the KV preflight).
+The HTTP rules (methods, headers, token, errors) are api.vault_http's.
 """
 
 from __future__ import annotations
 
-import uuid
-
+from django.conf import settings
 from django.db.models import Q
-from django.http import Http404
+from django.http import Http404, HttpResponse, JsonResponse
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema
-from rest_framework import status
-from rest_framework.exceptions import PermissionDenied, ValidationError
-from rest_framework.permissions import IsAuthenticated
-from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from api import permissions
-from api.authentication import BearerTokenAuthentication, VaultTokenAuthentication, client_address
+from api.authentication import client_address
 from api.credentials import caller_identity, read_credential
-from api.errors import vault_exception_handler
+from api.vault_http import VaultError, envelope, vault_view
 from records.models import PamUser
 from rotation import services
 from rotation.models import AttemptState
+
+VAULT_VERSION = "1.15.0+pamrotate"  # what sys/health and sys/seal-status report: Vault's API level
 
 
 def find_role(name: str) -> PamUser:
@@ -39,71 +36,101 @@ def find_role(name: str) -> PamUser:
     return matches[0]
 
 
-def envelope(data: dict | None) -> dict:
-    """Return Vault's response envelope around ``data``."""
-    return {
-        "request_id": str(uuid.uuid4()),
-        "lease_id": "",
-        "renewable": False,
-        "lease_duration": 0,
-        "data": data,
-        "wrap_info": None,
-        "warnings": None,
-        "auth": None,
-        "mount_type": "ldap",
+def _account(request, name: str, allowed) -> PamUser:
+    pam_user = find_role(name)
+    if not allowed(request, pam_user):
+        raise VaultError(403, "permission denied")
+    return pam_user
+
+
+def static_ttl(pam_user: PamUser, now) -> tuple[int, int]:
+    """Return Vault's (rotation_period, ttl) in whole seconds; ttl is never 0, so readers come back.
+
+    ttl counts to the next rotation, at most PAMROTATE_VAULT_MAX_TTL: a rotation asked out of
+    schedule (Rotate now, rotate-role) reaches an Agent within that time. Overdue or due: 1.
+    """
+    last, upcoming = pam_user.last_rotated_at, pam_user.next_rotation_at
+    period = max(0, int((upcoming - last).total_seconds())) if last and upcoming else 0
+    cap = settings.VAULT_MAX_TTL
+    ttl = cap if upcoming is None else min(cap, int((upcoming - now).total_seconds()))
+    return period, max(1, ttl)
+
+
+@vault_view("GET")
+def static_cred(request, data: dict, name: str) -> JsonResponse:
+    """Vault's ``static-cred``: the account's username, DN, current and previous password (one audit event)."""
+    pam_user = _account(request, name, permissions.may_read_credential)
+    secret = read_credential(pam_user, request, with_previous=True)
+    last = pam_user.last_rotated_at
+    period, ttl = static_ttl(pam_user, timezone.now())
+    answer = {
+        "dn": pam_user.distinguished_name,
+        "username": pam_user.login,
+        "password": secret["password"],
+        "last_password": secret["last_password"],
+        "last_vault_rotation": last.isoformat() if last else None,
+        "rotation_period": period,
+        "ttl": ttl,
     }
+    return JsonResponse(envelope(answer, mount_type="ldap"))
 
 
-def _seconds(delta) -> int:
-    return max(0, int(delta.total_seconds())) if delta is not None else 0
-
-
-class VaultView(APIView):
-    """Token in X-Vault-Token (or Bearer), errors as ``{"errors": [...]}``, 403 without a token as Vault does."""
-
-    authentication_classes = [VaultTokenAuthentication, BearerTokenAuthentication]
-    permission_classes = [IsAuthenticated]
-
-    def get_exception_handler(self):
-        return vault_exception_handler
-
-    def account(self, name: str, allowed) -> PamUser:
-        pam_user = find_role(name)
-        if not allowed(self.request, pam_user):
-            raise PermissionDenied("permission denied")
-        return pam_user
-
-
-class StaticCredView(VaultView):
-    """Vault's ``static-cred``: the account's username, DN, current and previous password."""
-
-    @extend_schema(exclude=True)
-    def get(self, request, name: str):
-        pam_user = self.account(name, permissions.may_read_credential)
-        secret = read_credential(pam_user, request, with_previous=True)
-        now = timezone.now()
-        last, upcoming = pam_user.last_rotated_at, pam_user.next_rotation_at
-        data = {
-            "dn": pam_user.distinguished_name,
-            "username": pam_user.login,
-            "password": secret["password"],
-            "last_password": secret["last_password"],
-            "last_vault_rotation": last.isoformat() if last else None,
-            "rotation_period": _seconds(upcoming - last) if last and upcoming else 0,
-            "ttl": _seconds(upcoming - now) if upcoming else 0,
-        }
-        return Response(envelope(data))
-
-
-class RotateRoleView(VaultView):
+@vault_view("POST")
+def rotate_role(request, data: dict, name: str) -> HttpResponse:
     """Vault's ``rotate-role``: queue a rotation; 204 as Vault answers, 400 when it is refused."""
+    pam_user = _account(request, name, permissions.may_rotate)
+    attempt = services.request_rotation(
+        pam_user, remote_address=client_address(request), **caller_identity(request)
+    )
+    if attempt.state == AttemptState.REFUSED:
+        raise VaultError(400, f"rotation: {attempt.error_message}")
+    return HttpResponse(status=204)
 
-    @extend_schema(exclude=True)
-    def post(self, request, name: str):
-        pam_user = self.account(name, permissions.may_rotate)
-        attempt = services.request_rotation(
-            pam_user, remote_address=client_address(request), **caller_identity(request)
-        )
-        if attempt.state == AttemptState.REFUSED:
-            raise ValidationError({"rotation": [attempt.error_message]})
-        return Response(status=status.HTTP_204_NO_CONTENT)
+
+@vault_view("GET", token=False)
+def health(request, data: dict) -> JsonResponse:
+    """``sys/health``: initialized, unsealed, active (any ``*code=`` parameter is accepted; 200)."""
+    now = int(timezone.now().timestamp())
+    return JsonResponse(
+        {
+            "initialized": True,
+            "sealed": False,
+            "standby": False,
+            "performance_standby": False,
+            "replication_performance_mode": "disabled",
+            "replication_dr_mode": "disabled",
+            "server_time_utc": now,
+            "version": VAULT_VERSION,
+            "cluster_name": "pamrotate",
+            "cluster_id": "",
+        }
+    )
+
+
+@vault_view("GET", token=False)
+def seal_status(request, data: dict) -> JsonResponse:
+    """``sys/seal-status``: never sealed (pamrotate's keys are loaded at start)."""
+    return JsonResponse(
+        {
+            "type": "shamir",
+            "initialized": True,
+            "sealed": False,
+            "t": 1,
+            "n": 1,
+            "progress": 0,
+            "nonce": "",
+            "version": VAULT_VERSION,
+            "build_date": "",
+            "migration": False,
+            "cluster_name": "pamrotate",
+            "cluster_id": "",
+            "recovery_seal": False,
+            "storage_type": "pamrotate",
+        }
+    )
+
+
+@vault_view("GET", token=False)
+def ui_mounts(request, data: dict, path: str = "") -> JsonResponse:
+    """``sys/internal/ui/mounts/<path>``: 404, which tells a KV client "not a KV v2 mount"."""
+    raise Http404

@@ -152,6 +152,10 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "pamrotate.middleware.ClientAddressMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "pamrotate.middleware.ContentSecurityPolicyMiddleware",
+    # Vault's /v1/ paths (a token, never a session) are answered here, without the browser's middleware.
+    "api.vault_http.VaultPathMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -162,8 +166,6 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "accounts.sessions.SessionRulesMiddleware",
     "accounts.middleware.RequireMfaMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "pamrotate.middleware.ContentSecurityPolicyMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
 
@@ -421,6 +423,8 @@ SPECTACULAR_SETTINGS = {
 }
 # Vault's LDAP secrets engine path: GET /v1/<mount>/static-cred/<name>.
 VAULT_MOUNT = env_str("PAMROTATE_VAULT_MOUNT", "ldap")
+# The longest ttl a static-cred answer gives: readers come back at least this often (seconds).
+VAULT_MAX_TTL = env_int("PAMROTATE_VAULT_MAX_TTL", 300)
 
 # Audit retention: events and finished attempts older than this many days may be purged by
 # `manage.py purge_audit`; 0 keeps them forever.

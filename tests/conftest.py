@@ -148,6 +148,17 @@ def _record_issued_tokens(monkeypatch) -> None:
 
     monkeypatch.setattr(Token, "issue", classmethod(issue))
 
+    from api.models import SecretId
+
+    real_secret_id = SecretId.issue.__func__
+
+    def issue_secret_id(cls, *args, **kwargs):
+        secret_id, clear = real_secret_id(cls, *args, **kwargs)
+        _generated.append(clear)  # AppRole secret IDs too
+        return secret_id, clear
+
+    monkeypatch.setattr(SecretId, "issue", classmethod(issue_secret_id))
+
 
 def _register_second_factor_secrets(monkeypatch) -> None:
     """Scan for second-factor secrets too: every TOTP seed (hex and base32) and recovery code made."""

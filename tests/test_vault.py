@@ -47,10 +47,12 @@ def test_hvac_rotates_then_reads_a_static_credential_that_binds_on_slapd(
     assert not slapd.can_bind(user.distinguished_name, STRONG)
     user.refresh_from_db()
     assert data["last_vault_rotation"] == user.last_rotated_at.isoformat()
-    assert 0 < data["ttl"] <= 86400 and 0 < data["rotation_period"] <= 86400
+    # ttl counts to the next rotation, at most PAMROTATE_VAULT_MAX_TTL (readers come back that often)
+    assert 0 < data["ttl"] <= 300 and 0 < data["rotation_period"] <= 86400
 
     reads = AuditEvent.objects.filter(event=AuditEvent.CREDENTIAL_READ, record_id=user.pk)
-    assert reads.count() == 2  # the current and the previous password, each one event
+    assert reads.count() == 1  # one read, one event, for the current and the previous password
+    assert reads.get().message == "Read the current and previous password"
     assert {event.actor_name for event in reads} == {"application:vault-reader"}
     assert {event.remote_address for event in reads} == {"127.0.0.1"}
 
@@ -107,7 +109,7 @@ def test_the_static_cred_envelope_is_vaults_and_names_are_titles_or_uids(client,
             "last_password": "",
             "last_vault_rotation": None,
             "rotation_period": 0,
-            "ttl": 0,
+            "ttl": 300,  # no schedule: come back after PAMROTATE_VAULT_MAX_TTL
             "dn": "cn=r,dc=example,dc=test",
         }
     assert reverse("api:vault-static-cred", args=["x"]) == "/v1/ldap/static-cred/x"

@@ -1,0 +1,196 @@
+"""Vault's HTTP rules for every /v1/ path: methods, headers, body, token, rate limit, errors.
+
+The /v1/ paths are machine paths with their own token (never a session), so ``VaultPathMiddleware``
+answers them ahead of the browser's middleware (sessions, CSRF, second factor, lock-outs, messages):
+a read costs what it needs, nothing more. The security headers still apply (the middleware sits
+after ClientAddress, Security and the header middleware in settings.MIDDLEWARE).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import uuid
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404, HttpResponse, JsonResponse
+from django.urls import Resolver404, resolve
+from rest_framework import exceptions
+
+from api.authentication import authenticate_token
+from api.throttles import TokenRateThrottle
+
+PREFIX = "/v1/"
+WRITE_METHODS = {"POST", "PUT"}
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class VaultError(Exception):
+    """An answer in Vault's error shape: ``{"errors": [...]}`` with an HTTP status."""
+
+    def __init__(self, status: int, *messages: str, headers: dict | None = None):
+        super().__init__(messages[0] if messages else "")
+        self.status, self.messages, self.headers = status, list(messages), headers or {}
+
+
+def error_response(status: int, *messages: str, headers: dict | None = None) -> JsonResponse:
+    """Return Vault's error answer."""
+    response = JsonResponse({"errors": list(messages)}, status=status)
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
+
+
+def envelope(data: dict | None = None, *, auth: dict | None = None, mount_type: str | None = None) -> dict:
+    """Return Vault's response envelope around ``data`` (or an ``auth`` block)."""
+    body = {
+        "request_id": str(uuid.uuid4()),
+        "lease_id": "",
+        "renewable": False,
+        "lease_duration": 0,
+        "data": data,
+        "wrap_info": None,
+        "warnings": None,
+        "auth": auth,
+    }
+    if mount_type is not None:
+        body["mount_type"] = mount_type
+    return body
+
+
+def duration(value, field: str, default: int | None = None) -> int | None:
+    """Return Vault's duration (``300``, ``"300"``, ``"5m"``, ``"2h"``) in whole seconds, or raise a 400."""
+    if value in (None, ""):
+        return default
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    match = _DURATION.match(value) if isinstance(value, str) else None
+    if match is None:
+        raise VaultError(400, f"{field}: not a duration (use seconds or 30s, 5m, 2h, 1d)")
+    seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds > 10 * 366 * 86400:
+        raise VaultError(400, f"{field}: longer than ten years")
+    return seconds
+
+
+def body(request) -> dict:
+    """Return the JSON object sent with a write (any or no Content-Type; ``null`` or nothing is ``{}``)."""
+    if request.method not in WRITE_METHODS:
+        return {}
+    try:
+        raw = request.read(settings.API_MAX_BODY_BYTES + 1)
+    except OSError:
+        raise VaultError(400, "failed to read the request body") from None
+    if len(raw) > settings.API_MAX_BODY_BYTES:
+        raise VaultError(400, f"the request body is larger than {settings.API_MAX_BODY_BYTES} bytes")
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise VaultError(400, "failed to parse JSON input") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise VaultError(400, "the request body must be a JSON object")
+    return data
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def check_headers(request) -> None:
+    """Apply Vault's header rules: wrapping is refused, a namespace must be the root one."""
+    if request.META.get("HTTP_X_VAULT_WRAP_TTL"):
+        raise VaultError(400, "response wrapping is not supported by pamrotate")
+    namespace = request.META.get("HTTP_X_VAULT_NAMESPACE", "").strip().strip("/")
+    if namespace and namespace != "root":
+        raise VaultError(400, f"no namespace {namespace[:64]!r}: pamrotate has only the root namespace")
+
+
+def authenticate(request) -> None:
+    """Set request.user and request.auth from X-Vault-Token (or Bearer), or raise Vault's 403."""
+    clear = request.META.get("HTTP_X_VAULT_TOKEN", "")
+    if not clear:
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        keyword, _, rest = header.partition(" ")
+        clear = rest.strip() if keyword.lower() == "bearer" else ""
+    if not clear:
+        raise VaultError(403, "permission denied")
+    try:
+        request.user, request.auth = authenticate_token(request, clear)
+    except exceptions.AuthenticationFailed:
+        raise VaultError(403, "permission denied", "invalid token") from None
+    except exceptions.PermissionDenied as denied:
+        raise VaultError(403, "permission denied", str(denied.detail)) from None
+
+
+def throttle(request) -> None:
+    """Apply the API's per-token rate limit (PAMROTATE_API_RATE): 429 with Retry-After past it."""
+    limiter = TokenRateThrottle()
+    if not limiter.allow_request(request, None):
+        wait = limiter.wait()
+        headers = {"Retry-After": str(max(1, int(wait or 1)))}
+        raise VaultError(429, "rate limit exceeded: try again later", headers=headers)
+
+
+def vault_view(*methods: str, token: bool = True, reads_body: bool = False):
+    """Make a function a Vault path: allowed methods, header rules, token, rate limit, Vault's errors.
+
+    The view is called as ``view(request, data, **kwargs)``: ``data`` is the JSON body of a write
+    to a path that ``reads_body`` (a body sent elsewhere is ignored, as Vault ignores unknown fields).
+    """
+    allowed = (
+        set(methods) | ({"PUT"} if "POST" in methods else set()) | ({"HEAD"} if "GET" in methods else set())
+    )
+
+    def decorate(view):
+        @functools.wraps(view)
+        def wrapper(request, **kwargs):
+            try:
+                if request.method not in allowed:
+                    raise VaultError(405, f"unsupported operation: {request.method}")
+                check_headers(request)
+                if token:
+                    authenticate(request)
+                    throttle(request)
+                return view(request, body(request) if reads_body else {}, **kwargs)
+            except VaultError as exc:
+                return error_response(exc.status, *exc.messages, headers=exc.headers)
+            except Http404:
+                return error_response(404)
+            except DjangoPermissionDenied:
+                return error_response(403, "permission denied")
+            except DjangoValidationError as exc:
+                return error_response(400, *exc.messages)
+
+        wrapper.vault_methods = allowed
+        return wrapper
+
+    return decorate
+
+
+class VaultPathMiddleware:
+    """Answer /v1/ paths directly from the URL map, in Vault's shapes, skipping the browser's middleware."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if not request.path_info.startswith(PREFIX):
+            return self.get_response(request)
+        request.get_host()  # the ALLOWED_HOSTS check CommonMiddleware would make
+        try:
+            match = resolve(request.path_info)
+        except Resolver404:
+            return error_response(404, "unsupported path")
+        if not hasattr(match.func, "vault_methods"):
+            return self.get_response(request)
+        request.resolver_match = match
+        response = match.func(request, *match.args, **match.kwargs)
+        return response if isinstance(response, HttpResponse) else HttpResponse(status=500)
