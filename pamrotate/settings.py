@@ -147,6 +147,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "api.apps.ApiConfig",
+    "ops.apps.OpsConfig",
 ]
 
 MIDDLEWARE = [

@@ -7,9 +7,9 @@ from crispy_forms.layout import HTML, Div, Fieldset, Layout, Submit
 from django import forms
 from django.core.exceptions import ValidationError
 
-from records import keeper, schedules
+from records import changes, keeper, schedules
 from records.complexity import KEEPER_SPECIALS, Complexity, ComplexityError, keeper_text
-from records.models import SCHEDULE_FIELDS, PamConfiguration, PamDirectory, PamUser
+from records.models import SCHEDULE_FIELDS, WINDOW_FIELDS, PamConfiguration, PamDirectory, PamUser
 
 # The parts of a password complexity, as fields; the model keeps Keeper's "20,1,1,1,1[,CHARS]".
 COMPLEXITY_PARTS = [
@@ -291,6 +291,7 @@ class ConfigurationForm(RecordForm):
         "manual_rotation_resets_schedule",
         "heartbeat_hours",
         "rotate_when_drifted",
+        *WINDOW_FIELDS,
     )
 
     class Meta:
@@ -309,8 +310,14 @@ class ConfigurationForm(RecordForm):
             "manual_rotation_resets_schedule",
             "heartbeat_hours",
             "rotate_when_drifted",
+            *WINDOW_FIELDS,
         ]
-        widgets = {**SCHEDULE_WIDGETS, "port_mapping": forms.Textarea(attrs={"rows": 3})}
+        widgets = {
+            **SCHEDULE_WIDGETS,
+            "port_mapping": forms.Textarea(attrs={"rows": 3}),
+            "window_start": forms.TimeInput(attrs={"type": "time"}),
+            "window_end": forms.TimeInput(attrs={"type": "time"}),
+        }
 
     complexity_field = "default_password_complexity"
 
@@ -334,6 +341,7 @@ class ConfigurationForm(RecordForm):
                 "manual_rotation_resets_schedule",
             ),
             Fieldset("Heartbeat", "heartbeat_hours", "rotate_when_drifted"),
+            Fieldset("Window and notice", *WINDOW_FIELDS),
         ]
 
 

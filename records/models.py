@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import secrets
 
@@ -70,6 +71,9 @@ SCHEDULE_FIELDS = (
     "schedule_cron",
     "schedule_tz",
 )
+
+# A configuration's rotation window and notice (ops/): changing one moves its users' next rotation.
+WINDOW_FIELDS = ("window_mode", "window_weekdays", "window_start", "window_end", "notice_hours")
 
 
 class ScheduleFields(models.Model):
@@ -173,6 +177,32 @@ class PamConfiguration(RecordUid, ScheduleFields):
         default=False,
         help_text="Rotate an account as soon as the heartbeat finds it changed outside pamrotate.",
     )
+    window_mode = models.CharField(
+        "rotation window",
+        max_length=10,
+        choices=schedules.WINDOW_MODES,
+        default=schedules.WINDOW_NONE,
+        help_text="A scheduled rotation that falls outside the window waits for its next start.",
+    )
+    window_weekdays = models.CharField(
+        "window days",
+        max_length=7,
+        default=schedules.ALL_WEEKDAYS,
+        validators=[validators.validate_window_weekdays],
+        help_text="The weekdays a period starts on, as digits: 0 = Monday … 6 = Sunday (01234 = weekdays).",
+    )
+    window_start = models.TimeField("window starts", null=True, blank=True)
+    window_end = models.TimeField(
+        "window ends",
+        null=True,
+        blank=True,
+        help_text="Not after the start: it ends the next day (22:00–05:00).",
+    )
+    notice_hours = models.PositiveSmallIntegerField(
+        "notice N hours before",
+        default=0,
+        help_text="Mail (and the upcoming webhook) this many hours before each scheduled rotation; 0: no notice.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -193,6 +223,26 @@ class PamConfiguration(RecordUid, ScheduleFields):
         if self.schedule_type == schedules.USE_DEFAULT:
             raise ValidationError({"schedule_type": "a configuration's default cannot refer to itself"})
         self.clean_schedule()
+        try:
+            self.rotation_window.validate()
+        except schedules.ScheduleError as exc:
+            raise ValidationError({"window_mode": str(exc)}) from None
+
+    @property
+    def rotation_window(self) -> schedules.Window:
+        """Return the window rotations of this configuration's accounts keep to (in its time zone)."""
+        return schedules.Window(
+            mode=self.window_mode,
+            weekdays=self.window_weekdays,
+            start=self.window_start,
+            end=self.window_end,
+            tz=self.schedule_tz,
+        )
+
+    @property
+    def schedule(self) -> schedules.Schedule:
+        """Return the default schedule, kept to the rotation window."""
+        return dataclasses.replace(ScheduleFields.schedule.fget(self), window=self.rotation_window)
 
     def reschedule_users(self) -> None:
         """Store every user's next rotation again (after the default schedule or the switch changed)."""
@@ -555,7 +605,7 @@ class PamUser(RecordUid, ScheduleFields):
         """Return the schedule that applies, following "use the configuration's default"."""
         if self.schedule_type == schedules.USE_DEFAULT:
             return self.configuration.schedule
-        return self.schedule
+        return dataclasses.replace(self.schedule, window=self.configuration.rotation_window)
 
     @property
     def effective_complexity(self) -> Complexity:

@@ -39,6 +39,17 @@ TYPES = [
 ]
 
 
+WINDOW_NONE = "none"
+WINDOW_ALLOW = "allow"
+WINDOW_BLACKOUT = "blackout"
+WINDOW_MODES = [
+    (WINDOW_NONE, "Any time"),
+    (WINDOW_ALLOW, "Only inside a window"),
+    (WINDOW_BLACKOUT, "Never inside a blackout period"),
+]
+ALL_WEEKDAYS = "0123456"
+
+
 class ScheduleError(ValueError):
     """A schedule that cannot be understood; the message says what to write instead."""
 
@@ -119,6 +130,90 @@ def _quartz_weekdays(field: str) -> str:
 
 
 @dataclass(frozen=True)
+class Window:
+    """When rotations may run: inside allowed periods, or outside blackout periods.
+
+    A period starts on each listed weekday (``weekdays``: digits, 0 = Monday) at ``start`` local
+    time and ends at ``end`` — the next day when ``end`` is not after ``start`` (22:00–05:00);
+    ``start == end`` is a whole day. Times are wall times in ``tz``.
+    """
+
+    mode: str = WINDOW_NONE
+    weekdays: str = ALL_WEEKDAYS
+    start: dt.time | None = None
+    end: dt.time | None = None
+    tz: str = "UTC"
+
+    @property
+    def active(self) -> bool:
+        return self.mode in (WINDOW_ALLOW, WINDOW_BLACKOUT)
+
+    def validate(self) -> None:
+        """Raise ScheduleError when the window cannot be applied."""
+        if self.mode not in dict(WINDOW_MODES):
+            raise ScheduleError(f"unknown window mode {self.mode!r}")
+        if not self.active:
+            return
+        zone(self.tz)
+        if self.start is None or self.end is None:
+            raise ScheduleError("a window needs a start and an end time")
+        if not self.days or any(ch not in ALL_WEEKDAYS for ch in self.weekdays):
+            raise ScheduleError("pick at least one weekday for the window")
+        if self.admit(dt.datetime(2026, 1, 5, tzinfo=UTC)) is None:
+            raise ScheduleError("this blackout covers the whole week: rotations could never run")
+
+    @property
+    def days(self) -> set[int]:
+        return {int(ch) for ch in self.weekdays if ch.isdigit() and ch in ALL_WEEKDAYS}
+
+    def describe(self) -> str:
+        """Return the window in plain English, e.g. 'only Mon, Tue 22:00–05:00'."""
+        if not self.active:
+            return ""
+        days = ", ".join(WEEKDAYS[day][:3] for day in sorted(self.days)) or "no day"
+        span = f"{self.start:%H:%M}–{self.end:%H:%M}" if self.start and self.end else ""
+        return f"{'only' if self.mode == WINDOW_ALLOW else 'never'} {days} {span}".rstrip()
+
+    def periods(self, around: dt.datetime) -> list[tuple[dt.datetime, dt.datetime]]:
+        """Return the periods (UTC start, end) that start from two days before to nine days after a moment."""
+        tz = zone(self.tz)
+        first = around.astimezone(tz).date() - dt.timedelta(days=2)
+        result = []
+        for offset in range(12):
+            day = first + dt.timedelta(days=offset)
+            if day.weekday() not in self.days:
+                continue
+            end_day = day if self.end > self.start else day + dt.timedelta(days=1)
+            result.append((_wall(day, self.start, tz), _wall(end_day, self.end, tz)))
+        return result
+
+    def admit(self, moment: dt.datetime) -> dt.datetime | None:
+        """Return the first moment at or after ``moment`` that the window allows (None: never)."""
+        if not self.active:
+            return moment
+        for _ in range(60):
+            periods = self.periods(moment)
+            inside = [end for start, end in periods if start <= moment < end]
+            if self.mode == WINDOW_ALLOW:
+                if inside:
+                    return moment
+                starts = [start for start, _ in periods if start > moment]
+                if not starts:
+                    return None
+                moment = min(starts)
+                continue
+            if not inside:
+                return moment
+            moment = max(inside)
+        return None
+
+
+def _wall(day: dt.date, time: dt.time, tz: ZoneInfo) -> dt.datetime:
+    """Return a local wall time on a day as UTC (a time in a spring-forward gap moves past it)."""
+    return dt.datetime.combine(day, time).replace(tzinfo=tz, fold=0).astimezone(UTC)
+
+
+@dataclass(frozen=True)
 class Schedule:
     """One schedule: its type, time of day, interval, day, weekday, cron text and time zone."""
 
@@ -130,6 +225,8 @@ class Schedule:
     week: int | None = None  # 1..4, or -1 for the last
     cron: str = ""
     tz: str = "UTC"
+    # The configuration's rotation window: a run it does not allow waits for the window.
+    window: Window | None = None
 
     def validate(self) -> None:
         """Raise ScheduleError when the schedule cannot run as written."""
@@ -190,13 +287,23 @@ class Schedule:
             text = f"Monthly on the {ORDINALS[self.week]} {WEEKDAYS[self.weekday]} {at}"
         else:
             text = f"Cron {self.cron.strip()}"
-        return f"{text}, {self.tz}"
+        text = f"{text}, {self.tz}"
+        if self.window is not None and self.window.active:
+            text += f"; {self.window.describe()} ({self.window.tz})"
+        return text
 
     def next_after(self, after: dt.datetime, anchor: dt.datetime | None = None) -> dt.datetime | None:
         """Return the first run strictly after ``after`` as an aware UTC datetime.
 
-        ``anchor`` is when the schedule started counting (for "every N days").
+        ``anchor`` is when the schedule started counting (for "every N days"). A run outside the
+        window waits for the window's next start (the one rule every caller goes through).
         """
+        slot = self._next_slot(after, anchor)
+        if slot is None or self.window is None:
+            return slot
+        return self.window.admit(slot)
+
+    def _next_slot(self, after: dt.datetime, anchor: dt.datetime | None) -> dt.datetime | None:
         if not self.automatic:
             return None
         tz = zone(self.tz)

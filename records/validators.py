@@ -188,3 +188,9 @@ def validate_schedule(schedule: schedules.Schedule) -> None:
         if "time zone" in problem:
             field = "schedule_tz"
         raise ValidationError({field: problem})
+
+
+def validate_window_weekdays(value: str) -> None:
+    """Reject window days that are not distinct digits 0 (Monday) to 6 (Sunday)."""
+    if not value or any(ch not in "0123456" for ch in value) or len(set(value)) != len(value):
+        raise ValidationError('write the weekdays as digits, 0 = Monday … 6 = Sunday, e.g. "01234"')

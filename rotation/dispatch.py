@@ -18,7 +18,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from records.models import PamUser
-from rotation import heartbeat, notifications, services
+from rotation import heartbeat, hooks, notifications, services
 from rotation.models import AttemptState, Heartbeat, RotationAttempt
 from rotation.queue import AttemptBatcher, enqueue_attempt
 
@@ -153,6 +153,7 @@ def tick(now: dt.datetime | None = None, *, housekeeping: bool = True) -> dict:
     """
     now = now or timezone.now()
     result = dispatch_due(now) if has_due_work(now) else {"dispatched": 0, "skipped": 0, "retried": 0}
+    hooks.tick(now)
     if housekeeping:
         result["reconciled"] = services.reconcile_stale()
         result["orphans"] = resend_orphans(now)

@@ -9,6 +9,8 @@ A plugin (``scripts`` today) registers in its ``AppConfig.ready()``:
 - ``register_changer(rotation_type, changer)``: how an account of that rotation type gets its new
   password when no directory changes it (``ChangeStrategy``).
 - ``register_housekeeping(run)``: ``run()`` is called by the reconcile sweep (``reconcile_stale``).
+- ``register_tick(run)``: ``run(now)`` is called at every dispatcher tick (about once a second in
+  each qcluster); it must be quick and bounded (ops streams the audit log to the SIEM here).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class _AfterCommit:
 _after_commit: list[_AfterCommit] = []
 _changers: dict[str, ChangeStrategy] = {}
 _housekeeping: list[Callable] = []
+_ticks: list[Callable] = []
 
 
 def register_after_commit(run: Callable, wants: Callable | None = None) -> None:
@@ -64,6 +67,12 @@ def register_housekeeping(run: Callable) -> None:
     """Call ``run()`` at every reconcile sweep."""
     if run not in _housekeeping:
         _housekeeping.append(run)
+
+
+def register_tick(run: Callable) -> None:
+    """Call ``run(now)`` at every dispatcher tick."""
+    if run not in _ticks:
+        _ticks.append(run)
 
 
 def changer_for(rotation_type: str) -> ChangeStrategy | None:
@@ -98,3 +107,12 @@ def housekeeping() -> None:
             run()
         except Exception:
             log.exception("housekeeping hook %s failed", run.__qualname__)
+
+
+def tick(now) -> None:
+    """Run every tick hook; never raise."""
+    for run in _ticks:
+        try:
+            run(now)
+        except Exception:
+            log.exception("tick hook %s failed", run.__qualname__)
