@@ -7,7 +7,7 @@ from crispy_forms.layout import HTML, Div, Fieldset, Layout, Submit
 from django import forms
 from django.core.exceptions import ValidationError
 
-from records import changes, keeper, schedules
+from records import keeper, schedules
 from records.complexity import KEEPER_SPECIALS, Complexity, ComplexityError, keeper_text
 from records.models import SCHEDULE_FIELDS, WINDOW_FIELDS, PamConfiguration, PamDirectory, PamUser
 
