@@ -30,4 +30,4 @@ class PostRotationScriptAdmin(ReadOnlyAdmin):
 class ScriptRunAdmin(ReadOnlyAdmin):
     list_display = ("attempt", "round", "position", "file", "state", "exit_code", "started_at")
     list_filter = ("state",)
-    exclude = ("stdout", "stderr")  # output only on the attempt page, for Operators and up
+    exclude = ("stdout_encrypted", "stderr_encrypted")  # output only on the attempt page, to whom may reveal

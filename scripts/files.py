@@ -7,6 +7,7 @@ the file system can change in between.
 from __future__ import annotations
 
 import os
+import re
 import stat
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
@@ -17,6 +18,25 @@ LISTED_AT_MOST = 500
 
 class ScriptRefused(Exception):
     """A script file that must not run; the message says why (no secret in it)."""
+
+
+# One program, no arguments: a name looked up on PATH (no "/", not "." or "..") or an absolute path
+# without "." or ".." parts. A relative path such as ../bin/sh would depend on the working directory.
+PROGRAM_NAME = re.compile(r"[A-Za-z0-9_+][A-Za-z0-9_.+-]{0,199}")
+PROGRAM_PATH = re.compile(r"(/[A-Za-z0-9_+][A-Za-z0-9_.+-]*)+")
+
+
+def check_command(command: str) -> None:
+    """Refuse a command that is not one program name or one absolute path (ScriptRefused says why)."""
+    if not isinstance(command, str) or not command:
+        return
+    if len(command) > 200 or not (PROGRAM_NAME.fullmatch(command) or PROGRAM_PATH.fullmatch(command)):
+        raise ScriptRefused(
+            "give one program, such as python3, bash or pwsh (or an absolute path such as "
+            "/usr/bin/python3), without arguments or a relative path"
+        )
+    if any(part in (".", "..") for part in command.split("/")):
+        raise ScriptRefused("the command's path must not contain . or .. parts")
 
 
 def scripts_dir() -> Path:

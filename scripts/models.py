@@ -2,28 +2,26 @@
 
 from __future__ import annotations
 
-import re
-
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.urls import reverse
 
+from pamrotate import crypto
 from records.models import PamConfiguration, PamDirectory, PamUser
 from rotation.models import RotationAttempt
 from scripts import files
 
-# One program, no arguments: a command cannot smuggle code past "never edited through the web".
-COMMAND = re.compile(r"^[A-Za-z0-9_.+][A-Za-z0-9_.+/-]{0,199}$|^/[A-Za-z0-9_.+/-]{1,199}$")
 OUTPUT_LIMIT = 64 * 1024
 OWNER_FIELDS = ("user", "directory", "configuration")
 
 
 def validate_command(value: str) -> None:
-    """Refuse a command that is not one program name or absolute path."""
-    if value and not COMMAND.match(value):
-        raise ValidationError(
-            "Give one program, such as python3, bash or pwsh (or /usr/bin/python3), without arguments."
-        )
+    """Refuse a command that is not one program name or absolute path (a command cannot smuggle code in)."""
+    try:
+        files.check_command(value)
+    except files.ScriptRefused as exc:
+        message = str(exc)
+        raise ValidationError(message[0].upper() + message[1:] + ".") from None
 
 
 class PostRotationScript(models.Model):
@@ -151,8 +149,12 @@ class ScriptRun(models.Model):
     worker = models.CharField(max_length=300, blank=True, help_text="host:pid of the worker that ran it.")
     started_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
-    stdout = models.TextField(blank=True)
-    stderr = models.TextField(blank=True)
+    # What it printed, passwords masked (scripts/masking.py), encrypted like passwords: output can
+    # still hold secrets we cannot name (a token derived from the password, a key of its own).
+    stdout_encrypted = models.TextField(blank=True, editable=False)
+    stderr_encrypted = models.TextField(blank=True, editable=False)
+
+    encrypted_fields = ("stdout_encrypted", "stderr_encrypted")  # key rotation and start checks find them
 
     class Meta:
         ordering = ["attempt", "round", "position"]
@@ -163,6 +165,21 @@ class ScriptRun(models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("rotation:attempt-detail", args=[self.attempt_id])
+
+    def set_output(self, stdout: str, stderr: str) -> None:
+        """Store masked output, encrypted."""
+        self.stdout_encrypted = crypto.encrypt(stdout) if stdout else ""
+        self.stderr_encrypted = crypto.encrypt(stderr) if stderr else ""
+
+    @property
+    def stdout(self) -> str:
+        """Return the masked stdout (decrypted): show it only to whom the policy lets reveal."""
+        return crypto.decrypt(self.stdout_encrypted) if self.stdout_encrypted else ""
+
+    @property
+    def stderr(self) -> str:
+        """Return the masked stderr (decrypted): show it only to whom the policy lets reveal."""
+        return crypto.decrypt(self.stderr_encrypted) if self.stderr_encrypted else ""
 
     @property
     def duration(self):

@@ -76,10 +76,11 @@ def build(user: PamUser, new_password: str, old_password: str, credentials: list
     records = [configuration_fields(user.configuration)]
     if user.resource is not None:
         records.append(directory_fields(user.resource))
-    secrets = [new_password, old_password]
+    # login:password too, so that an HTTP Basic header (its base64) is masked whole.
+    secrets = [new_password, old_password, f"{user.login}:{new_password}", f"{user.login}:{old_password}"]
     for credential in credentials:
         password = credential.get_password()
-        secrets.append(password)
+        secrets += [password, f"{credential.login}:{password}"]
         records.append(user_fields(credential, password))
     records.append(user_fields(user, new_password))
     encoded_records = _b64(records)
@@ -93,4 +94,6 @@ def build(user: PamUser, new_password: str, old_password: str, credentials: list
         "records": encoded_records,
     }
     line = _b64(params)
-    return Payload(line=line, secrets=[s for s in {*secrets, line, encoded_records} if s])
+    return Payload(
+        line=line, secrets=[s for s in {*secrets, line, encoded_records} if s and not s.endswith(":")]
+    )

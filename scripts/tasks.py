@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from django_q.conf import Conf
 
-from rotation.models import Heartbeat, RotationAttempt
-from rotation.queue import gateway_of
+from rotation.models import Heartbeat
 from scripts import runner
 
 
@@ -13,16 +12,3 @@ def rerun(attempt_id: int) -> dict:
     """Run an attempt's post-rotation scripts again."""
     Heartbeat.beat(f"worker:{Conf.CLUSTER_NAME}")
     return runner.rerun(attempt_id)
-
-
-def enqueue_rerun(attempt: RotationAttempt) -> None:
-    """Send "Run scripts again" to the workers of the attempt's gateway (they hold the script files)."""
-    from django_q.tasks import async_task
-
-    async_task(
-        "scripts.tasks.rerun",
-        attempt.pk,
-        cluster=gateway_of(attempt),
-        task_name=f"rerun-scripts-{attempt.pk}",
-        group="scripts",
-    )

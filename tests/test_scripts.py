@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from records import imports, keeper
 from records.models import PamUser
 from rotation.models import AttemptState, AuditEvent, ScriptsState
-from scripts import files, runner
+from scripts import files, masking, queue
 from scripts.models import PostRotationScript, RunState, ScriptRun
 from tests.conftest import make_configuration, make_user
 from tests.test_rotation import STRONG, make_env, rotate
@@ -246,7 +246,7 @@ sys.stderr.write("x" * 70000 + new)
 
 
 def test_mask_hides_json_escaped_passwords():
-    text = runner.mask(b'{"p": "a\\"b\\\\c"} and a"b\\c', ['a"b\\c'])
+    text = masking.mask(b'{"p": "a\\"b\\\\c"} and a"b\\c', ['a"b\\c'])
     assert text == '{"p": "********"} and ********'
 
 
@@ -563,15 +563,13 @@ def test_payload_is_one_base64_line(db):
 def test_run_scripts_again_is_a_task_of_ids_only_on_the_gateways_cluster(db, monkeypatch, scripts_dir):
     import django_q.tasks
 
-    from scripts import tasks
-
     sent = []
     monkeypatch.setattr(django_q.tasks, "async_task", lambda *args, **kwargs: sent.append((args, kwargs)))
     configuration = make_configuration(gateway="dmz")
     user = make_user(configuration=configuration)
     attempt = user.attempts.create(state=AttemptState.SUCCEEDED)
 
-    tasks.enqueue_rerun(attempt)
+    queue.enqueue_rerun(attempt)
 
     assert sent == [
         (

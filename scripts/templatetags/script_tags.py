@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django import template
 
+from accounts import policy
 from records.models import RotationType
 from rotation.models import AttemptState
 from scripts import runner
@@ -33,9 +34,15 @@ def record_scripts(context, record):
     }
 
 
+def _can_see_output(context, attempt) -> bool:
+    """Output may hold what masking cannot name: show it to whom the policy lets reveal the password."""
+    request = context.get("request")
+    return bool(request) and policy.can(request, policy.Action.REVEAL_CURRENT, attempt.user)
+
+
 @register.inclusion_tag("scripts/_attempt_panel.html", takes_context=True)
 def attempt_scripts(context, attempt):
-    """Show how an attempt's scripts ran; output for Operators and up; "Run scripts again"."""
+    """Show how an attempt's scripts ran; output to whom may reveal its password; "Run scripts again"."""
     runner.settle_stale_runs(attempt)  # a look at the page finds runs whose worker died
     attempt.refresh_from_db()
     runs = list(attempt.script_runs.all())
@@ -44,7 +51,7 @@ def attempt_scripts(context, attempt):
         "attempt": attempt,
         "runs": runs,
         "show": bool(runs or attempt.scripts_state),
-        "can_see_output": _can(context, "records.rotate_credentials"),
+        "can_see_output": _can_see_output(context, attempt),
         "can_rerun": _can(context, "records.rotate_credentials") and not runner.refused_reason(attempt),
         "can_decide": _can(context, "records.configure_rotation")
         and scripts_only
