@@ -375,3 +375,36 @@ def test_a_relative_or_dotted_command_is_refused_when_attached_and_when_it_runs(
 @pytest.mark.parametrize("command", ["bash", "python3", "python3.11", "/usr/bin/python3", "/bin/bash"])
 def test_a_program_name_or_an_absolute_path_is_accepted(command):
     files.check_command(command)
+
+
+# -- Output stored before this change is encrypted by the migration --------------------------------
+
+
+def test_the_migration_encrypts_output_stored_in_clear(transactional_db):
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connection)
+    executor.migrate([("scripts", "0001_initial")])
+    old = executor.loader.project_state([("scripts", "0001_initial")]).apps
+    user = scripts_only_user(login="svc-old", title="Svc old")
+    attempt = old.get_model("rotation", "RotationAttempt").objects.create(user_id=user.pk, state="succeeded")
+    old.get_model("scripts", "ScriptRun").objects.create(
+        attempt_id=attempt.pk,
+        record_type="user",
+        record_title="Svc old",
+        file="deploy.sh",
+        state="succeeded",
+        started_at="2026-01-01T00:00:00Z",
+        stdout="token printed-in-clear-before-encryption",
+        stderr="",
+    )
+    try:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
+        run = ScriptRun.objects.get(attempt_id=attempt.pk)
+        assert run.stdout == "token printed-in-clear-before-encryption" and run.stderr == ""
+        assert run.stdout_encrypted.startswith(crypto.PREFIX + ":") and run.stderr_encrypted == ""
+        assert "printed-in-clear" not in database_text()
+    finally:
+        MigrationExecutor(connection).migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
