@@ -38,6 +38,7 @@ run: venv .env
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(PY) manage.py ensure_admin
+	@[ -n "$$PAMROTATE_SCRIPT_USER" ] || grep -qs '^PAMROTATE_SCRIPT_USER=.' .env || echo "WARNING: PAMROTATE_SCRIPT_USER is not set: post-rotation scripts would run as $$(id -un) (dev mode only; production refuses). Give them their own user: sudo useradd --system --no-create-home pamrotate-script, then add PAMROTATE_SCRIPT_USER=pamrotate-script to .env (README: Post-rotation scripts)."
 	$(PY) manage.py serve --host $(HOST) --port $(PORT)
 
 # A local slapd with sample accounts, a configuration, directory and users pointing at it, and the app.
