@@ -12,9 +12,9 @@ log = logging.getLogger(__name__)
 
 def on_tick(now: dt.datetime) -> None:
     """Run each operations job once; one failing never stops the others."""
-    from ops import siem
+    from ops import notices, siem, webhooks
 
-    for job in (siem.pump,):
+    for job in (siem.pump, webhooks.fan_out, webhooks.release_retries, notices.send_due):
         try:
             job(now)
         except Exception as exc:  # the dispatcher must keep ticking through a database or network outage

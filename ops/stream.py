@@ -63,9 +63,9 @@ def events_after(last_id: int, limit: int, now: dt.datetime | None = None) -> li
     now = now or timezone.now()
     rows = list(AuditEvent.objects.filter(pk__gt=last_id).order_by("pk")[:limit])
     ready = []
-    expected = last_id + 1
+    expected = last_id + 1 if last_id else None  # a cursor at 0 has nothing before its first event
     for row in rows:
-        if row.pk != expected and now - row.created_at < GAP_GRACE:
+        if expected is not None and row.pk != expected and now - row.created_at < GAP_GRACE:
             break
         ready.append(row)
         expected = row.pk + 1

@@ -15,6 +15,7 @@ urlpatterns = [
     path("admin/login/", RedirectView.as_view(pattern_name="login", query_string=True)),
     path("admin/", admin.site.urls),
     path("healthz", rotation_views.healthz, name="healthz"),
+    path("", include("ops.urls")),
     path("rotation/", include("rotation.urls")),
     path("scripts/", include("scripts.urls")),
     path("", include("api.urls")),
