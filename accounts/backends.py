@@ -7,7 +7,7 @@ from django_auth_ldap.backend import LDAPBackend
 
 from accounts import roles, signin
 from accounts.models import Profile, Source
-from rotation.models import AuditEvent
+from audit.models import AuditEvent
 
 
 class DirectoryBackend(LDAPBackend):

@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 
 from accounts import roles, signin
 from accounts.models import Preference
-from rotation.models import AuditEvent
+from audit.models import AuditEvent, Outcome
 
 
 class SignInForm(AuthenticationForm):
@@ -27,7 +27,7 @@ class SignInForm(AuthenticationForm):
         with signin.serialized(name, signin.client_address(self.request)):
             wait = signin.seconds_locked(self.request, name) if self._locked(name) else 0
             if wait:
-                signin.audit(self.request, AuditEvent.SIGNIN_LOCKED_OUT, username=name, outcome="refused",
+                signin.audit(self.request, AuditEvent.SIGNIN_LOCKED_OUT, username=name, outcome=Outcome.FAIL,
                              note="refused while locked out")  # fmt: skip
             else:
                 self.user_cache = authenticate(self.request, username=username, password=password)

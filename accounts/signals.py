@@ -6,7 +6,7 @@ from django.contrib.auth.signals import user_logged_in, user_logged_out, user_lo
 from django.dispatch import receiver
 
 from accounts import mfa, sessions, signin, timezones
-from rotation.models import AuditEvent
+from audit.models import AuditEvent, Outcome
 
 
 @receiver(user_logged_in)
@@ -35,9 +35,9 @@ def sign_in_failed(sender, credentials, request=None, **kwargs):
     if request is None:
         return
     username = signin.normalize_username(credentials.get("username"))
-    signin.audit(request, AuditEvent.SIGNIN_FAILED, username=username, outcome="failed",
+    signin.audit(request, AuditEvent.SIGNIN_FAILED, username=username, outcome=Outcome.FAIL,
                  note="wrong user name or password")  # fmt: skip
     # django-axes (whose receiver runs first) flags the request when this failure hit the limit.
     if getattr(request, "axes_locked_out", False):
-        signin.audit(request, AuditEvent.SIGNIN_LOCKED_OUT, username=username, outcome="refused",
+        signin.audit(request, AuditEvent.SIGNIN_LOCKED_OUT, username=username, outcome=Outcome.FAIL,
                      note="failure limit reached")  # fmt: skip

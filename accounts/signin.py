@@ -26,7 +26,9 @@ from django.db.models import Max, Q
 from django.shortcuts import render
 from django.utils import timezone
 
-from rotation.audit import record_event
+from audit.actors import Actor
+from audit.events import record_event
+from audit.models import Category, Outcome
 
 USER_AGENT_LIMIT = 200
 
@@ -130,16 +132,9 @@ def lockout_response(request, original_response=None, credentials=None):
     return render(request, "registration/login.html", {"form": form}, status=429)
 
 
-def audit(request, event: str, *, user=None, username: str = "", outcome: str = "ok", note: str = "") -> None:
+def audit(
+    request, event: str, *, user=None, username: str = "", outcome: str = Outcome.OK, note: str = ""
+) -> None:
     """Write one sign-in audit event with the user name, client address and user agent (never a secret)."""
-    agent = user_agent(request)
-    message = "; ".join(part for part in (note, f"user agent: {agent}" if agent else "") if part)
-    record_event(
-        event,
-        actor=user,
-        actor_name=(user.get_username() if user is not None else username)[:150],
-        remote_address=client_address(request) if request is not None else None,
-        outcome=outcome,
-        message=message,
-        category="login",
-    )
+    who = Actor.from_request(request, user=user, name=username)
+    record_event(event, actor=who, outcome=outcome, message=note, category=Category.LOGIN)

@@ -18,7 +18,7 @@ from django.views.decorators.http import require_POST
 from accounts import mfa, roles, sessions, signin, timezones
 from accounts.forms import CodeForm, PersonForm, SignInForm, TimeZoneForm
 from accounts.models import Preference, Profile, RecoveryCodeDevice, Source, TOTPDevice
-from rotation.models import AuditEvent
+from audit.models import AuditEvent, Outcome
 
 sign_in = LoginView.as_view(form_class=SignInForm, template_name="registration/login.html",
                             redirect_authenticated_user=True)  # fmt: skip
@@ -117,7 +117,11 @@ def mfa_confirm(request: HttpRequest) -> HttpResponse:
     form = CodeForm(request.POST)
     if not (form.is_valid() and device.verify_token(form.cleaned_data["code"])):
         signin.audit(
-            request, AuditEvent.MFA_FAILED, user=request.user, outcome="failed", note="enrolment code refused"
+            request,
+            AuditEvent.MFA_FAILED,
+            user=request.user,
+            outcome=Outcome.FAIL,
+            note="enrolment code refused",
         )
         form.add_error(None, "That code is not right. Check the time on your phone and try the next code.")
         return _enrol_page(request, device, form, status=400)
@@ -184,7 +188,7 @@ def _verify_code(request: HttpRequest, code: str):
                                  note=f"{left} recovery codes left")  # fmt: skip
                     return device
     signin.audit(
-        request, AuditEvent.MFA_FAILED, user=request.user, outcome="failed", note="sign-in code refused"
+        request, AuditEvent.MFA_FAILED, user=request.user, outcome=Outcome.FAIL, note="sign-in code refused"
     )
     return None
 

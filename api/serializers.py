@@ -6,11 +6,12 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
 from api.errors import validation_detail
+from audit.events import EVENT_COLUMNS
+from audit.models import AuditEvent
 from records import changes
 from records.forms import FORMS
 from records.models import PamConfiguration, PamDirectory, PamUser
-from rotation.audit import EVENT_COLUMNS
-from rotation.models import AuditEvent, RotationAttempt
+from rotation.models import RotationAttempt
 
 # Schedule code can fail on odd input in ways other than ScheduleError; a 400 either way.
 CLEAN_ERRORS = (ValueError, TypeError, OverflowError, KeyError, IndexError)
@@ -50,7 +51,7 @@ class RecordSerializer(serializers.ModelSerializer):
         for name, value in attrs.items():
             setattr(instance, name, value)
         try:
-            instance.full_clean()
+            changes.validate(instance)
         except DjangoValidationError as exc:
             raise validation_detail(exc) from None
         except CLEAN_ERRORS as exc:

@@ -8,8 +8,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from api.models import Application, Token
-from rotation import audit
-from rotation.models import AuditEvent
+from audit import events as audit
+from audit.models import AuditEvent, Category, Outcome
 
 
 def _record(event: str, message: str, *, actor=None, actor_name: str = "", remote_address=None) -> None:
@@ -18,9 +18,9 @@ def _record(event: str, message: str, *, actor=None, actor_name: str = "", remot
         actor=actor,
         actor_name=actor_name,
         remote_address=remote_address,
-        outcome="ok",
+        outcome=Outcome.OK,
         message=message,
-        category="security",
+        category=Category.SECURITY,
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.db.models import Q
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
@@ -16,10 +15,12 @@ from api import permissions, serializers
 from api.authentication import client_address
 from api.credentials import caller_identity, read_credential
 from api.pagination import NewestFirstPagination
+from audit import events
+from audit.models import AuditEvent, Outcome
+from records import filters
 from records.models import DirectoryType, PamConfiguration, PamDirectory, PamUser, RotationStatus
-from records.views import _filter_users
-from rotation import audit, services
-from rotation.models import AttemptState, AuditEvent, RotationAttempt
+from rotation import services
+from rotation.models import AttemptState, RotationAttempt
 
 UID_PATTERN = "[A-Za-z0-9_-]{1,64}"
 RECORD_PERMISSIONS = [IsAuthenticated, permissions.PeopleOnly, permissions.ModelPermissions]
@@ -33,15 +34,6 @@ ERRORS = {
         (429, "Too many requests for this token; see Retry-After"),
     ]
 }
-
-
-def _text(request, name: str) -> str:
-    return request.query_params.get(name, "").replace("\x00", "").strip()[:200]
-
-
-def _int(request, name: str) -> int | None:
-    value = request.query_params.get(name, "")
-    return int(value) if value.isascii() and value.isdigit() and len(value) < 19 else None
 
 
 def _param(name: str, description: str, kind=OpenApiTypes.STR, enum=None) -> OpenApiParameter:
@@ -83,11 +75,8 @@ class ConfigurationViewSet(RecordViewSet):
     queryset = PamConfiguration.objects.all()
 
     def get_queryset(self):
-        queryset = super().get_queryset()
-        if q := _text(self.request, "q"):
-            queryset = queryset.filter(
-                Q(title__icontains=q) | Q(network_id__icontains=q) | Q(application_folder__icontains=q)
-            )
+        # The list pages' filters (records.filters), so that the API and the UI select the same records.
+        queryset, _ = filters.filter_configurations(self.request.query_params, super().get_queryset())
         return queryset
 
 
@@ -108,15 +97,7 @@ class DirectoryViewSet(RecordViewSet):
     queryset = PamDirectory.objects.select_related("configuration", "administrative_credential")
 
     def get_queryset(self):
-        queryset = super().get_queryset()
-        if q := _text(self.request, "q"):
-            queryset = queryset.filter(
-                Q(title__icontains=q) | Q(hostname__icontains=q) | Q(domain_name__icontains=q)
-            )
-        if (configuration := _int(self.request, "configuration")) is not None:
-            queryset = queryset.filter(configuration_id=configuration)
-        if (kind := self.request.query_params.get("type", "")) in DirectoryType.values:
-            queryset = queryset.filter(directory_type=kind)
+        queryset, _ = filters.filter_directories(self.request.query_params, super().get_queryset())
         return queryset
 
 
@@ -141,8 +122,7 @@ class UserViewSet(RecordViewSet):
     queryset = PamUser.objects.select_related("configuration", "resource")
 
     def get_queryset(self):
-        # The user list page's filters, so that the API and the UI select the same accounts.
-        queryset, _ = _filter_users(self.request, super().get_queryset())
+        queryset, _ = filters.filter_users(self.request.query_params, super().get_queryset())
         return queryset
 
     def _account(self, uid: str, allowed) -> PamUser:
@@ -219,7 +199,7 @@ class AttemptViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
             _param("from", "First day (YYYY-MM-DD)", OpenApiTypes.DATE),
             _param("to", "Last day (YYYY-MM-DD)", OpenApiTypes.DATE),
             _param("event", "Event name", enum=list(AuditEvent.LABELS)),
-            _param("outcome", "ok or fail", enum=["ok", "fail"]),
+            _param("outcome", "ok or fail", enum=Outcome.values),
             _param("actor", "Who (user name, or application:NAME)"),
             _param(
                 "configuration",
@@ -242,4 +222,4 @@ class AuditEventViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     pagination_class = NewestFirstPagination
 
     def get_queryset(self):
-        return audit.AuditFilters.from_query(self.request.query_params).apply(super().get_queryset())
+        return events.AuditFilters.from_query(self.request.query_params).apply(super().get_queryset())

@@ -137,6 +137,7 @@ INSTALLED_APPS = [
     "crispy_forms",
     "crispy_bootstrap5",
     "django_q",
+    "audit.apps.AuditConfig",
     "records.apps.RecordsConfig",
     "rotation.apps.RotationConfig",
     "scripts.apps.ScriptsConfig",

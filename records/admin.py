@@ -1,8 +1,10 @@
 """Admin for the PAM records; encrypted fields are never shown or editable here."""
 
+from django import forms
 from django.contrib import admin
 
 from records import changes
+from records.forms import fill_in_dn
 from records.models import PamConfiguration, PamDirectory, PamUser
 
 
@@ -51,8 +53,17 @@ class PamDirectoryAdmin(AuditedAdmin):
     raw_id_fields = ["administrative_credential"]
 
 
+class PamUserAdminForm(forms.ModelForm):
+    """The admin's user form: a missing DN is looked up from the login, as on every other entry point."""
+
+    def _post_clean(self):
+        fill_in_dn(self)
+        super()._post_clean()
+
+
 @admin.register(PamUser)
 class PamUserAdmin(AuditedAdmin):
+    form = PamUserAdminForm
     list_display = [
         "title",
         "login",

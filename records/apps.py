@@ -6,3 +6,11 @@ class RecordsConfig(AppConfig):
 
     name = "records"
     verbose_name = "PAM records"
+
+    def ready(self):
+        from audit import events
+        from records import filters
+
+        # The audit log filters by configuration or directory through what records says they cover.
+        events.register_scope("configuration", filters.configuration_scope)
+        events.register_scope("directory", filters.directory_scope)

@@ -1,4 +1,4 @@
-"""Save and delete records through one path: keep the schedule in step and announce the change.
+"""Save and delete records through one path: fill in the DN, keep the schedule in step, audit the change.
 
 Every entry point that changes a record — the UI, the Django admin, import, the CLI, the API, the
 demo — calls these, so rescheduling and the audit trail cannot drift apart between them.
@@ -6,28 +6,74 @@ demo — calls these, so rescheduling and the audit trail cannot drift apart bet
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from records.models import SCHEDULE_FIELDS, WINDOW_FIELDS, PamConfiguration, PamUser
-from records.signals import record_changed
+from audit import events
+from audit.actors import Actor
+from records.models import (
+    SCHEDULE_FIELDS,
+    WINDOW_FIELDS,
+    PamConfiguration,
+    PamDirectory,
+    PamUser,
+    RotationType,
+    _related,
+    _same_record,
+)
 
 # Changing one of these on a configuration moves the next rotation of its users.
 RESCHEDULING_FIELDS = frozenset({*SCHEDULE_FIELDS, *WINDOW_FIELDS, "rotation_enabled"})
 
 
 def announce(instance, action: str, *, actor=None, actor_name: str = "", remote_address=None, changed=()):
-    """Tell other apps (the audit log) that a record changed, naming fields, never values."""
-    if actor is not None and not actor_name:
-        actor_name = actor.get_username()
-    record_changed.send(
-        sender=type(instance),
-        instance=instance,
-        action=action,
-        actor=actor,
-        actor_name=actor_name,
-        remote_address=remote_address,
-        changed=list(changed),
+    """Record in the audit log that a record changed, naming fields, never values.
+
+    ``actor`` is an ``audit.actors.Actor``; a User with ``actor_name`` and ``remote_address`` still works.
+    """
+    events.record_change(
+        instance, action, actor=Actor.coerce(actor, actor_name, remote_address), changed=changed
     )
+
+
+# How a missing DN is found from the login: rotation registers its directory search (RotationConfig.ready),
+# so records never imports it. The lookup returns the DN ("" when it cannot look now) or raises ValidationError.
+DN_LOOKUP: list[Callable[[PamUser, PamDirectory], str]] = []
+
+
+def register_dn_lookup(lookup: Callable[[PamUser, PamDirectory], str]) -> None:
+    """Set the function that finds an account's DN from its login on a directory."""
+    DN_LOOKUP[:] = [lookup]
+
+
+def fill_in_dn(user: PamUser) -> None:
+    """Find a rotated user's missing DN from its login (Keeper needs none); raise ValidationError naming the field.
+
+    The save path's first step: entry points call it (or ``validate``) before ``full_clean()``, which then
+    only checks that a user that rotates has a DN.
+    """
+    resource = _related(user, "resource")
+    if user.distinguished_name.strip() or resource is None or not DN_LOOKUP:
+        return
+    if user.rotation_type == RotationType.SCRIPTS_ONLY or not _same_record(
+        _related(resource, "configuration"), _related(user, "configuration")
+    ):
+        return  # nothing to look up, or clean() reports the mismatch
+    try:
+        found = DN_LOOKUP[0](user, resource)
+    except ValidationError as exc:
+        raise ValidationError({"distinguished_name": exc.messages}) from None
+    if found:
+        user.distinguished_name = found
+
+
+def validate(instance, **full_clean_options) -> None:
+    """Run the save path's derived steps (a user's DN) and then the model's full_clean()."""
+    if isinstance(instance, PamUser):
+        fill_in_dn(instance)
+    instance.full_clean(**full_clean_options)
 
 
 def reschedule(instance, changed=None) -> None:

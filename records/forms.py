@@ -7,7 +7,7 @@ from crispy_forms.layout import HTML, Div, Fieldset, Layout, Submit
 from django import forms
 from django.core.exceptions import ValidationError
 
-from records import keeper, schedules
+from records import changes, keeper, schedules
 from records.complexity import KEEPER_SPECIALS, Complexity, ComplexityError, keeper_text
 from records.models import SCHEDULE_FIELDS, WINDOW_FIELDS, PamConfiguration, PamDirectory, PamUser
 
@@ -483,6 +483,21 @@ class DirectoryForm(RecordForm):
         return credential
 
 
+def fill_in_dn(form: forms.ModelForm) -> None:
+    """Run the save path's DN lookup (records.changes.fill_in_dn) on the form's user before the model checks it."""
+    if "distinguished_name" not in form.cleaned_data:
+        return
+    form.instance = forms.models.construct_instance(
+        form, form.instance, form._meta.fields, form._meta.exclude
+    )
+    try:
+        changes.fill_in_dn(form.instance)
+    except ValidationError as exc:
+        form.add_error(None, exc)
+    else:
+        form.cleaned_data["distinguished_name"] = form.instance.distinguished_name
+
+
 class UserForm(RecordForm):
     """Create or change a PAM user; the password is write-only."""
 
@@ -521,6 +536,10 @@ class UserForm(RecordForm):
         resource.label_from_instance = lambda directory: f"{directory.title} — {directory.configuration}"
         if self.instance.pk is None:
             self.fields["password"].help_text = "The account's current password, if you know it."
+
+    def _post_clean(self):
+        fill_in_dn(self)
+        super()._post_clean()
 
     def layout(self) -> list:
         return [

@@ -200,7 +200,7 @@ class _Plan:
     def add(self, instance, kind: str, bucket: list) -> bool:
         """Validate a new record as every entry point does; reject it, one reason per bad field, when invalid."""
         try:
-            instance.full_clean(exclude=PLAN_EXCLUDE[type(instance)], validate_unique=False)
+            changes.validate(instance, exclude=PLAN_EXCLUDE[type(instance)], validate_unique=False)
         except ValidationError as exc:
             for message in _messages(exc):
                 self.reject(kind, instance.title, message)

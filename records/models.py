@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from pamrotate import crypto
-from records import schedules, signals, validators
+from records import schedules, validators
 from records.complexity import Complexity
 from records.validators import validate_complexity  # noqa: F401  (named by migration 0001)
 
@@ -572,16 +572,6 @@ class PamUser(RecordUid, ScheduleFields):
         scripts_only = self.rotation_type == RotationType.SCRIPTS_ONLY
         if self.rotation_enabled and resource is None and not scripts_only:
             errors["resource"] = "Pick the directory that rotates this account, or turn rotation off."
-        if not self.distinguished_name and resource is not None and not scripts_only and not errors:
-            # Keeper needs no DN: rotation (which records never imports) finds it from the login.
-            try:
-                answers = signals.lookup_dn.send(sender=type(self), instance=self, directory=resource)
-                for _receiver, found in answers:
-                    if found:
-                        self.distinguished_name = found
-                        break
-            except ValidationError as exc:
-                errors["distinguished_name"] = exc.messages
         if self.rotation_enabled and resource is not None and not self.distinguished_name:
             errors.setdefault("distinguished_name", "Rotation needs the account's distinguished name.")
         if errors:

@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts import roles
 from accounts.mfa import require_verified
-from records import access, changes, imports, keeper, schedules
+from records import access, changes, filters, imports, keeper, schedules
 from records.complexity import ComplexityError
 from records.forms import FORMS, ImportForm, SchedulePreviewForm
 from records.models import (
@@ -44,23 +44,6 @@ RECORD_NAMES = {model: name for name, model in RECORD_TYPES.items()}
 TIME_ZONES = sorted(available_timezones())
 IMPORT_MODELS = [PamConfiguration, PamDirectory, PamUser]
 PREVIEW_ERRORS = (schedules.ScheduleError, IndexError, KeyError, TypeError, ValueError, OverflowError)
-
-
-def _int_param(request: HttpRequest, name: str) -> int | None:
-    """Return a query parameter as a positive integer, or None when it is missing or not one."""
-    value = request.GET.get(name, "")
-    return int(value) if value.isascii() and value.isdigit() and len(value) < 19 else None
-
-
-def _search_param(request: HttpRequest) -> str:
-    """Return the search text without NUL characters (PostgreSQL refuses them)."""
-    return request.GET.get("q", "").replace("\x00", "").strip()[:200]
-
-
-def _choice_param(request: HttpRequest, name: str, choices) -> str:
-    """Return a query parameter when it is one of the choices, else an empty string."""
-    value = request.GET.get(name, "")
-    return value if value in dict(choices) else ""
 
 
 def _page(request: HttpRequest, queryset):
@@ -114,12 +97,8 @@ def configuration_list(request: HttpRequest) -> HttpResponse:
     queryset = PamConfiguration.objects.annotate(
         directory_count=Count("directories", distinct=True), user_count=Count("users", distinct=True)
     )
-    q = _search_param(request)
-    if q:
-        queryset = queryset.filter(
-            Q(title__icontains=q) | Q(network_id__icontains=q) | Q(application_folder__icontains=q)
-        )
-    context = {"page": _page(request, queryset.order_by("title")), "q": q}
+    queryset, selected = filters.filter_configurations(request.GET, queryset)
+    context = {"page": _page(request, queryset.order_by("title")), "q": selected["q"]}
     return render(request, "records/configuration_list.html", context)
 
 
@@ -127,66 +106,22 @@ def configuration_list(request: HttpRequest) -> HttpResponse:
 def directory_list(request: HttpRequest) -> HttpResponse:
     access.require(request.user, PamDirectory, "view")
     queryset = PamDirectory.objects.select_related("configuration", "administrative_credential")
-    q = _search_param(request)
-    if q:
-        queryset = queryset.filter(
-            Q(title__icontains=q) | Q(hostname__icontains=q) | Q(domain_name__icontains=q)
-        )
-    if (configuration := _int_param(request, "configuration")) is not None:
-        queryset = queryset.filter(configuration_id=configuration)
-    if directory_type := _choice_param(request, "type", DirectoryType.choices):
-        queryset = queryset.filter(directory_type=directory_type)
+    queryset, selected = filters.filter_directories(request.GET, queryset)
     context = {
         "page": _page(request, queryset.order_by("title")),
-        "q": q,
+        "q": selected["q"],
         "configurations": PamConfiguration.objects.only("id", "title"),
         "directory_types": DirectoryType.choices,
-        "selected": {"configuration": configuration, "type": directory_type},
+        "selected": selected,
     }
     return render(request, "records/directory_list.html", context)
-
-
-def _filter_users(request: HttpRequest, queryset):
-    """Apply the user list's search and filters; unknown values are ignored."""
-    selected = {
-        "q": _search_param(request),
-        "configuration": _int_param(request, "configuration"),
-        "directory": _int_param(request, "directory"),
-        "type": _choice_param(request, "type", DirectoryType.choices),
-        "status": _choice_param(request, "status", RotationStatus.choices),
-        "account_state": _choice_param(request, "account_state", AccountState.choices),
-        "rotation": _choice_param(request, "rotation", [("on", "on"), ("off", "off")]),
-        "overdue": request.GET.get("overdue") == "1",
-    }
-    if selected["q"]:
-        q = selected["q"]
-        queryset = queryset.filter(
-            Q(title__icontains=q) | Q(login__icontains=q) | Q(distinguished_name__icontains=q)
-        )
-    if selected["configuration"] is not None:
-        queryset = queryset.filter(configuration_id=selected["configuration"])
-    if selected["directory"] is not None:
-        queryset = queryset.filter(resource_id=selected["directory"])
-    if selected["type"]:
-        queryset = queryset.filter(resource__directory_type=selected["type"])
-    if selected["status"]:
-        queryset = queryset.filter(rotation_status=selected["status"])
-    if selected["account_state"]:
-        queryset = queryset.filter(account_state=selected["account_state"])
-    if selected["rotation"] == "on":
-        queryset = queryset.rotatable()
-    elif selected["rotation"] == "off":
-        queryset = queryset.exclude(pk__in=PamUser.objects.rotatable().values("pk"))
-    if selected["overdue"]:
-        queryset = queryset.overdue()
-    return queryset, selected
 
 
 @login_required
 def user_list(request: HttpRequest) -> HttpResponse:
     access.require(request.user, PamUser, "view")
     queryset = PamUser.objects.select_related("configuration", "resource")
-    queryset, selected = _filter_users(request, queryset)
+    queryset, selected = filters.filter_users(request.GET, queryset)
     sort = request.GET.get("sort", "title")
     sort = sort if sort in USER_SORTS else "title"
     order = USER_SORTS[sort]
@@ -288,7 +223,7 @@ def _form_schedule(instance) -> schedules.Schedule:
 def _edit(request: HttpRequest, model, instance=None) -> HttpResponse:
     form_class = FORMS[model]
     initial = {}
-    if instance is None and (configuration := _int_param(request, "configuration")) is not None:
+    if instance is None and (configuration := filters.int_param(request.GET, "configuration")) is not None:
         initial["configuration"] = configuration
     form = form_class(
         request.POST or None,

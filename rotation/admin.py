@@ -4,7 +4,7 @@ from django.contrib import admin
 from django_q import admin as q_admin
 from django_q.models import Schedule
 
-from rotation.models import AuditEvent, PasswordVersion, RotationAttempt
+from rotation.models import PasswordVersion, RotationAttempt
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -61,14 +61,6 @@ class PasswordVersionAdmin(ReadOnlyAdmin):
     list_select_related = ["user"]
     fields = ["user", "valid_from", "replaced_at", "attempt"]
     readonly_fields = fields
-
-
-@admin.register(AuditEvent)
-class AuditEventAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "event", "outcome", "actor_name", "record_type", "record_title", "message"]
-    list_filter = ["event", "category", "outcome", "record_type"]
-    search_fields = ["record_title", "actor_name", "message"]
-    date_hierarchy = "created_at"
 
 
 class SuperuserScheduleAdmin(q_admin.ScheduleAdmin):

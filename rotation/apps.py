@@ -11,8 +11,11 @@ class RotationConfig(AppConfig):
     verbose_name = "Rotation"
 
     def ready(self):
-        # Connect the record_changed (audit) and lookup_dn (discovery) receivers.
-        from rotation import audit, discovery  # noqa: F401
+        from records import changes
+        from rotation import discovery
+
+        # records fills in a missing DN from the login through the directory (records never imports rotation).
+        changes.register_dn_lookup(discovery.find_dn)
         from rotation.dispatch import ensure_dispatch_schedules, start_dispatcher_if_worker
 
         post_migrate.connect(

@@ -5,9 +5,10 @@ from __future__ import annotations
 from django.conf import settings
 from django.views.decorators.debug import sensitive_variables
 
+from audit import events as audit
+from audit.models import AuditEvent, Category, Outcome
 from records.models import DirectoryType, PamDirectory, PamUser
-from rotation import audit, ldap
-from rotation.models import AuditEvent
+from rotation import ldap
 
 
 def directory_spec(directory: PamDirectory) -> ldap.DirectorySpec:
@@ -63,8 +64,8 @@ def test_connection(directory: PamDirectory, *, actor=None, remote_address: str 
         instance=directory,
         actor=actor,
         remote_address=remote_address,
-        outcome="ok" if ok else "fail",
+        outcome=Outcome.OK if ok else Outcome.FAIL,
         message="; ".join(f"{step.name}: {'ok' if step.ok else step.message}" for step in steps),
-        category="directory",
+        category=Category.DIRECTORY,
     )
     return steps

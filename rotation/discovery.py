@@ -12,16 +12,16 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.dispatch import receiver
 from django.views.decorators.debug import sensitive_variables
 
+from audit import events
+from audit.actors import Actor
+from audit.models import AuditEvent, Category, Outcome
 from records import schedules
 from records.changes import save_record
 from records.models import SCHEDULE_FIELDS, PamDirectory, PamUser
-from records.signals import lookup_dn
-from rotation import audit, ldap
+from rotation import ldap
 from rotation.directories import admin_bind_name, directory_spec
-from rotation.models import AuditEvent
 
 
 @dataclass(frozen=True)
@@ -127,13 +127,17 @@ def search(directory: PamDirectory) -> list[ldap.DirectoryAccount]:
 
 
 def discover(
-    directory: PamDirectory, *, actor=None, actor_name: str = "", remote_address=None
+    directory: PamDirectory, *, actor: Actor | None = None, actor_name: str = "", remote_address=None
 ) -> list[DiscoveredAccount]:
-    """Search the directory and mark each account with the PAM User that manages it; record the run."""
+    """Search the directory and mark each account with the PAM User that manages it; record the run.
+
+    ``actor`` says who asked (``actor_name`` and ``remote_address`` are the older form, still read).
+    """
+    who = Actor.coerce(actor, actor_name, remote_address)
     try:
         accounts = search(directory)
     except ldap.DirectoryError as exc:
-        _audit_run(directory, "fail", str(exc), actor, actor_name, remote_address)
+        _audit_run(directory, Outcome.FAIL, str(exc), who)
         raise
     managed = managed_dns(directory)
     found = []
@@ -141,27 +145,18 @@ def discover(
         pk, title = managed.get(canonical_dn(account.dn), (None, ""))
         found.append(DiscoveredAccount(account, pk, title))
     adopted = sum(1 for item in found if item.adopted)
-    _audit_run(
-        directory,
-        "ok",
-        f"{len(found)} accounts found, {adopted} already managed",
-        actor,
-        actor_name,
-        remote_address,
-    )
+    _audit_run(directory, Outcome.OK, f"{len(found)} accounts found, {adopted} already managed", who)
     return found
 
 
-def _audit_run(directory, outcome, message, actor, actor_name, remote_address) -> None:
-    audit.record_event(
+def _audit_run(directory: PamDirectory, outcome: str, message: str, who: Actor) -> None:
+    events.record_event(
         AuditEvent.DIRECTORY_DISCOVERED,
         instance=directory,
-        actor=actor,
-        actor_name=actor_name,
-        remote_address=remote_address,
+        actor=who,
         outcome=outcome,
         message=f"Discovery: {message}",
-        category="directory",
+        category=Category.DIRECTORY,
     )
 
 
@@ -179,7 +174,7 @@ def adopt(
     dns: list[str] | None,
     *,
     template: PamUser | None = None,
-    actor=None,
+    actor: Actor | None = None,
     actor_name: str = "",
     remote_address: str | None = None,
 ) -> Adoption:
@@ -189,10 +184,8 @@ def adopt(
     administrative reset needs none) and the schedule and complexity of ``template`` (default: the
     configuration's). Accounts already managed are skipped, so adopting twice creates nothing twice.
     """
-    found = {
-        item.key: item
-        for item in discover(directory, actor=actor, actor_name=actor_name, remote_address=remote_address)
-    }
+    who = Actor.coerce(actor, actor_name, remote_address)
+    found = {item.key: item for item in discover(directory, actor=who)}
     if dns is None:
         wanted = {key: item.account.dn for key, item in found.items()}
     else:
@@ -213,9 +206,7 @@ def adopt(
             save_record(
                 user,
                 created=True,
-                actor=actor,
-                actor_name=actor_name,
-                remote_address=remote_address,
+                actor=who,
                 changed=[
                     "title",
                     "login",
@@ -264,12 +255,11 @@ def _free_title(login: str, directory: PamDirectory, taken: set[str]) -> str:
     raise ValidationError({"title": f"no free title for {login}"})
 
 
-# -- Looking up a DN from a login (records sends lookup_dn from PamUser.clean) -------------------
+# -- Looking up a DN from a login (registered as records.changes' DN lookup in RotationConfig.ready) ---
 
 
-@receiver(lookup_dn, dispatch_uid="pamrotate-lookup-dn")
 @sensitive_variables()
-def find_dn(sender, instance: PamUser, directory: PamDirectory, **kwargs) -> str:
+def find_dn(instance: PamUser, directory: PamDirectory) -> str:
     """Return the DN of the one account whose login is the user's, or raise ValidationError saying why not."""
     login = (instance.login or "").strip()
     if not login:

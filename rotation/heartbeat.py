@@ -31,10 +31,12 @@ from django.db.models import Q
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
+from audit import events as audit
+from audit.models import AuditEvent, Category, Outcome
 from records.models import AccountState, PamConfiguration, PamUser, RotationStatus, RotationType
-from rotation import audit, ldap, notifications, services
+from rotation import ldap, notifications, services
 from rotation.directories import admin_bind_name, directory_spec
-from rotation.models import AuditEvent, Trigger
+from rotation.models import Trigger
 
 log = logging.getLogger(__name__)
 
@@ -205,9 +207,9 @@ def _store(user: PamUser, state: str, detail: str, now: dt.datetime) -> Finding:
         AuditEvent.ACCOUNT_STATE_CHANGED,
         instance=user,
         actor_name="heartbeat",
-        outcome="fail" if state in PROBLEM_STATES else "ok",
+        outcome=Outcome.FAIL if state in PROBLEM_STATES else Outcome.OK,
         message=f"{AccountState(previous).label} → {AccountState(state).label}: {detail}",
-        category="heartbeat",
+        category=Category.HEARTBEAT,
     )
     if state in PROBLEM_STATES or previous in PROBLEM_STATES:
         notifications.notify_account_state(user, previous, detail)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from django.views.decorators.debug import sensitive_variables
 
+from audit import events as audit
+from audit.models import AuditEvent, Outcome
 from records.models import PamUser
-from rotation import audit
-from rotation.models import AuditEvent, PasswordVersion
+from rotation.models import PasswordVersion
 
 
 @sensitive_variables()
@@ -31,7 +32,7 @@ def reveal_password(
         actor=actor,
         actor_name=actor_name,
         remote_address=remote_address,
-        outcome="ok",
+        outcome=Outcome.OK,
         message=f"Revealed the {what}",
         category=category,
     )

@@ -17,9 +17,13 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from accounts.mfa import require_verified
+from audit import events as audit
+from audit.actors import Actor
+from audit.models import Category, Outcome
+from records.filters import configurations_and_directories
 from records.forms import RETYPE_SECRET, DirectoryForm
 from records.models import PamDirectory, PamUser
-from rotation import audit, directories, discovery, ldap, reveal, services, status
+from rotation import directories, discovery, ldap, reveal, services, status
 from rotation.forms import AdoptForm, DiscoveryFilterForm
 from rotation.models import (
     ACTIVE_STATES,
@@ -206,12 +210,12 @@ def user_status(request, pk):
 
 @login_required
 def audit_log(request):
-    _require(request, "rotation.view_auditevent")
+    _require(request, "audit.view_auditevent")
     filters = audit.AuditFilters.from_query(request.GET)
     events = filters.apply(AuditEvent.objects.all())
     if "format" in request.GET:
         return _export(request, events, filters, request.GET["format"])
-    configurations, directory_choices = audit.configurations_and_directories()
+    configurations, directory_choices = configurations_and_directories()
     context = {
         "page": audit.event_page(events, request.GET.get("before"), request.GET.get("after")),
         "filters": filters,
@@ -231,10 +235,9 @@ def _export(request, events, filters: audit.AuditFilters, fmt: str):
     content_type, extension, write = audit.EXPORT_FORMATS[fmt]
     audit.record_event(
         AuditEvent.AUDIT_EXPORTED,
-        actor=request.user,
-        remote_address=_client_address(request),
-        outcome="ok",
-        category="security",
+        actor=Actor.from_request(request),
+        outcome=Outcome.OK,
+        category=Category.SECURITY,
         message=f"Exported the audit log as {extension.upper()} (filters: {filters.describe()})",
     )
     response = StreamingHttpResponse(write(audit.export_rows(events)), content_type=content_type)

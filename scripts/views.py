@@ -11,10 +11,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.mfa import require_verified
+from audit import events as audit
+from audit.models import AuditEvent, Category, Outcome
 from records import changes
 from records.models import PamConfiguration, PamDirectory, PamUser, RotationType
-from rotation import audit, services
-from rotation.models import AttemptState, AuditEvent, RotationAttempt
+from rotation import services
+from rotation.models import AttemptState, RotationAttempt
 from scripts import runner
 from scripts.forms import ScriptForm
 from scripts.models import PostRotationScript
@@ -115,10 +117,10 @@ def decide(request, pk: int):
     audit.record_event(
         AuditEvent.SCRIPTS_DECIDED,
         instance=attempt.user,
-        outcome="ok",
+        outcome=Outcome.OK,
         message=f"Attempt #{attempt.pk}: {who} kept the {'new (pending)' if keep == 'pending' else 'stored'} password",
         attempt_id=attempt.pk,
-        category="rotation",
+        category=Category.ROTATION,
         **_actor(request),
     )
     messages.success(request, f"Rotation #{attempt.pk} resolved: the {keep} password is kept.")

@@ -6,9 +6,9 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import override_settings
 
+from audit.events import record_event
+from audit.models import AuditEvent
 from rotation import services
-from rotation.audit import record_event
-from rotation.models import AuditEvent
 from tests.conftest import make_configuration, make_directory, make_user
 
 
@@ -39,13 +39,13 @@ def test_an_event_cannot_be_deleted_through_the_orm(event):
 def test_a_superuser_cannot_add_change_or_delete_events_in_the_admin(client, event):
     admin = User.objects.create_superuser("root", "", "x-Admin-Pass-1")
     client.force_login(admin)
-    change_url = f"/admin/rotation/auditevent/{event.pk}/change/"
-    assert client.get("/admin/rotation/auditevent/").status_code == 200
-    assert client.get("/admin/rotation/auditevent/add/").status_code == 403
+    change_url = f"/admin/audit/auditevent/{event.pk}/change/"
+    assert client.get("/admin/audit/auditevent/").status_code == 200
+    assert client.get("/admin/audit/auditevent/add/").status_code == 403
     assert client.post(change_url, {"message": "rewritten"}).status_code == 403
-    assert client.post(f"/admin/rotation/auditevent/{event.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert client.post(f"/admin/audit/auditevent/{event.pk}/delete/", {"post": "yes"}).status_code == 403
     response = client.post(
-        "/admin/rotation/auditevent/",
+        "/admin/audit/auditevent/",
         {"action": "delete_selected", "_selected_action": [event.pk], "post": "yes"},
     )
     assert response.status_code in (200, 302, 403)

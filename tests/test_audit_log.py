@@ -17,8 +17,10 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from rotation import audit, notifications, services
-from rotation.models import AttemptState, AuditEvent, ErrorClass, RotationAttempt, Trigger
+from audit import events as audit
+from audit.models import AuditEvent
+from rotation import notifications, services
+from rotation.models import AttemptState, ErrorClass, RotationAttempt, Trigger
 from tests.conftest import PERSONA_PASSWORD, make_configuration, make_directory, make_user
 
 URL = reverse("rotation:audit-log")

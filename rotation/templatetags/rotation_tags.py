@@ -5,8 +5,10 @@ from __future__ import annotations
 from django import template
 from django.urls import NoReverseMatch, reverse
 
-from rotation import audit, status
-from rotation.models import ACTIVE_STATES, AuditEvent, as_sentence
+from audit import events as audit
+from audit.models import AuditEvent
+from rotation import status
+from rotation.models import ACTIVE_STATES, as_sentence
 
 register = template.Library()
 
@@ -152,7 +154,7 @@ def user_history_link(context, pam_user):
     return {
         "pam_user": pam_user,
         "show": _can(context, "rotation.view_rotationattempt"),
-        "audit": _can(context, "rotation.view_auditevent"),
+        "audit": _can(context, "audit.view_auditevent"),
     }
 
 

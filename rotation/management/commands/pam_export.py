@@ -9,11 +9,11 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.text import slugify
 
+from audit import events as audit
+from audit.models import AuditEvent, Category, Outcome
 from records import keeper
 from records.management.commands.pam_import import os_user
 from records.models import PamConfiguration, PamUser
-from rotation import audit
-from rotation.models import AuditEvent
 
 
 def write_private(path: Path, text: str) -> None:
@@ -110,7 +110,7 @@ class Command(BaseCommand):
                 AuditEvent.PASSWORD_EXPORTED,
                 instance=user,
                 actor_name=actor_name,
-                outcome="ok",
+                outcome=Outcome.OK,
                 message=f"Password exported in clear by pam_export --include-secrets to {target}",
-                category="security",
+                category=Category.SECURITY,
             )

@@ -12,7 +12,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from records import schedules
-from records.changes import save_record
+from records.changes import save_record, validate
 from records.complexity import Complexity, ComplexityError
 from records.management.commands.pam_import import os_user
 from records.models import PamConfiguration, PamDirectory, PamUser
@@ -263,7 +263,7 @@ class Command(BaseCommand):
                 if not changed:
                     continue
                 try:
-                    user.full_clean()
+                    validate(user)
                 except ValidationError as exc:
                     errors.append(
                         f"{user.title}: "

@@ -1,7 +1,8 @@
 """Delete audit events and finished rotation attempts older than the retention period.
 
-This command is the only way audit events are ever deleted (see rotation.audit.purge). It
-records its own run as an ``audit_purge`` event, which the purge itself never removes.
+This command is the only way audit events are ever deleted: rotation.retention.purge calls
+audit.events.purge_events and deletes the finished attempts of the same age, then records the run
+as one ``audit_purge`` event, which the purge itself never removes.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import getpass
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from rotation import audit
+from audit.actors import Actor
+from rotation import retention
 
 
 class Command(BaseCommand):
@@ -36,7 +38,7 @@ class Command(BaseCommand):
                 "Nothing purged: no --older-than given and AUDIT_RETENTION_DAYS is 0 (keep forever)."
             )
             return
-        counts = audit.purge(days, actor_name=_os_user())
+        counts = retention.purge(days, actor=Actor.system(_os_user()))
         self.stdout.write(
             f"Purged {counts['events']} audit event(s) and {counts['attempts']} finished rotation "
             f"attempt(s) older than {days} day(s)."
