@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # python-ldap (django-auth-ldap's client) has no wheel: it builds against these headers.
 BUILD_PACKAGES := libldap2-dev libsasl2-dev
-APT_PACKAGES := slapd ldap-utils samba samba-dsdb-modules samba-vfs-modules samba-ad-provision openssl chromium iproute2 postgresql oathtool wrk $(BUILD_PACKAGES)
+APT_PACKAGES := slapd ldap-utils samba samba-dsdb-modules samba-vfs-modules samba-ad-provision openssl chromium iproute2 postgresql oathtool wrk prometheus rsyslog rsyslog-gnutls $(BUILD_PACKAGES)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
