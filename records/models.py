@@ -369,7 +369,7 @@ class AccountState(models.TextChoices):
 
 
 class PamUserQuerySet(models.QuerySet):
-    """Queries over PAM users: which ones rotate, which are late, and the lease that serialises them."""
+    """Queries over PAM users: which ones rotate, which are late, which slots are due."""
 
     def rotatable(self):
         """Return the users whose rotation nothing blocks (the rule rotation_blocked_reason explains)."""
@@ -430,51 +430,6 @@ class PamUserQuerySet(models.QuerySet):
             cursor.execute(sql, params)
             return {row[0] for row in cursor.fetchall()}
 
-    def claim_lease(self, user_id: int, attempt_id: int, until: dt.datetime) -> bool:
-        """Take an account's lease for an attempt (a conditional UPDATE); False when another holds it."""
-        now = timezone.now()
-        free = (
-            models.Q(lease_until__isnull=True)
-            | models.Q(lease_until__lt=now)
-            | models.Q(lease_attempt_id=attempt_id)
-        )
-        return bool(
-            self.filter(free, pk=user_id).update(
-                lease_until=until,
-                lease_attempt_id=attempt_id,
-                rotation_status=RotationStatus.RUNNING,
-                queued_since=None,
-            )
-        )
-
-    def claim_leases(self, attempts: dict[int, int], until: dt.datetime) -> set[int]:
-        """Take the leases of several accounts in one conditional UPDATE; return the attempt ids that got theirs.
-
-        ``attempts`` maps account id → attempt id. Accounts whose lease another attempt holds are left alone.
-        """
-        if not attempts:
-            return set()
-        free = models.Q(lease_until__isnull=True) | models.Q(lease_until__lt=timezone.now())
-        holder = models.Case(
-            *[
-                models.When(pk=user_id, then=models.Value(attempt_id))
-                for user_id, attempt_id in attempts.items()
-            ],
-            output_field=models.BigIntegerField(),
-        )
-        self.filter(free, pk__in=list(attempts)).update(
-            lease_until=until,
-            lease_attempt_id=holder,
-            rotation_status=RotationStatus.RUNNING,
-            queued_since=None,
-        )
-        held = self.filter(pk__in=list(attempts), lease_attempt_id__in=list(attempts.values()))
-        return set(held.values_list("lease_attempt_id", flat=True))
-
-    def release_lease(self, user_id: int, attempt_id: int) -> None:
-        """Give an account's lease back, if this attempt still holds it."""
-        self.filter(pk=user_id, lease_attempt_id=attempt_id).update(lease_until=None, lease_attempt_id=None)
-
 
 class PamUser(RecordUid, ScheduleFields):
     """A privileged account: its login, DN, encrypted password and rotation settings."""
@@ -531,7 +486,7 @@ class PamUser(RecordUid, ScheduleFields):
     # Since when a queued attempt (a request, a dispatched slot or a released retry) waits for a
     # worker; the claim clears it. Kept here so "overdue" is a question about the account alone.
     queued_since = models.DateTimeField(null=True, blank=True, editable=False)
-    # One rotation at a time: a claim holds the lease until it ends or expires.
+    # One rotation at a time: rotation/leases.py takes the lease for an attempt until it ends or expires.
     lease_until = models.DateTimeField(null=True, blank=True, editable=False)
     lease_attempt_id = models.BigIntegerField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from django.conf import settings
-from django.db import models
+from django.db import connection, models
 from django.urls import reverse
 from django.utils import timezone
 
@@ -110,6 +110,16 @@ class RotationAttempt(models.Model):
     scripts_message = models.CharField(max_length=500, blank=True)
 
     encrypted_fields = ("pending_password_encrypted",)
+    # What a commit changes on an attempt.
+    COMMITTED_FIELDS = (
+        "state",
+        "pending_password_encrypted",
+        "directory_changed",
+        "finished_at",
+        "error_class",
+        "error_code",
+        "error_message",
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -173,8 +183,28 @@ class RotationAttempt(models.Model):
     def get_pending(self) -> str:
         return crypto.decrypt(self.pending_password_encrypted) if self.pending_password_encrypted else ""
 
-    # The transitions. Each sets state, error, message and timestamps in one place and saves;
-    # rotation/services.py decides which one happens and what else goes in the same transaction.
+    # The transitions. Each sets state, error, message and timestamps in one place; the ``_all``
+    # forms do it for many attempts in one statement (the batched driver uses the same ones).
+    # rotation/protocol.py decides which one happens and what else goes in the same transaction.
+
+    @classmethod
+    def start_all(cls, attempts: list[RotationAttempt]) -> None:
+        """Mark attempts whose account lease was just taken running (one UPDATE)."""
+        now = timezone.now()
+        cls.objects.filter(pk__in=[attempt.pk for attempt in attempts], state=AttemptState.QUEUED).update(
+            state=AttemptState.RUNNING, started_at=now
+        )
+        for attempt in attempts:
+            attempt.state, attempt.started_at = AttemptState.RUNNING, now
+
+    @classmethod
+    def give_back_all(cls, attempts: list[RotationAttempt]) -> None:
+        """Queue running attempts again that never reached the directory, dropping their pending password (one UPDATE)."""
+        cls.objects.filter(pk__in=[attempt.pk for attempt in attempts], state=AttemptState.RUNNING).update(
+            state=AttemptState.QUEUED, started_at=None, pending_password_encrypted=""
+        )
+        for attempt in attempts:
+            attempt.state, attempt.started_at, attempt.pending_password_encrypted = AttemptState.QUEUED, None, ""
 
     def refuse(self, error_class: str, message: str) -> None:
         """End an attempt that never ran (blocked, already rotating, superseded)."""
@@ -203,21 +233,24 @@ class RotationAttempt(models.Model):
             rotation_status=RotationStatus.UNKNOWN, rotation_error=self.error_message
         )
 
-    def commit(self, state: str, *, save: bool = True) -> None:
-        """End an attempt whose new password is now the stored one (succeeded or reconciled).
+    def commit(self, state: str) -> None:
+        """End an attempt whose new password is now the stored one (succeeded or reconciled)."""
+        self.commit_all([self], state)
 
-        ``save=False`` only sets the fields, for a batch that saves many attempts in one statement.
-        """
-        self.state = state
-        self.pending_password_encrypted = ""
-        self.directory_changed = True
-        self.finished_at = timezone.now()
-        if state == AttemptState.SUCCEEDED:
-            self._set_error("", "")
-        else:
-            self.error_message = "Reconciled: the new password opens the account and is now stored."
-        if save:
-            self.save()
+    @classmethod
+    def commit_all(cls, attempts: list[RotationAttempt], state: str) -> None:
+        """End attempts whose new passwords are now the stored ones (one statement for all)."""
+        now = timezone.now()
+        for attempt in attempts:
+            attempt.state = state
+            attempt.pending_password_encrypted = ""
+            attempt.directory_changed = True
+            attempt.finished_at = now
+            if state == AttemptState.SUCCEEDED:
+                attempt._set_error("", "")
+            else:
+                attempt.error_message = "Reconciled: the new password opens the account and is now stored."
+        update_rows(cls, attempts, cls.COMMITTED_FIELDS)
 
     def record_scripts(self, state: str, message: str) -> None:
         """Record how the post-rotation scripts ended (scripts/runner.py); the password is not touched."""
@@ -229,6 +262,28 @@ class RotationAttempt(models.Model):
         self.error_class = error_class
         self.error_code = code
         self.error_message = message[: self._meta.get_field("error_message").max_length]
+
+
+def update_rows(model, rows, fields) -> None:
+    """Write the named fields of many rows as one prepared UPDATE run for each (executemany).
+
+    Django's ``bulk_update`` builds a CASE expression per field and row, which costs more than the
+    rest of a batch's commit; one statement executed for many parameter rows is the cheap form.
+    """
+    rows = list(rows)
+    if not rows:
+        return
+    meta = model._meta
+    columns = [meta.get_field(name) for name in fields]
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{quote(column.column)} = %s" for column in columns)
+    sql = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s"  # noqa: S608
+    params = [
+        [column.get_db_prep_save(getattr(row, column.attname), connection) for column in columns] + [row.pk]
+        for row in rows
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
 
 
 def next_numbers(user_ids) -> dict[int, int]:

@@ -24,7 +24,7 @@ from rotation.models import (
     RotationAttempt,
     Trigger,
 )
-from rotation.services import RETRY_DELAYS
+from rotation.protocol import RETRY_DELAYS
 
 HEARTBEAT_STALE_AFTER = dt.timedelta(minutes=2)
 # A running worker takes a queued attempt within a second (poll 0.5 s); one left waiting longer,

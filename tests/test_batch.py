@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from records.models import PamUser, RotationStatus
-from rotation import batch, services
+from rotation import batch, hooks, ldap, protocol, services
 from rotation.models import AttemptState, AuditEvent, ErrorClass, PasswordVersion, RotationAttempt, Trigger
 from tests.test_rotation import STRONG, make_env
 
@@ -162,3 +162,158 @@ def test_a_worker_killed_in_a_batch_leaves_every_account_with_a_stored_password_
     ]
     assert PasswordVersion.objects.filter(user_id__in=reconciled).count() == len(reconciled)
     assert AuditEvent.objects.filter(attempt_id__in=ids).count() == 4
+
+
+# -- One protocol, two drivers: the same case ends the same way through both ------------------
+
+
+def _foreign_ciphertext() -> str:
+    from pamrotate import crypto
+
+    return crypto.KeyRing([crypto.Key.generate()]).encrypt(STRONG)
+
+
+def _unverified_once(monkeypatch, dns: list[str]) -> None:
+    """Make the verify step's bind (the first after each change) say no; reconciliation binds for real."""
+    real = ldap.verify_password
+    refused = set()
+
+    def verify(spec, dn, password):
+        if dn in dns and dn not in refused:
+            refused.add(dn)
+            return False
+        return real(spec, dn, password)
+
+    monkeypatch.setattr(ldap, "verify_password", verify)
+
+
+def _ended(attempt_id: int) -> tuple:
+    """Return how an attempt ended, its account's status and its audit event, with its own names left out."""
+    attempt = RotationAttempt.objects.select_related("user").get(pk=attempt_id)
+    user = attempt.user
+
+    def plain(text: str) -> str:
+        return text.replace(user.distinguished_name, "<dn>").replace(f"#{attempt.pk}", "#<id>")
+
+    event = AuditEvent.objects.get(attempt_id=attempt.pk)
+    retried = RotationAttempt.objects.filter(retry_of=attempt).exists()
+    return (
+        attempt.state,
+        attempt.error_class,
+        attempt.error_code,
+        plain(attempt.error_message),
+        bool(attempt.pending_password_encrypted),
+        retried,
+        user.rotation_status,
+        plain(user.rotation_error),
+        user.lease_attempt_id,
+        event.event,
+        event.outcome,
+        plain(event.message),
+    )
+
+
+CASES = {
+    # case: (what goes wrong after the request, how the attempt ends, its error class)
+    "the account is gone": (
+        lambda env, users, mp: [env.server.delete(user.distinguished_name) for user in users],
+        AttemptState.FAILED,
+        ErrorClass.CONFIGURATION,
+    ),
+    "rotation was turned off": (
+        lambda env, users, mp: PamUser.objects.filter(pk__in=[u.pk for u in users]).update(
+            rotation_enabled=False
+        ),
+        AttemptState.FAILED,
+        ErrorClass.BLOCKED,
+    ),
+    "the stored password cannot be read": (
+        lambda env, users, mp: PamUser.objects.filter(pk__in=[u.pk for u in users]).update(
+            password_encrypted=_foreign_ciphertext()
+        ),
+        AttemptState.FAILED,
+        ErrorClass.INTERNAL,
+    ),
+    "the admin credential has no password": (
+        lambda env, users, mp: PamUser.objects.filter(pk=env.directory.administrative_credential_id).update(
+            password_encrypted=""
+        ),
+        AttemptState.FAILED,
+        ErrorClass.CONFIGURATION,
+    ),
+    "the new password does not verify": (
+        lambda env, users, mp: _unverified_once(mp, [user.distinguished_name for user in users]),
+        AttemptState.RECONCILED,
+        ErrorClass.AMBIGUOUS,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_the_same_failure_ends_with_the_same_state_and_message_through_both_drivers(
+    ldap_env, unique_name, monkeypatch, case
+):
+    breaks, state, error_class = CASES[case]
+    alone, batched = ldap_env.account(unique_name("one")), ldap_env.account(unique_name("many"))
+    alone_id, batched_id = queued([alone, batched])
+    breaks(ldap_env, [alone, batched], monkeypatch)
+
+    services.run_attempt(alone_id)
+    batch.run_batch([batched_id])
+
+    assert _ended(alone_id) == _ended(batched_id)
+    ended = RotationAttempt.objects.get(pk=batched_id)
+    assert (ended.state, ended.error_class) == (state, error_class), ended.error_message
+
+
+def test_a_stopped_directory_fails_and_retries_the_same_way_through_both_drivers(ldap_env, unique_name):
+    alone, batched = ldap_env.account(unique_name("one")), ldap_env.account(unique_name("many"))
+    alone_id, batched_id = queued([alone, batched])
+    ldap_env.server.stop()
+    try:
+        services.run_attempt(alone_id)
+        batch.run_batch([batched_id])
+    finally:
+        ldap_env.server.start()
+
+    assert _ended(alone_id) == _ended(batched_id)
+    ended = RotationAttempt.objects.get(pk=batched_id)
+    assert (
+        ended.error_class == ErrorClass.TRANSIENT and RotationAttempt.objects.filter(retry_of=ended).exists()
+    )
+
+
+def test_both_drivers_hand_their_attempts_to_the_one_protocol(ldap_env, unique_name, monkeypatch):
+    handed = []
+    real = protocol.rotate
+    monkeypatch.setattr(
+        protocol,
+        "rotate",
+        lambda attempts, lease, **kw: handed.append(len(attempts)) or real(attempts, lease, **kw),
+    )
+    ids = queued([ldap_env.account(unique_name(f"p{i}")) for i in range(4)])
+
+    assert services.run_attempt(ids[0]).state == AttemptState.SUCCEEDED
+    assert batch.run_batch(ids[1:]) == {AttemptState.SUCCEEDED: 3}
+
+    assert handed == [1, 3]
+
+
+def test_after_commit_hooks_run_once_for_each_commit_they_want_from_both_drivers(
+    ldap_env, unique_name, monkeypatch
+):
+    monkeypatch.setattr(hooks, "_after_commit", [])  # only this test's hook
+    seen = []
+    hooks.register_after_commit(
+        lambda attempt: seen.append(attempt.pk),
+        wants=lambda users: {u.pk for u in users if "want" in u.login},
+    )
+    users = [ldap_env.account(unique_name(name)) for name in ("want1", "skip1", "want2", "skip2", "want3")]
+    ids = queued(users)
+
+    services.run_attempt(ids[0])
+    services.run_attempt(ids[1])
+    batch.run_batch(ids[2:])
+
+    assert sorted(seen) == [ids[0], ids[2], ids[4]]
+    assert RotationAttempt.objects.filter(pk__in=ids, state=AttemptState.SUCCEEDED).count() == 5

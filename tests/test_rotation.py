@@ -14,7 +14,7 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from records.models import DirectoryType, PamDirectory, PamUser, RotationStatus, new_uid
-from rotation import directories, services
+from rotation import directories, protocol, services
 from rotation.models import AttemptState, AuditEvent, ErrorClass, PasswordVersion, RotationAttempt, Trigger
 from tests.conftest import make_configuration, make_user
 from tests.ldapservers import SambaDC, SlapdServer, make_ca
@@ -457,8 +457,8 @@ def test_an_attempt_resolved_twice_is_committed_once(ldap_env, unique_name):
     attempt.refresh_from_db()
     stale_copy = RotationAttempt.objects.get(pk=attempt.pk)
     stale_copy.state = AttemptState.RUNNING  # what a second reconciler loaded before the first finished
-    services._commit(stale_copy, AttemptState.RECONCILED, None)
-    services._fail(stale_copy, ErrorClass.AMBIGUOUS, "late")
+    assert protocol.commit([stale_copy], AttemptState.RECONCILED) == []
+    protocol.fail(stale_copy, ErrorClass.AMBIGUOUS, "late")
     user.refresh_from_db()
     assert user.password_versions.count() == 1
     assert AuditEvent.objects.filter(attempt_id=attempt.pk).count() == 1
@@ -479,3 +479,24 @@ def test_with_verification_turned_off_an_untrusted_certificate_still_rotates_and
     steps = directories.test_connection(ldap_env.directory)
     assert all(step.ok for step in steps)
     assert "NOT verified" in steps[0].message
+
+
+def test_the_engine_never_imports_its_plugins():
+    """Plugins register on rotation/hooks.py; no module of rotation names them (imports anywhere in a file count)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent / "rotation"
+    importing = []
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module or ""]
+            importing += [
+                f"{path.relative_to(root)}: {name}" for name in names if name.split(".")[0] == "scripts"
+            ]
+    assert importing == []
+    assert len(list(root.rglob("*.py"))) > 10  # the walk saw the package

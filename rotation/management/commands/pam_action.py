@@ -14,10 +14,9 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from records.management.commands.pam_import import os_user
-from rotation import services
+from rotation import hooks, services
 from rotation.management.commands.pam_rotation import add_target_arguments, select_users
 from rotation.models import ACTIVE_STATES, AttemptState, RotationAttempt, ScriptsState, Trigger
-from scripts import runner as scripts_runner
 
 OK_STATES = (AttemptState.SUCCEEDED, AttemptState.RECONCILED)
 # An unknown outcome is reconciled later by the workers; waiting here would not settle it.
@@ -134,7 +133,8 @@ class Command(BaseCommand):
         for attempt in ended.exclude(scripts_state=ScriptsState.RUNNING):
             if attempt.state in OK_STATES and not attempt.scripts_state:
                 if attempt.user_id not in has_scripts:
-                    has_scripts[attempt.user_id] = bool(scripts_runner.scripts_for(attempt.user))
+                    wanted = hooks.accounts_with_after_commit_work([attempt.user])
+                    has_scripts[attempt.user_id] = wanted is None or attempt.user_id in wanted
                 if has_scripts[attempt.user_id]:
                     continue  # committed; its scripts start in a moment
             count += 1
