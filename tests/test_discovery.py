@@ -12,12 +12,13 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 
-from records import schedules
+from audit.models import AuditEvent
+from records import changes, schedules
 from records.forms import UserForm
 from records.models import DirectoryType, PamDirectory, PamUser
 from rotation import discovery, ldap
 from rotation.discovery import canonical_dn
-from rotation.models import AttemptState, AuditEvent
+from rotation.models import AttemptState
 from tests.bulk_accounts import add_offline
 from tests.conftest import make_configuration, make_user
 from tests.ldapservers import SambaDC, escape_rdn
@@ -231,7 +232,7 @@ def test_a_user_saved_without_a_dn_gets_it_from_its_login(db, big_samba, unique_
     directory = directory_for(big_samba, unique_name)
     for login in (name, f"{name}@example.test", f"EXAMPLE\\{name}"):
         user = new_user(directory, login)
-        user.full_clean()
+        changes.validate(user)  # the save path's DN lookup, then the model's checks
         assert user.distinguished_name == dn
 
 
@@ -260,7 +261,7 @@ def test_the_user_form_fills_in_the_dn(db, slapd, unique_name):
 def test_a_login_with_no_account_is_a_clear_error(db, big_samba, unique_name):
     directory = directory_for(big_samba, unique_name)
     with pytest.raises(ValidationError) as caught:
-        new_user(directory, "nobody-here").full_clean()
+        changes.validate(new_user(directory, "nobody-here"))
     assert "No account with the login 'nobody-here'" in caught.value.message_dict["distinguished_name"][0]
 
 
@@ -270,7 +271,7 @@ def test_a_login_that_matches_two_accounts_is_a_clear_error(db, slapd, unique_na
     dns = [slapd.add_user(name, STRONG, ou_dn=ou) for ou in (first, second)]
     directory = directory_for(slapd, unique_name, user_match=slapd.people_dn)
     with pytest.raises(ValidationError) as caught:
-        new_user(directory, name).full_clean()
+        changes.validate(new_user(directory, name))
     message = caught.value.message_dict["distinguished_name"][0]
     assert "matches 2 accounts" in message and all(dn in message for dn in dns)
 
@@ -278,7 +279,7 @@ def test_a_login_that_matches_two_accounts_is_a_clear_error(db, slapd, unique_na
 def test_filter_characters_in_a_login_are_escaped(db, slapd, unique_name):
     directory = directory_for(slapd, unique_name, user_match=slapd.people_dn)
     with pytest.raises(ValidationError, match="No account"):
-        new_user(directory, "*").full_clean()  # a wildcard would match everyone
+        changes.validate(new_user(directory, "*"))  # a wildcard would match everyone
 
 
 def test_an_unreachable_directory_blocks_only_a_user_that_rotates(db, unique_name):
@@ -295,9 +296,9 @@ def test_an_unreachable_directory_blocks_only_a_user_that_rotates(db, unique_nam
         administrative_credential=admin,
     )
     with pytest.raises(ValidationError, match="could not be looked up"):
-        new_user(directory, "someone").full_clean()
+        changes.validate(new_user(directory, "someone"))
     quiet = new_user(directory, "someone", rotation_enabled=False)
-    quiet.full_clean()
+    changes.validate(quiet)
     assert quiet.distinguished_name == ""
 
 
