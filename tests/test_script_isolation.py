@@ -9,8 +9,6 @@ from __future__ import annotations
 import base64
 import os
 import pwd
-import shutil
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -28,45 +26,27 @@ from scripts import files, masking, process
 from scripts.models import PostRotationScript, RunState, ScriptRun
 from tests.conftest import database_text
 from tests.test_rotation import STRONG, rotate
-from tests.test_scripts import attach, write_script
+from tests.test_scripts import (  # noqa: F401 - the *_fixture names are test_scripts' fixtures, shared
+    SCRIPT_USER,
+    attach,
+    out_dir_fixture,
+    script_account_fixture,
+    scripts_dir_fixture,
+    write_script,
+)
 from tests.test_scripts_only import scripts_only_user
-
-SCRIPT_USER = "pamrotate-test-script"
-
-
-@pytest.fixture(scope="session")
-def script_account():
-    """The unprivileged user scripts run as (the suite runs as root: it creates it when missing)."""
-    if os.geteuid() != 0:
-        pytest.skip("switching to the script user needs root (or CAP_SETUID/CAP_SETGID/CAP_KILL)")
-    try:
-        return pwd.getpwnam(SCRIPT_USER)
-    except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", SCRIPT_USER], check=True)  # noqa: S607
-        return pwd.getpwnam(SCRIPT_USER)
 
 
 @pytest.fixture
-def as_script_user(settings, script_account):
+def script_user(settings, script_account):
+    """Run this test's scripts as the script user (the others here choose their own setting)."""
     settings.SCRIPT_USER = SCRIPT_USER
     return script_account
 
 
 @pytest.fixture
-def scripts_dir(tmp_path, settings):
-    directory = tmp_path / "scripts"
-    directory.mkdir(mode=0o700)
-    settings.SCRIPTS_DIR = directory
-    return directory
-
-
-@pytest.fixture
-def drop_dir(script_account):
-    """A directory the script user may write to (pytest's tmp_path is root's alone)."""
-    directory = Path(tempfile.mkdtemp(prefix="pamrotate-drop-"))
-    os.chown(directory, script_account.pw_uid, script_account.pw_gid)
-    yield directory
-    shutil.rmtree(directory, ignore_errors=True)
+def drop_dir(out_dir):
+    return out_dir
 
 
 def gone(pid: int) -> bool:
@@ -140,7 +120,7 @@ def encodings(secret: str, login: str) -> list[str]:
 
 
 def test_a_password_printed_in_every_encoding_is_neither_stored_nor_shown(
-    db, client, bob, scripts_dir, as_script_user
+    db, client, bob, scripts_dir, script_user
 ):
     user = scripts_only_user(login="svc-enc", title="Svc enc")
     attach(user, write_script(scripts_dir, "encode.py", ENCODER), command="python3")
@@ -172,7 +152,7 @@ def test_a_password_printed_in_every_encoding_is_neither_stored_nor_shown(
         assert form not in html, form
 
 
-def test_script_output_is_shown_only_to_whom_may_reveal_the_password(db, client, scripts_dir, as_script_user):
+def test_script_output_is_shown_only_to_whom_may_reveal_the_password(db, client, scripts_dir, script_user):
     from tests.conftest import make_persona
 
     user = scripts_only_user(login="svc-shown", title="Svc shown")
@@ -227,7 +207,7 @@ def test_mask_leaves_no_encoding_of_the_secret_whatever_surrounds_it(secret, log
 
 
 def test_a_script_cannot_read_the_workers_environment_the_key_file_or_the_data_directory(
-    db, scripts_dir, as_script_user, settings, monkeypatch
+    db, scripts_dir, script_user, settings, monkeypatch
 ):
     key_file = Path(settings.DATA_DIR) / "isolation-test.key"
     crypto.write_key_file(key_file, [crypto.Key.generate()])
@@ -311,7 +291,7 @@ sleep 0.3
 
 @pytest.mark.parametrize("end", ["exit 0", "exit 4", "sleep 300"], ids=["exits", "fails", "times-out"])
 def test_setsid_children_and_double_forked_daemons_are_killed_when_the_script_ends(
-    as_script_user, drop_dir, tmp_path, settings, end
+    script_user, drop_dir, tmp_path, settings, end
 ):
     script = tmp_path / "escape.sh"
     script.write_text(ESCAPER.format(out=drop_dir, end=end))
@@ -330,13 +310,13 @@ def test_setsid_children_and_double_forked_daemons_are_killed_when_the_script_en
     left = [
         p
         for p in Path(tempfile.gettempdir()).glob("pamrotate-script-*")
-        if p.stat().st_uid == as_script_user.pw_uid
+        if p.stat().st_uid == script_user.pw_uid
     ]
     assert left == []  # its working directory (the script user's own) is removed too
 
 
 def test_a_rotation_whose_script_times_out_kills_its_escaped_children(
-    db, scripts_dir, as_script_user, drop_dir, settings
+    db, scripts_dir, script_user, drop_dir, settings
 ):
     settings.SCRIPT_TIMEOUT = 2
     user = scripts_only_user(login="svc-slow", title="Svc slow")

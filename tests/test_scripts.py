@@ -6,6 +6,10 @@ import base64
 import io
 import json
 import os
+import pwd
+import shutil
+import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -40,19 +44,43 @@ with open("{out}", "w") as handle:
 """
 
 
-@pytest.fixture
-def scripts_dir(tmp_path, settings):
+SCRIPT_USER = "pamrotate-test-script"
+
+
+@pytest.fixture(scope="session", name="script_account")
+def script_account_fixture():
+    """The unprivileged user scripts run as (the suite runs as root: it creates it when missing)."""
+    if os.geteuid() != 0:
+        pytest.skip("switching to the script user needs root (or CAP_SETUID/CAP_SETGID/CAP_KILL)")
+    try:
+        return pwd.getpwnam(SCRIPT_USER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", SCRIPT_USER], check=True)  # noqa: S607
+        return pwd.getpwnam(SCRIPT_USER)
+
+
+@pytest.fixture(autouse=True, name="as_script_user")
+def as_script_user_fixture(settings, script_account):
+    """Scripts run as the script user, as in production."""
+    settings.SCRIPT_USER = SCRIPT_USER
+    return script_account
+
+
+@pytest.fixture(name="scripts_dir")
+def scripts_dir_fixture(tmp_path, settings):
     directory = tmp_path / "scripts"
     directory.mkdir(mode=0o700)
     settings.SCRIPTS_DIR = directory
     return directory
 
 
-@pytest.fixture
-def out_dir(tmp_path) -> Path:
-    directory = tmp_path / "out"
-    directory.mkdir()
-    return directory
+@pytest.fixture(name="out_dir")
+def out_dir_fixture(script_account) -> Path:
+    """A directory the script user may write to (pytest's tmp_path is root's alone)."""
+    directory = Path(tempfile.mkdtemp(prefix="pamrotate-out-"))
+    os.chown(directory, script_account.pw_uid, script_account.pw_gid)
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 def write_script(directory: Path, name: str, body: str, mode: int = 0o700) -> str:
@@ -147,10 +175,10 @@ def test_the_new_password_a_bash_script_receives_binds_and_the_old_one_is_the_pr
 
 
 def test_scripts_run_user_then_directory_then_configuration_each_in_order(
-    ldap_env, unique_name, scripts_dir, tmp_path
+    ldap_env, unique_name, scripts_dir, out_dir
 ):
     user = ldap_env.account(unique_name("order"))
-    log = tmp_path / "order.log"
+    log = out_dir / "order.log"
     for name in ("u1", "u2", "d1", "c1", "c2"):
         write_script(scripts_dir, f"{name}.sh", f'#!/bin/bash\necho {name} >> "{log}"\n')
     attach(ldap_env.directory.configuration, "c2.sh", order=2)
@@ -325,11 +353,11 @@ def test_files_outside_the_directory_or_unsafe_are_refused_with_the_reason(scrip
 
 
 def test_a_file_swapped_for_an_escaping_symlink_is_refused_when_it_runs(
-    ldap_env, unique_name, scripts_dir, tmp_path
+    ldap_env, unique_name, scripts_dir, out_dir, tmp_path
 ):
     user = ldap_env.account(unique_name("swap"))
     attach(user, write_script(scripts_dir, "deploy.sh", "#!/bin/bash\nexit 0\n"))
-    marker = tmp_path / "ran"
+    marker = out_dir / "ran"
     outside = tmp_path / "evil.sh"
     outside.write_text(f'#!/bin/bash\ntouch "{marker}"\n')
     outside.chmod(0o700)

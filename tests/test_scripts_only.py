@@ -18,22 +18,16 @@ from rotation.models import AttemptState, AuditEvent, ErrorClass, ScriptsState
 from scripts.models import RunState, ScriptRun
 from tests.conftest import make_configuration, make_user
 from tests.test_rotation import STRONG, make_env, rotate
-from tests.test_scripts import attach, received, recorder, write_script
-
-
-@pytest.fixture
-def scripts_dir(tmp_path, settings):
-    directory = tmp_path / "scripts"
-    directory.mkdir(mode=0o700)
-    settings.SCRIPTS_DIR = directory
-    return directory
-
-
-@pytest.fixture
-def out_dir(tmp_path):
-    directory = tmp_path / "out"
-    directory.mkdir()
-    return directory
+from tests.test_scripts import (  # noqa: F401 - the *_fixture names are test_scripts' fixtures, shared
+    as_script_user_fixture,
+    attach,
+    out_dir_fixture,
+    received,
+    recorder,
+    script_account_fixture,
+    scripts_dir_fixture,
+    write_script,
+)
 
 
 def scripts_only_user(**fields) -> PamUser:
