@@ -388,3 +388,20 @@ def test_the_migration_encrypts_output_stored_in_clear(transactional_db):
         assert "printed-in-clear" not in database_text()
     finally:
         MigrationExecutor(connection).migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+
+
+def test_key_rotation_re_encrypts_script_output(db, scripts_dir):
+    from rotation.management.commands.rotate_encryption_key import reencrypt_all
+
+    user = scripts_only_user(login="svc-rekey", title="Svc rekey")
+    attach(user, write_script(scripts_dir, "say.sh", "#!/bin/bash\necho out-line; echo err-line >&2\n"))
+    run = ScriptRun.objects.get(attempt=rotate(user))
+    before = crypto.ring()
+    rotated = crypto.KeyRing([crypto.Key.generate(), *before.keys])
+
+    assert reencrypt_all(rotated) >= 2
+
+    run.refresh_from_db()
+    for ciphertext, text in ((run.stdout_encrypted, "out-line\n"), (run.stderr_encrypted, "err-line\n")):
+        assert rotated.key_id_of(ciphertext) == rotated.current.kid
+        assert rotated.decrypt(ciphertext) == text
