@@ -182,6 +182,8 @@ def main(argv: list[str]) -> int:
         report["error"] = "stopped by the worker"
     except OSError as exc:
         report["error"] = f"could not start: {exc.strerror or exc}"
+    except Exception as exc:  # noqa: BLE001 - reported as the run's reason; everything is still killed
+        report["error"] = f"the script's supervisor failed ({type(exc).__name__})"
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         kill_everything()
