@@ -12,8 +12,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from api.models import Application, AppRole, SecretId, Token
-from rotation import audit
-from rotation.models import AuditEvent
+from audit import events as audit
+from audit.models import AuditEvent
 
 
 def _record(

@@ -29,8 +29,8 @@ def main() -> None:
     from django.test import Client
 
     from api import services
+    from audit.models import AuditEvent
     from records.models import PamConfiguration, PamUser
-    from rotation.models import AuditEvent
 
     configuration = PamConfiguration.objects.create(title="Bench API")
     users = [

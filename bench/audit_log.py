@@ -34,8 +34,8 @@ def seed(count: int) -> dict:
     from django.db import connection, transaction
     from django.utils import timezone
 
+    from audit.models import AuditEvent
     from records.models import PamConfiguration, PamDirectory, PamUser
-    from rotation.models import AuditEvent
 
     rng = random.Random(5)
     configurations = [PamConfiguration.objects.create(title=f"Bench configuration {i}") for i in range(5)]
@@ -120,8 +120,8 @@ def main() -> None:
     from django.test.utils import override_settings, setup_test_environment
     from django.urls import reverse
 
-    from rotation.audit import make_cursor
-    from rotation.models import AuditEvent
+    from audit.events import make_cursor
+    from audit.models import AuditEvent
 
     setup_test_environment()
     # No collectstatic here: serve static URLs unhashed, as the test settings do.

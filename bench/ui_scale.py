@@ -23,8 +23,9 @@ def seed(users: int, events: int, start: int = 0) -> None:
     """Add PAM users (with attempts for the first ones) and audit events, in bulk."""
     from django.utils import timezone
 
+    from audit.models import AuditEvent
     from records.models import DirectoryType, PamConfiguration, PamDirectory, PamUser
-    from rotation.models import AttemptState, AuditEvent, RotationAttempt, Trigger
+    from rotation.models import AttemptState, RotationAttempt, Trigger
 
     configuration, _ = PamConfiguration.objects.get_or_create(title="Scale")
     directory, _ = PamDirectory.objects.get_or_create(

@@ -17,10 +17,11 @@ from django.utils import timezone
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from audit.models import AuditEvent
 from ops import conf
 from ops.models import DeliveryState, StreamCursor, WebhookEndpoint
 from records.models import AccountState, PamConfiguration, PamUser, RotationStatus
-from rotation.models import ACTIVE_STATES, OK_STATES, AttemptState, AuditEvent, Heartbeat, RotationAttempt
+from rotation.models import ACTIVE_STATES, OK_STATES, AttemptState, Heartbeat, RotationAttempt
 
 DURATION_BUCKETS = (0.5, 1, 2, 5, 10, 30, 60, 120, 300)
 ENDED_STATES = (

@@ -17,11 +17,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from accounts.mfa import require_verified
 from accounts.roles import is_administrator
+from audit.events import record_event
+from audit.models import AuditEvent
 from ops import conf, metrics, webhooks
 from ops.forms import WebhookForm
 from ops.models import DeliveryState, WebhookEndpoint
-from rotation.audit import record_event
-from rotation.models import AuditEvent
 
 
 def scrape_allowed(request: HttpRequest) -> bool:

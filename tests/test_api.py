@@ -19,8 +19,9 @@ from hypothesis import strategies as st
 from api import services
 from api.models import Application, Token
 from api.throttles import TokenRateThrottle
+from audit.models import AuditEvent
 from records.models import DirectoryType, PamConfiguration, PamDirectory, PamUser
-from rotation.models import AttemptState, AuditEvent, RotationAttempt
+from rotation.models import AttemptState, RotationAttempt
 from tests.conftest import database_text, make_configuration, make_directory, make_user
 from tests.test_rotation import STRONG, make_env
 

@@ -11,9 +11,9 @@ from django.urls import URLResolver, get_resolver, reverse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from audit import events as audit
 from records import schedules
 from records.models import PamUser
-from rotation import audit
 from tests.conftest import make_configuration, make_directory, make_user
 from tests.test_records_forms import configuration_data, user_data
 
@@ -170,7 +170,8 @@ def world(alice, carol):
     from django.utils import timezone
 
     from api.models import Application, Token
-    from rotation.models import AttemptState, AuditEvent, PasswordVersion, RotationAttempt
+    from audit.models import AuditEvent
+    from rotation.models import AttemptState, PasswordVersion, RotationAttempt
     from scripts.models import PostRotationScript
 
     configuration = make_configuration(title="World")

@@ -12,9 +12,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from records.models import PamUser, RotationStatus
 from rotation import batch, hooks, ldap, protocol, services
-from rotation.models import AttemptState, AuditEvent, ErrorClass, PasswordVersion, RotationAttempt, Trigger
+from rotation.models import AttemptState, ErrorClass, PasswordVersion, RotationAttempt, Trigger
 from tests.test_rotation import STRONG, make_env
 
 

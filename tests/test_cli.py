@@ -8,9 +8,10 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 
+from audit.models import AuditEvent
 from records import schedules
 from records.models import PamUser, RotationStatus
-from rotation.models import AttemptState, AuditEvent, RotationAttempt
+from rotation.models import AttemptState, RotationAttempt
 from tests.conftest import make_user
 from tests.test_rotation import STRONG, make_env
 

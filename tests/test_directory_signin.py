@@ -12,8 +12,8 @@ from django.urls import reverse
 
 from accounts.directory import settings_from_environment
 from accounts.models import Profile, Source
+from audit.models import AuditEvent
 from pamrotate.settings import env_secret
-from rotation.models import AuditEvent
 from tests.conftest import PERSONA_PASSWORD, ensure_roles, make_persona
 from tests.ldapservers import make_ca
 from tests.test_rotation import STRONG

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
+from audit.models import AuditEvent
 from records import schedules
 from records.forms import RETYPE_SECRET, ConfigurationForm, UserForm
 from records.models import PamConfiguration, PamDirectory, PamUser
-from rotation.models import AuditEvent
 from tests.conftest import PERSONA_PASSWORD, make_configuration, make_directory, make_user
 from tests.test_records_forms import configuration_data, directory_data, user_data
 

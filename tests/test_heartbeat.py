@@ -16,9 +16,10 @@ from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from records.models import AccountState, PamDirectory, PamUser
 from rotation import dispatch, heartbeat, services, status
-from rotation.models import AttemptState, AuditEvent, RotationAttempt
+from rotation.models import AttemptState, RotationAttempt
 from tests.conftest import make_configuration, make_user
 from tests.ldapservers import SAMBA_TOOL, SambaDC
 from tests.test_rotation import STRONG, make_env, rotate

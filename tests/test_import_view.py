@@ -14,9 +14,9 @@ from django.urls import reverse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from audit.models import AuditEvent
 from records import imports, keeper
 from records.models import PamConfiguration, PamDirectory, PamUser
-from rotation.models import AuditEvent
 from tests.conftest import database_text, make_configuration
 
 SAMPLE = Path(__file__).parent / "data" / "keeper_project.json"

@@ -15,9 +15,9 @@ from django.core.management import CommandError, call_command
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from audit.models import AuditEvent
 from records import imports, keeper, schedules
 from records.models import PamConfiguration, PamDirectory, PamUser, RotationType
-from rotation.models import AuditEvent
 from tests import test_import_view
 from tests.conftest import make_configuration, make_directory
 

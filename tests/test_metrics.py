@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 from prometheus_client import generate_latest
 
+from audit.events import record_event
+from audit.models import AuditEvent
 from ops import metrics
 from records.models import AccountState
 from rotation import heartbeat
-from rotation.audit import record_event
-from rotation.models import AttemptState, AuditEvent
+from rotation.models import AttemptState
 from tests.conftest import make_user
 from tests.processes import die_with_parent, free_port, stop_process
 from tests.test_heartbeat import change_out_of_band, rotated_earlier

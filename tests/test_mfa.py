@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 from accounts import mfa
 from accounts.models import RecoveryCode, RecoveryCodeDevice, TOTPDevice, hash_recovery_code
-from rotation.models import AuditEvent, RotationAttempt
+from audit.models import AuditEvent
+from rotation.models import RotationAttempt
 from tests.conftest import PERSONA_PASSWORD, database_text, make_user
 
 require_mfa = override_settings(REQUIRE_MFA=True)

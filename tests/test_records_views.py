@@ -10,8 +10,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from records.models import DirectoryType, PamConfiguration, PamDirectory, PamUser, RotationStatus
-from rotation.models import AuditEvent
 from tests.conftest import make_configuration, make_directory, make_user
 from tests.test_records_forms import configuration_data, directory_data, make_ca_pem, user_data
 

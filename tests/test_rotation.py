@@ -13,9 +13,10 @@ import pytest
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from records.models import DirectoryType, PamDirectory, PamUser, RotationStatus, new_uid
 from rotation import directories, protocol, services
-from rotation.models import AttemptState, AuditEvent, ErrorClass, PasswordVersion, RotationAttempt, Trigger
+from rotation.models import AttemptState, ErrorClass, PasswordVersion, RotationAttempt, Trigger
 from tests.conftest import make_configuration, make_user
 from tests.ldapservers import SambaDC, SlapdServer, make_ca
 

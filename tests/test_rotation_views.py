@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from rotation.models import AttemptState, AuditEvent, RotationAttempt
+from audit.models import AuditEvent
+from rotation.models import AttemptState, RotationAttempt
 from tests.conftest import PERSONA_PASSWORD
 from tests.test_rotation import STRONG, make_env
 

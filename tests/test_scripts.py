@@ -22,9 +22,10 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from audit.models import AuditEvent
 from records import imports, keeper
 from records.models import PamUser
-from rotation.models import AttemptState, AuditEvent, ScriptsState
+from rotation.models import AttemptState, ScriptsState
 from scripts import files, masking, queue
 from scripts.models import PostRotationScript, RunState, ScriptRun
 from tests.conftest import make_configuration, make_user

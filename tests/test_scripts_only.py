@@ -12,9 +12,10 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from records.models import PamUser, RotationStatus, RotationType
 from rotation import ldap, services
-from rotation.models import AttemptState, AuditEvent, ErrorClass, ScriptsState
+from rotation.models import AttemptState, ErrorClass, ScriptsState
 from scripts.models import RunState, ScriptRun
 from tests.conftest import make_configuration, make_user
 from tests.test_rotation import STRONG, make_env, rotate

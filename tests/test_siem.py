@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from audit.events import record_event
+from audit.models import AuditEvent
 from ops import siem, stream
 from ops.models import StreamCursor
-from rotation.audit import record_event
-from rotation.models import AuditEvent
 from tests.ldapservers import make_ca
 from tests.processes import die_with_parent, free_port, stop_process
 

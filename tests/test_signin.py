@@ -24,9 +24,9 @@ from django.test import override_settings
 from django.urls import reverse
 
 from accounts import sessions
+from audit.models import AuditEvent
 from pamrotate.middleware import forwarded_client_address
 from pamrotate.settings import env_proxy_count
-from rotation.models import AuditEvent
 from tests.conftest import PERSONA_PASSWORD, make_persona
 from tests.pgserver import call, manage, pg, wait_for  # noqa: F401  (pg: fixture)
 from tests.processes import die_with_parent, free_port, stop_process

@@ -16,6 +16,8 @@ from hypothesis import strategies as st
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
+from audit.events import record_event
+from audit.models import AuditEvent
 from ops import webhooks
 from ops.models import (
     FAILING_AFTER,
@@ -25,8 +27,6 @@ from ops.models import (
     WebhookEvent,
     new_signing_secret,
 )
-from rotation.audit import record_event
-from rotation.models import AuditEvent
 from tests.conftest import database_text
 
 

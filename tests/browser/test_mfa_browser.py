@@ -12,7 +12,7 @@ import pytest
 from django.urls import reverse
 from playwright.sync_api import expect
 
-from rotation.models import AuditEvent
+from audit.models import AuditEvent
 from tests.conftest import PERSONA_PASSWORD, make_persona, make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("roles")]

@@ -5,11 +5,11 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from audit.events import record_event
+from audit.models import AuditEvent
 from ops import webhooks
 from ops.models import WebhookEndpoint, WebhookFormat
 from records.management.commands.pam_import import os_user
-from rotation.audit import record_event
-from rotation.models import AuditEvent
 
 
 class Command(BaseCommand):
