@@ -136,11 +136,12 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "crispy_forms",
     "crispy_bootstrap5",
-    "django_q",
     "audit.apps.AuditConfig",
     "records.apps.RecordsConfig",
     "rotation.apps.RotationConfig",
     "scripts.apps.ScriptsConfig",
+    # After rotation: rotation's `qcluster` (rotation/worker.py) replaces django-q2's own.
+    "django_q",
     "django_otp",
     "axes",
     "accounts.apps.AccountsConfig",
@@ -367,7 +368,18 @@ Q_CLUSTER = {
     "poll": 0.5,
     "sync": env_bool("PAMROTATE_Q_SYNC", False),
     "label": "Background tasks",
+    # The ORM broker, whose pusher retries a failed pull and, after BROKER_FAILURE_SECONDS of
+    # failures, stops the cluster with one error instead of being reincarnated forever.
+    "broker_class": "rotation.worker.Broker",
 }
+# The worker's health (rotation/worker.py, rotation/status.py): every WORKER_CANARY_SECONDS the
+# dispatcher sends each gateway a canary task; a gateway whose canary or queued attempt waited
+# WORKER_STALL_SECONDS with no task taken is named by /healthz (503), the dashboard and the pages.
+WORKER_CANARY_SECONDS = env_int("PAMROTATE_WORKER_CANARY_SECONDS", 30)
+WORKER_STALL_SECONDS = env_int("PAMROTATE_WORKER_STALL_SECONDS", 60)
+# SIGTERM: running tasks get this long to finish, then the cluster's processes are killed.
+WORKER_STOP_GRACE_SECONDS = env_int("PAMROTATE_WORKER_STOP_GRACE_SECONDS", 20)
+BROKER_FAILURE_SECONDS = env_int("PAMROTATE_BROKER_FAILURE_SECONDS", 30)
 
 LOGGING = {
     "version": 1,

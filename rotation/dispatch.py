@@ -1,7 +1,8 @@
 """When rotations happen: one ``tick`` dispatches due accounts once per slot and releases retries.
 
-``tick`` runs once a second in a thread of every qcluster process, and as a django-q2 schedule (two
-rows, 30 s apart) as a fallback; both call the same function. It is safe to run twice at once: an
+``tick`` runs once a second in the main process of every qcluster (rotation/worker.py, after the
+cluster has forked its workers), and as a django-q2 schedule (two rows, 30 s apart) as a fallback;
+both call the same function. It is safe to run twice at once: an
 account's slot is taken by a conditional UPDATE of its ``next_rotation_at``, and a unique
 constraint allows one attempt per account, slot and try.
 """
@@ -10,10 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
-import threading
-import time
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -29,6 +28,9 @@ DISPATCH_SCHEDULES = ("pamrotate-dispatch-a", "pamrotate-dispatch-b")
 # A queued attempt not started after this long, with nothing waiting in its broker, was lost.
 ORPHANED_AFTER = dt.timedelta(seconds=60)
 
+
+# A canary waiting this long with nothing in its gateway's queue was lost: send another.
+CANARY_LOST_AFTER = dt.timedelta(minutes=5)
 
 # Due accounts are taken and recorded in chunks of this many, one transaction each.
 DISPATCH_CHUNK = 25
@@ -147,9 +149,9 @@ def tick(now: dt.datetime | None = None, *, housekeeping: bool = True) -> dict:
     """Do the dispatcher's work once: due slots and retries, then (with ``housekeeping``) the rest.
 
     Housekeeping reconciles interrupted attempts, marks orphaned queued attempts for sending
-    again, mails overdue accounts, queues due account heartbeats (rotation/heartbeat.py) and
-    beats the scheduler's heartbeat. The thread does it every
-    30 s; the django-q2 fallback task every time.
+    again, mails overdue accounts, queues due account heartbeats (rotation/heartbeat.py), sends
+    each gateway its canary and beats the scheduler's heartbeat. The qcluster's dispatcher does
+    it every WORKER_CANARY_SECONDS (30 s); the django-q2 fallback task every time.
     """
     now = now or timezone.now()
     result = dispatch_due(now) if has_due_work(now) else {"dispatched": 0, "skipped": 0, "retried": 0}
@@ -159,48 +161,51 @@ def tick(now: dt.datetime | None = None, *, housekeeping: bool = True) -> dict:
         result["orphans"] = resend_orphans(now)
         result["overdue_notified"] = notify_overdue_accounts(now)
         result["heartbeats_queued"] = heartbeat.queue_due(now)
+        result["canaries"] = send_canaries(now)
         Heartbeat.beat("scheduler")
     return result
 
 
-class Dispatcher(threading.Thread):
-    """Call ``tick`` every second inside a qcluster process, with housekeeping every 30 s.
+def gateways() -> set[str]:
+    """Return the gateways that should have a worker: every configuration's, and this process's own."""
+    from django_q.conf import Conf
 
-    django-q2's scheduler ticks only every ~30 s, which would make a rotation up to 30 s late.
-    Any number of dispatchers may run at once: slots are taken by a conditional UPDATE.
+    from records.models import PamConfiguration
+
+    named = PamConfiguration.objects.values_list("gateway", flat=True).distinct()
+    return {gateway or "default" for gateway in named} | {Conf.CLUSTER_NAME}
+
+
+def send_canaries(now: dt.datetime | None = None) -> int:
+    """Send each gateway a canary task when none is waiting and it took no task lately; return how many.
+
+    A worker that runs it writes the gateway's heartbeat (rotation/tasks.py ``canary``); one left
+    waiting is how /healthz and the pages know that a gateway takes no task (rotation/status.py).
+    A canary still waiting after ``CANARY_LOST_AFTER`` with nothing queued or running for its
+    gateway was lost (a failed task is not retried): another is sent, and the wait still counts
+    from the first.
     """
+    from django_q.brokers import get_broker
+    from django_q.tasks import async_task
 
-    def __init__(self, interval: float = 1.0, housekeeping_every: float = 30.0):
-        super().__init__(name="pamrotate-dispatcher", daemon=True)
-        self.interval = interval
-        self.housekeeping_every = housekeeping_every
-        self.stopping = threading.Event()
-
-    def run(self) -> None:
-        from django.db import close_old_connections
-        from django_q.conf import Conf
-
-        last_housekeeping = 0.0
-        while not self.stopping.wait(self.interval):
-            try:
-                close_old_connections()
-                housekeeping = time.monotonic() - last_housekeeping >= self.housekeeping_every
-                tick(housekeeping=housekeeping)
-                if housekeeping:
-                    # An idle cluster is alive too: its workers beat only when they run a task.
-                    Heartbeat.beat(f"worker:{Conf.CLUSTER_NAME}")
-                    last_housekeeping = time.monotonic()
-            except Exception as exc:  # the loop must survive a database outage
-                log.warning("dispatcher: %s; retrying", type(exc).__name__)
-
-
-def start_dispatcher_if_worker(argv: list[str]) -> Dispatcher | None:
-    """Start the 1-second dispatcher when this process is a qcluster, unless turned off."""
-    if argv[1:2] != ["qcluster"] or os.environ.get("PAMROTATE_DISPATCHER", "on") == "off":
-        return None
-    dispatcher = Dispatcher()
-    dispatcher.start()
-    return dispatcher
+    now = now or timezone.now()
+    # Half the period: a canary answered just after the last round is due again at the next one.
+    every = dt.timedelta(seconds=settings.WORKER_CANARY_SECONDS / 2)
+    sent = 0
+    for gateway in sorted(gateways()):
+        send = Heartbeat.claim_canary(gateway, now, every)
+        if not send:
+            waiting = Heartbeat.objects.filter(
+                name=Heartbeat.worker_name(gateway), canary_sent_at__lt=now - CANARY_LOST_AFTER
+            ).exists()
+            broker = get_broker(gateway) if waiting else None
+            send = waiting and not broker.queue_size() and not broker.lock_size()
+        if send:
+            async_task(
+                "rotation.tasks.canary", cluster=gateway, task_name=f"canary-{gateway}", group="canary"
+            )
+            sent += 1
+    return sent
 
 
 def ensure_dispatch_schedules(**kwargs) -> None:

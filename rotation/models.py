@@ -321,18 +321,55 @@ class PasswordVersion(models.Model):
 
 
 class Heartbeat(models.Model):
-    """The last time a background component proved it was alive."""
+    """The last time a background component proved it was alive.
+
+    ``worker:<gateway>`` is written only by a worker of that gateway when it takes a task
+    (rotation/tasks.py), never by the dispatcher: "alive" means "took a task from the broker".
+    ``canary_sent_at`` is when a dispatcher sent the gateway's canary task that no worker has run
+    yet (rotation/dispatch.py ``send_canaries``); ``scheduler`` is the dispatcher's own beat.
+    """
 
     name = models.CharField(max_length=100, unique=True)
-    seen_at = models.DateTimeField()
+    seen_at = models.DateTimeField(null=True, blank=True)
+    canary_sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["name"]
 
     def __str__(self) -> str:
+        if self.seen_at is None:
+            return f"{self.name} (never seen)"
         return f"{self.name} at {self.seen_at:%Y-%m-%d %H:%M:%S}"
+
+    @staticmethod
+    def worker_name(gateway: str) -> str:
+        """Return the heartbeat name of a gateway's workers."""
+        return f"worker:{gateway or 'default'}"
 
     @classmethod
     def beat(cls, name: str) -> None:
         """Record that a component is alive now."""
         cls.objects.update_or_create(name=name, defaults={"seen_at": timezone.now()})
+
+    @classmethod
+    def canary_taken(cls, gateway: str) -> None:
+        """Record that a worker of the gateway ran its canary now: it took a task, nothing waits."""
+        cls.objects.update_or_create(
+            name=cls.worker_name(gateway), defaults={"seen_at": timezone.now(), "canary_sent_at": None}
+        )
+
+    @classmethod
+    def claim_canary(cls, gateway: str, now, every) -> bool:
+        """Return whether the caller should send the gateway's canary now; at most one caller wins.
+
+        A canary goes out when none is waiting and no task was taken for ``every``; the row moves
+        by a conditional UPDATE, so several dispatchers send one canary between them.
+        """
+        row, _ = cls.objects.get_or_create(name=cls.worker_name(gateway))
+        if row.canary_sent_at is not None or (row.seen_at is not None and now - row.seen_at < every):
+            return False
+        return bool(
+            cls.objects.filter(pk=row.pk, canary_sent_at__isnull=True, seen_at=row.seen_at).update(
+                canary_sent_at=now
+            )
+        )

@@ -8,11 +8,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import DatabaseError
-from django.db.models import Count, Q
+from django.db.models import Count, Min, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
-from django.utils.timesince import timesince
 
 from records.models import AccountState, PamConfiguration, PamDirectory, PamUser, RotationStatus
 from rotation.models import (
@@ -26,10 +26,8 @@ from rotation.models import (
 )
 from rotation.protocol import RETRY_DELAYS
 
+# No dispatcher (scheduler heartbeat) or no worker seen for this long: not healthy.
 HEARTBEAT_STALE_AFTER = dt.timedelta(minutes=2)
-# A running worker takes a queued attempt within a second (poll 0.5 s); one left waiting longer,
-# on a gateway with no fresh worker heartbeat, waits for a worker that is not there.
-WORKER_EXPECTED_WITHIN = dt.timedelta(seconds=10)
 
 
 # -- Dashboard figures ---------------------------------------------------------------------------
@@ -112,48 +110,88 @@ def pending_retries(user_ids) -> dict[int, RotationAttempt]:
     return {retry.user_id: retry for retry in retries}
 
 
-def worker_seen() -> dict[str, dt.datetime]:
-    """Return when a worker of each gateway (heartbeat ``worker:<cluster>``) was last seen."""
-    prefix = "worker:"
-    beats = Heartbeat.objects.filter(name__startswith=prefix).values_list("name", "seen_at")
-    return {name[len(prefix) :]: seen_at for name, seen_at in beats}
+def stall_after() -> dt.timedelta:
+    """Return how long waiting work may go without its gateway taking a task (WORKER_STALL_SECONDS)."""
+    return dt.timedelta(seconds=settings.WORKER_STALL_SECONDS)
 
 
-def gateway_problem(gateway: str, now: dt.datetime | None = None, seen: dict | None = None) -> str:
-    """Return why a gateway's rotations do not start ("No worker of gateway X is running..."), or ''."""
-    now = now or timezone.now()
-    gateway = gateway or "default"
-    seen_at = (worker_seen() if seen is None else seen).get(gateway)
-    if seen_at is not None and now - seen_at <= HEARTBEAT_STALE_AFTER:
-        return ""
-    last = (
-        "none has ever been seen"
-        if seen_at is None
-        else f"the last one was seen {timesince(seen_at, now)} ago"
-    )
-    return (
-        f'No worker of gateway "{gateway}" is running ({last}): its rotations wait until '
-        f"`Q_CLUSTER_NAME={gateway} manage.py qcluster` runs on a host that reaches its network."
-    )
+@dataclass
+class Stall:
+    """A gateway that took no task while its canary or a queued attempt waited longer than allowed."""
+
+    gateway: str
+    seconds: int  # since its workers last took a task (or since the work started waiting)
+    accounts: int  # accounts whose attempt waits for it
+
+    def __str__(self) -> str:
+        return f"gateway {self.gateway} has taken no task for {self.seconds} s"
+
+    @property
+    def message(self) -> str:
+        return (
+            f"The {self}: its workers are stopped, busy with a stuck task or cannot reach the database. "
+            f"Rotations wait until `Q_CLUSTER_NAME={self.gateway} manage.py qcluster` runs (and takes "
+            "tasks) on a host that reaches its network."
+        )
+
+    def as_dict(self) -> dict:
+        return {
+            "gateway": self.gateway,
+            "seconds": self.seconds,
+            "accounts": self.accounts,
+            "message": str(self),
+        }
 
 
-def waiting_problem(attempt: RotationAttempt, now: dt.datetime | None = None) -> dict | None:
-    """Return why a queued attempt is not taken (its gateway has no running worker), or None.
+def worker_beats() -> dict[str, Heartbeat]:
+    """Return each gateway's worker heartbeat row (``worker:<gateway>``)."""
+    prefix = Heartbeat.worker_name("")[: -len("default")]
+    return {beat.name[len(prefix) :]: beat for beat in Heartbeat.objects.filter(name__startswith=prefix)}
 
-    ``show_after_s`` is how long the page waits before showing it: a running worker takes an
-    attempt within WORKER_EXPECTED_WITHIN, so until then it would be a false alarm.
+
+def stalled_gateways(now: dt.datetime | None = None) -> dict[str, Stall]:
+    """Return the gateways that have taken no task while work waited for them longer than ``stall_after``.
+
+    Waiting work is the gateway's canary (sent every 30 s by the dispatcher) and its queued attempts
+    ready to run; a gateway whose workers took any task after that work started waiting is fine,
+    so an idle healthy gateway (its canaries answered) and a busy one never show here.
     """
-    if attempt is None or attempt.state != AttemptState.QUEUED:
-        return None
     now = now or timezone.now()
-    since = max(attempt.created_at, attempt.retry_at or attempt.created_at)
-    if since > now:
-        return None  # a retry still in its backoff: RetryNote says when it goes
-    reason = gateway_problem(attempt.user.configuration.gateway, now)
-    if not reason:
-        return None
-    show_after = WORKER_EXPECTED_WITHIN - (now - since)
-    return {"reason": reason, "show_after_s": max(0, round(show_after.total_seconds()))}
+    limit = now - stall_after()
+    beats = worker_beats()
+    ready = RotationAttempt.objects.filter(state=AttemptState.QUEUED).filter(
+        Q(retry_at__isnull=True) | Q(retry_at__lte=now)
+    )
+    oldest: dict[str, dt.datetime] = {}
+    rows = ready.values_list("user__configuration__gateway").annotate(first=Min("created_at"))
+    for gateway, first in rows.values_list("user__configuration__gateway", "first"):
+        gateway = gateway or "default"
+        oldest[gateway] = min(first, oldest.get(gateway, first))
+    stalls = {}
+    for gateway in set(beats) | set(oldest):
+        beat = beats.get(gateway)
+        seen_at = beat.seen_at if beat else None
+        waiting = [oldest.get(gateway), beat.canary_sent_at if beat else None]
+        waiting = [since for since in waiting if since is not None and (seen_at is None or since > seen_at)]
+        if not waiting or min(waiting) > limit:
+            continue
+        unserved = ready.filter(user__configuration__gateway=gateway)
+        if seen_at is not None:
+            unserved = unserved.filter(created_at__gt=seen_at)
+        seconds = round((now - (seen_at or min(waiting))).total_seconds())
+        stalls[gateway] = Stall(gateway, seconds, unserved.values("user_id").distinct().count())
+    return dict(sorted(stalls.items()))
+
+
+def waiting_problem(attempt: RotationAttempt, now: dt.datetime | None = None) -> str:
+    """Return why a queued attempt is not taken ("The gateway X has taken no task for N s: ..."), or ''."""
+    if attempt is None or attempt.state != AttemptState.QUEUED:
+        return ""
+    now = now or timezone.now()
+    if attempt.retry_at is not None and attempt.retry_at > now:
+        return ""  # a retry still in its backoff: RetryNote says when it goes
+    stall = stalled_gateways(now).get(attempt.user.configuration.gateway or "default")
+    return stall.message if stall else ""
 
 
 def due_at(user: PamUser) -> dt.datetime | None:
@@ -163,16 +201,19 @@ def due_at(user: PamUser) -> dt.datetime | None:
 
 
 def overdue_reason(
-    user: PamUser, now: dt.datetime | None = None, seen: dict | None = None, scheduler: bool | None = None
+    user: PamUser, now: dt.datetime | None = None, stalls: dict | None = None, scheduler: bool | None = None
 ) -> str:
-    """Return why an overdue account has not rotated: no worker of its gateway, or no scheduler; else ''.
+    """Return why an overdue account has not rotated: its gateway takes no task, or no scheduler; else ''.
 
-    Workers beat when they run a task, so a gateway is named only for an account waiting in its queue;
-    an account never dispatched waits for the scheduler (every qcluster's dispatcher).
+    A gateway is named only for an account waiting in its queue; an account never dispatched
+    waits for the scheduler (every qcluster's dispatcher).
     """
     now = now or timezone.now()
     if user.queued_since is not None:
-        return gateway_problem(user.configuration.gateway, now, seen)
+        stall = (stalled_gateways(now) if stalls is None else stalls).get(
+            user.configuration.gateway or "default"
+        )
+        return stall.message if stall else ""
     if scheduler is None:
         scheduler = health(now)["scheduler"]
     if not scheduler:
@@ -181,27 +222,6 @@ def overdue_reason(
             f"{int(HEARTBEAT_STALE_AFTER.total_seconds() // 60)} minutes."
         )
     return ""
-
-
-def stalled_gateways(now: dt.datetime | None = None) -> list[tuple[str, str, int]]:
-    """Return (gateway, reason, accounts waiting) for each gateway with queued work and no running worker."""
-    now = now or timezone.now()
-    waiting = (
-        PamUser.objects.filter(
-            Q(attempts__state=AttemptState.QUEUED, attempts__created_at__lt=now - WORKER_EXPECTED_WITHIN)
-            & (Q(attempts__retry_at__isnull=True) | Q(attempts__retry_at__lt=now - WORKER_EXPECTED_WITHIN))
-        )
-        .values_list("configuration__gateway")
-        .annotate(n=Count("id", distinct=True))
-        .values_list("configuration__gateway", "n")
-    )
-    seen = worker_seen()
-    stalled = []
-    for gateway, count in sorted(waiting):
-        reason = gateway_problem(gateway, now, seen)
-        if reason:
-            stalled.append((gateway or "default", reason, count))
-    return stalled
 
 
 def overdue_users(now: dt.datetime | None = None):
@@ -248,25 +268,37 @@ def account_state_counts() -> dict:
 
 
 def health(now: dt.datetime | None = None) -> dict:
-    """Return whether the database answers and a worker and the scheduler were seen recently.
+    """Return whether the database answers, the scheduler ran lately and every gateway takes tasks.
 
-    ``ok`` (what /healthz answers 200 for) needs the database and a fresh worker heartbeat.
+    ``ok`` (what /healthz answers 200 for) needs the database, a dispatcher that ran in the last
+    two minutes, a worker that took a task in that time, and no stalled gateway (``stalled``
+    names each, with how long it has taken no task).
     """
     now = now or timezone.now()
     try:
         beats = dict(Heartbeat.objects.values_list("name", "seen_at"))
+        stalls = [stall.as_dict() for stall in stalled_gateways(now).values()]
         database = True
     except DatabaseError:
-        beats, database = {}, False
-    fresh = {name for name, seen_at in beats.items() if now - seen_at <= HEARTBEAT_STALE_AFTER}
-    worker = any(name.startswith("worker:") for name in fresh)
+        beats, stalls, database = {}, [], False
+    fresh = {
+        name
+        for name, seen_at in beats.items()
+        if seen_at is not None and now - seen_at <= HEARTBEAT_STALE_AFTER
+    }
+    worker = any(name.startswith("worker:") for name in fresh) and not stalls
+    scheduler = "scheduler" in fresh
     return {
-        "ok": database and worker,
+        "ok": database and worker and scheduler,
         "database": database,
         "worker": worker,
-        "scheduler": "scheduler" in fresh,
+        "scheduler": scheduler,
+        "stalled": stalls,
         "heartbeats": {
-            name: {"seen_at": seen_at.isoformat(), "age_s": round((now - seen_at).total_seconds())}
+            name: {
+                "seen_at": seen_at.isoformat() if seen_at else None,
+                "age_s": round((now - seen_at).total_seconds()) if seen_at else None,
+            }
             for name, seen_at in beats.items()
         },
     }

@@ -56,7 +56,7 @@ def _client_address(request) -> str | None:
 
 
 def healthz(request):
-    """Answer 200 when the database is reachable and a worker was seen in the last 2 minutes."""
+    """Answer 200 when the database answers, the dispatcher runs and every gateway takes tasks; else 503 naming why."""
     body = status.health()
     return JsonResponse(body, status=200 if body["ok"] else 503)
 
@@ -99,6 +99,7 @@ def attempt_status(request, pk):
             "finished": attempt.is_finished and not waits_for_retry,
             "error_class": attempt.error_class,
             "error_message": attempt.error_message,
+            "waiting": status.waiting_problem(attempt),
         }
     )
 

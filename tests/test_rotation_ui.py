@@ -244,8 +244,8 @@ def test_a_queued_attempt_of_a_gateway_without_a_worker_says_so_everywhere(clien
     account = unescape(client.get(user.get_absolute_url()).content.decode())
     dashboard = unescape(client.get(reverse("records:dashboard")).content.decode())
 
-    said = 'No worker of gateway "branch-office" is running (none has ever been seen)'
-    assert said in page and 'data-show-after="0"' in page
+    said = "The gateway branch-office has taken no task for 420 s"
+    assert said in page and 'waiting-warning" role="alert"' in page
     assert said in account
     assert said in dashboard and "1 account waits for gateway" in dashboard
     overdue = dashboard.split('id="overdue-accounts"')[1].split("</ul>")[0]
@@ -264,18 +264,26 @@ def test_a_fresh_worker_heartbeat_of_the_gateway_means_no_warning(client, alice,
 
     page = login(client, alice).get(attempt.get_absolute_url()).content.decode()
 
-    assert "No worker of gateway" not in page
+    assert "has taken no task" not in page  # its workers took a task after it was queued
 
 
-def test_a_just_queued_attempt_shows_the_warning_only_after_a_worker_would_have_taken_it(client, alice, db):
+def test_a_just_queued_attempt_shows_the_warning_only_after_the_stall_threshold(
+    client, alice, db, time_machine
+):
+    time_machine.move_to(timezone.now(), tick=False)
     user = gateway_user("nowhere", "svc-new")
     attempt = services.request_rotation(user, enqueue=False)
+    login(client, alice)
 
-    page = unescape(login(client, alice).get(attempt.get_absolute_url()).content.decode())
-
-    assert 'No worker of gateway "nowhere" is running' in page
-    assert re.search(
-        r'waiting-warning d-none" role="alert" id="waiting-warning" data-show-after="(9|10)"', page
+    page = unescape(client.get(attempt.get_absolute_url()).content.decode())
+    assert 'waiting-warning d-none" role="alert"' in page and "has taken no task" not in page
+    time_machine.shift(dt.timedelta(seconds=61))
+    page = unescape(client.get(attempt.get_absolute_url()).content.decode())
+    assert "The gateway nowhere has taken no task for 61 s" in page
+    assert (
+        client.get(reverse("rotation:attempt-status", args=[attempt.pk]))
+        .json()["waiting"]
+        .startswith("The gateway nowhere has taken no task for 61 s")
     )
 
 

@@ -86,10 +86,10 @@ def rotation_problems(context):
             : PROBLEMS_SHOWN + 1
         ]
     )
-    seen, scheduler = status.worker_seen(), status.health()["scheduler"]
+    stalls, scheduler = status.stalled_gateways(), status.health()["scheduler"]
     for pam_user in overdue:
         pam_user.due = status.due_at(pam_user)
-        pam_user.stall = status.overdue_reason(pam_user, seen=seen, scheduler=scheduler)
+        pam_user.stall = status.overdue_reason(pam_user, stalls=stalls, scheduler=scheduler)
     retries = status.pending_retries([pam_user.pk for pam_user in failed])
     for pam_user in failed:
         retry = retries.get(pam_user.pk)
@@ -101,7 +101,7 @@ def rotation_problems(context):
     )
     return {
         "show": True,
-        "stalled": status.stalled_gateways(),
+        "stalled": [stall for stall in stalls.values() if stall.accounts],
         "account_problems": account_problems[:PROBLEMS_SHOWN],
         "more_account_problems": len(account_problems) > PROBLEMS_SHOWN,
         "failed": failed[:PROBLEMS_SHOWN],
@@ -121,11 +121,12 @@ def dashboard_counts() -> dict:
 
 @register.inclusion_tag("rotation/_heartbeat_warning.html")
 def heartbeat_warning():
-    """Warn when no worker or no scheduler was seen in the last two minutes."""
+    """Warn when a gateway takes no task, or no worker or scheduler was seen in the last two minutes."""
     state = status.health()
-    labels = {"worker": "rotation worker", "scheduler": "scheduler"}
+    worker_missing = not state["worker"] and not state["stalled"]  # a stalled gateway says more
     return {
-        "missing": [label for name, label in labels.items() if not state[name]],
+        "stalled": [stall.message for stall in status.stalled_gateways().values()],
+        "missing": ["rotation worker"] * worker_missing + ["scheduler"] * (not state["scheduler"]),
         "minutes": int(status.HEARTBEAT_STALE_AFTER.total_seconds() // 60),
     }
 
@@ -138,8 +139,10 @@ def retry_status(attempt):
 
 @register.inclusion_tag("rotation/_waiting.html")
 def waiting_warning(attempt):
-    """Say, on the page of a queued attempt, that its gateway has no running worker (rotation/status.py)."""
-    return {"problem": status.waiting_problem(attempt)}
+    """Say, on the page of a queued attempt, that its gateway takes no task (rotation/status.py); kept current by waiting.js."""
+    if attempt is None or attempt.state != "queued":
+        return {"show": False}
+    return {"show": True, "attempt": attempt, "problem": status.waiting_problem(attempt)}
 
 
 @register.simple_tag

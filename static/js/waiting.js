@@ -1,13 +1,20 @@
-// Show "no worker of gateway X is running" once a running worker would have taken the attempt.
-// The server says how long that is (data-show-after, seconds); the page reloads when the attempt moves.
+// Keep "gateway X has taken no task for N s" current on a queued attempt: ask the attempt's status
+// every few seconds and show, update or hide the warning (the server decides, rotation/status.py).
 (function () {
   "use strict";
-  document.querySelectorAll(".waiting-warning[data-show-after]").forEach(function (warning) {
-    var seconds = parseInt(warning.dataset.showAfter, 10) || 0;
-    window.setTimeout(function () {
-      var state = document.getElementById("attempt-state");  // attempt.js keeps it current
-      if (state && state.textContent.trim() !== "Queued") { return; }
-      warning.classList.remove("d-none");
-    }, seconds * 1000);
+  document.querySelectorAll(".waiting-warning[data-status-url]").forEach(function (warning) {
+    var reason = warning.querySelector(".waiting-reason");
+    function poll() {
+      fetch(warning.dataset.statusUrl, { credentials: "same-origin", headers: { "Accept": "application/json" } })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (data) {
+          if (!data) { return; }
+          if (reason) { reason.textContent = data.waiting || ""; }
+          warning.classList.toggle("d-none", !data.waiting);
+          if (data.state === "queued") { window.setTimeout(poll, 3000); }
+        })
+        .catch(function () { window.setTimeout(poll, 5000); });
+    }
+    window.setTimeout(poll, 3000);
   });
 })();
