@@ -405,3 +405,26 @@ def test_key_rotation_re_encrypts_script_output(db, scripts_dir):
     for ciphertext, text in ((run.stdout_encrypted, "out-line\n"), (run.stderr_encrypted, "err-line\n")):
         assert rotated.key_id_of(ciphertext) == rotated.current.kid
         assert rotated.decrypt(ciphertext) == text
+
+
+def test_a_worker_that_cannot_switch_users_or_an_open_data_directory_refuses(
+    script_user, settings, tmp_path, monkeypatch
+):
+    script = tmp_path / "x.sh"
+    script.write_text("#!/bin/bash\n")
+    script.chmod(0o700)
+    monkeypatch.setattr(process, "_can_switch_users", lambda: False)
+    result = process.execute(script, "", "line", 5)
+    assert (
+        result.exit_code is None and "cannot run scripts as" in result.error and "CAP_SETUID" in result.error
+    )
+
+    monkeypatch.undo()
+    settings.SCRIPT_USER = SCRIPT_USER
+    open_data = tmp_path / "data"
+    open_data.mkdir(mode=0o755)
+    open_data.chmod(0o755)
+    settings.DATA_DIR = open_data
+    result = process.execute(script, "", "line", 5)
+    assert result.exit_code is None and "could read the vault's files" in result.error
+    assert f"chmod o-rwx {open_data}" in result.error
