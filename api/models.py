@@ -15,6 +15,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.functional import cached_property
 
 from records.models import PamConfiguration
 
@@ -101,6 +102,11 @@ class Application(models.Model):
     @property
     def is_expired(self) -> bool:
         return self.expires_at is not None and self.expires_at <= timezone.now()
+
+    @cached_property
+    def configuration_ids(self) -> frozenset[int]:
+        """Return the ids of its configurations (read once per request: the access policy asks often)."""
+        return frozenset(self.configurations.values_list("pk", flat=True))
 
     def allows_address(self, address: str | None) -> bool:
         """Return whether a client address is inside the allowed networks (any, when none are set)."""

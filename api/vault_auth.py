@@ -8,6 +8,7 @@ from the stored digest. AppRole logins issue ordinary tokens (api.models.Token),
 from __future__ import annotations
 
 import datetime as dt
+import math
 import uuid
 
 from django.http import HttpResponse, JsonResponse
@@ -17,7 +18,7 @@ from django.views.decorators.debug import sensitive_variables
 from api import approle, services
 from api.authentication import client_address
 from api.models import AppRole, SecretId, Token
-from api.vault_http import VaultError, duration, envelope, vault_view
+from api.vault_http import VaultError, duration, envelope, presented_token, vault_view
 
 POLICIES = ["default"]
 
@@ -32,7 +33,7 @@ def _rfc3339(moment: dt.datetime | None) -> str | None:
 
 
 def _ttl(token: Token, now: dt.datetime) -> int:
-    return max(0, int((token.expires_at - now).total_seconds())) if token.expires_at else 0
+    return max(0, math.ceil((token.expires_at - now).total_seconds())) if token.expires_at else 0
 
 
 def _path(token: Token) -> str:
@@ -60,12 +61,17 @@ def auth_block(token: Token, clear: str, now: dt.datetime) -> dict:
 
 
 @vault_view("GET", "POST")
+@sensitive_variables()
 def lookup_self(request, data: dict) -> JsonResponse:
-    """``auth/token/lookup-self``: the calling token's lifetime and kind, never the token itself."""
+    """``auth/token/lookup-self``: the calling token's lifetime and kind.
+
+    ``id`` is the token the caller sent, as Vault answers (the Agent's token_file method uses it
+    as its token); it is never stored, logged or shown to anyone else.
+    """
     token, now = request.auth, timezone.now()
     created_ttl = int((token.expires_at - token.created_at).total_seconds()) if token.expires_at else 0
     answer = {
-        "id": accessor(token),
+        "id": presented_token(request),
         "accessor": accessor(token),
         "policies": POLICIES,
         "ttl": _ttl(token, now),
@@ -138,12 +144,12 @@ def approle_login(request, data: dict) -> JsonResponse:
         raise VaultError(400, "missing role_id")
     if not isinstance(secret, str) or not secret:
         raise VaultError(400, "missing secret_id")
-    approle = AppRole.objects.select_related("application").filter(role_id=_uuid(role_id)).first()
-    if approle is None:
+    role = AppRole.objects.select_related("application").filter(role_id=_uuid(role_id)).first()
+    if role is None:
         raise VaultError(400, "invalid role or secret ID")
     address = client_address(request)
-    application = approle.application
-    secret_id = SecretId.find(approle, secret)
+    application = role.application
+    secret_id = SecretId.find(role, secret)
     if secret_id is None or not application.is_active or application.is_expired:
         raise VaultError(400, "invalid role or secret ID")
     if not (secret_id.allows_address(address) and application.allows_address(address)):

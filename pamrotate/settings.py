@@ -226,6 +226,8 @@ def database_settings() -> dict:
     return {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": path,
+        # Keep a worker's connection: opening one (functions, PRAGMAs) costs more than a read.
+        "CONN_MAX_AGE": 60,
         "OPTIONS": {
             # Without IMMEDIATE and WAL, concurrent workers lose writes to "database is locked".
             "transaction_mode": "IMMEDIATE",
