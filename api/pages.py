@@ -13,9 +13,9 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from accounts.mfa import require_verified
-from api import services
-from api.forms import ApplicationForm, TokenForm
-from api.models import Application, Token
+from api import approle, services
+from api.forms import ApplicationForm, AppRoleForm, SecretIdForm, TokenForm
+from api.models import Application, AppRole, SecretId, Token
 
 MANAGE = "api.manage_applications"
 
@@ -67,10 +67,19 @@ def application_create(request: HttpRequest) -> HttpResponse:
 def application_detail(request: HttpRequest, pk: int) -> HttpResponse:
     _require_manager(request)
     application = get_object_or_404(Application.objects.prefetch_related("configurations"), pk=pk)
+    approle_ = AppRole.objects.filter(application=application).first()
     context = {
         "application": application,
         "tokens": application.tokens.all(),
         "form": TokenForm(submit_label="Issue a new token"),
+        "approle": approle_,
+        "secret_ids": approle_.secret_ids.all() if approle_ else [],
+        "approle_form": AppRoleForm(
+            initial={"token_ttl": approle_.token_ttl, "token_max_ttl": approle_.token_max_ttl}
+            if approle_
+            else None
+        ),
+        "secret_id_form": SecretIdForm(),
     }
     return render(request, "api/application_detail.html", context)
 
@@ -142,3 +151,63 @@ def token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         messages.info(request, f"Token {token.hint}… was already revoked.")
     return redirect(token.application or "api:personal-tokens")
+
+
+@login_required
+@require_POST
+def approle_configure(request: HttpRequest, pk: int) -> HttpResponse:
+    """Turn AppRole on for an application, or change its tokens' TTL and maximum."""
+    _require_manager(request)
+    application = get_object_or_404(Application, pk=pk)
+    form = AppRoleForm(request.POST)
+    if form.is_valid():
+        approle.configure(application, **form.cleaned_data, **_who(request))
+        messages.success(request, f"AppRole of {application} saved.")
+    else:
+        messages.error(
+            request, "AppRole not saved: " + " ".join(e for errors in form.errors.values() for e in errors)
+        )
+    return redirect(application)
+
+
+@login_required
+@require_POST
+@require_verified
+def secret_id_create(request: HttpRequest, pk: int) -> HttpResponse:
+    """Issue a secret ID and show it once, with the role ID it logs in with."""
+    _require_manager(request)
+    role = get_object_or_404(AppRole.objects.select_related("application"), application_id=pk)
+    form = SecretIdForm(request.POST)
+    if not form.is_valid():
+        messages.error(
+            request, "No secret ID issued: " + " ".join(e for errors in form.errors.values() for e in errors)
+        )
+        return redirect(role.application)
+    data = form.cleaned_data
+    secret_id, clear = approle.issue_secret_id(
+        role,
+        ttl_seconds=data["ttl_hours"] * 3600 if data["ttl_hours"] else None,
+        uses=data["uses"],
+        allowed_networks=data["allowed_networks"],
+        **_who(request),
+    )
+    context = {
+        "secret_id": secret_id,
+        "clear": clear,
+        "approle": role,
+        "back": role.application.get_absolute_url(),
+    }
+    return render(request, "api/secret_id_created.html", context)
+
+
+@login_required
+@require_POST
+def secret_id_revoke(request: HttpRequest, pk: int) -> HttpResponse:
+    """Revoke a secret ID and the tokens its logins were given."""
+    _require_manager(request)
+    secret_id = get_object_or_404(SecretId.objects.select_related("approle__application"), pk=pk)
+    if approle.revoke_secret_id(secret_id, **_who(request)):
+        messages.success(request, f"Secret ID {secret_id.hint}… revoked, with the tokens its logins got.")
+    else:
+        messages.info(request, f"Secret ID {secret_id.hint}… was already revoked.")
+    return redirect(secret_id.approle.application)
