@@ -25,10 +25,10 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt $(VENV)/.installed
 venv: $(VENV)/.installed
 dev-venv: $(VENV)/.installed-dev
 
-# The local mode for the README's `python manage.py ...` lines too: manage.py loads .env (the
-# environment wins). Written once, mode 0600, never overwritten (set -C).
+# The local mode for the README's `python manage.py ...` lines too (after `make run` and `make demo`):
+# manage.py loads .env (the environment wins). Written once, mode 0600, never overwritten (set -C).
 .env:
-	@set -C; umask 077; printf '# written by make run: manage.py reads it\nPAMROTATE_MODE=dev\nPAMROTATE_HTTPS=0\n' > $@
+	@set -C; umask 077; printf '# written by make run or make demo: manage.py reads it\nPAMROTATE_MODE=dev\nPAMROTATE_HTTPS=0\n' > $@
 	@echo "wrote $@: manage.py commands now run in the local dev mode"
 
 # Embedded default: SQLite + django-q2's ORM broker; the web server and the worker run together.
@@ -44,7 +44,7 @@ run: venv .env
 # A local slapd with sample accounts, a configuration, directory and users pointing at it, and the app.
 demo: export PAMROTATE_MODE ?= dev
 demo: export PAMROTATE_HTTPS ?= 0
-demo: dev-venv
+demo: dev-venv .env
 	@command -v slapd >/dev/null || $(MAKE) apt
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput --verbosity 0

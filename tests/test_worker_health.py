@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import signal
+import sys
 import time
 from html import unescape
 
@@ -26,7 +27,7 @@ from rotation import dispatch, services, tasks
 from rotation.models import AttemptState, Heartbeat, RotationAttempt
 from rotation.worker import EXIT_BROKER_UNREACHABLE
 from tests.conftest import make_configuration, make_directory, make_user
-from tests.pgserver import Qcluster, app_env, pg, wait_for  # noqa: F401  (pg: fixture)
+from tests.pgserver import ROOT, Qcluster, app_env, pg, wait_for  # noqa: F401  (pg: fixture)
 from tests.test_fork_safety import descendants
 from tests.test_postgres import pg_app  # noqa: F401  (fixture)
 from tests.test_rotation import make_env
@@ -222,3 +223,36 @@ def test_a_cluster_whose_broker_is_gone_says_why_once_and_exits_3(pg_app):  # no
     assert log.count("cannot reach its broker") == 1, log[-3000:]
     assert "OperationalError" in log.split("cannot reach its broker")[1].splitlines()[0]
     assert "reincarnated pusher" not in log
+
+
+# -- make run / make demo show and restart a worker that stopped ------------------------------------
+
+
+def test_serve_names_a_worker_that_stopped_on_an_error_and_starts_it_again(monkeypatch, capfd):
+    import threading
+
+    from records.management.commands import serve
+
+    monkeypatch.setattr(serve, "RESTART_DELAY", 0)
+    runs = []
+    worker = [sys.executable, "-c", "import sys; print('worker run', flush=True); sys.exit(3)"]
+    web = [sys.executable, "-c", "import time; time.sleep(60)"]
+    stopper = threading.Timer(3, lambda: os.kill(os.getpid(), signal.SIGTERM))
+    stopper.start()
+    try:
+        code = serve.supervise([worker, web], on_start=lambda: runs.append("started"), restart=(0,))
+    finally:
+        stopper.cancel()
+    out, err = capfd.readouterr()
+    assert code == 0 and runs == ["started"]
+    assert out.count("worker run") >= 2  # started again after each exit
+    assert "`-c import sys; print('worker run', flush=True); sys.exit(3)` stopped with exit status 3" in err
+
+
+def test_make_demo_writes_the_same_env_as_make_run():
+    makefile = (ROOT / "Makefile").read_text()
+    for target in ("run", "demo"):
+        line = next(
+            line for line in makefile.splitlines() if line.startswith(f"{target}: ") and "venv" in line
+        )
+        assert ".env" in line.split(":", 1)[1].split(), line

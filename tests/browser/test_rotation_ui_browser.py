@@ -137,24 +137,27 @@ def test_a_failed_try_says_retrying_and_links_to_its_retry(page_in, live_server)
     assert page.csp_errors == []
 
 
-def test_a_queued_rotation_on_a_gateway_without_a_worker_says_so_once_a_worker_would_have_taken_it(
+def test_a_queued_rotation_on_a_gateway_that_takes_no_task_says_so_once_it_waited_too_long(
     page_in, live_server
 ):
     make_persona("bob")
-    Heartbeat.beat("worker:default")
+    Heartbeat.beat("worker:branch-office")
     user = rotatable(gateway="branch-office", title="svc-nowork")
     attempt = services.request_rotation(user, enqueue=False)
-    # Queued 7 s ago: a running worker takes an attempt within 10 s, so the warning waits about 3 s more.
-    RotationAttempt.objects.filter(pk=attempt.pk).update(created_at=timezone.now() - dt.timedelta(seconds=7))
     page = page_in("UTC")
     sign_in(page, live_server.url, "bob")
+    # The gateway took its last task 56 s ago, just before this was queued: past 60 s it is stalled.
+    Heartbeat.objects.filter(name="worker:branch-office").update(
+        seen_at=timezone.now() - dt.timedelta(seconds=56)
+    )
+    RotationAttempt.objects.filter(pk=attempt.pk).update(created_at=timezone.now() - dt.timedelta(seconds=55))
 
     page.goto(live_server.url + attempt.get_absolute_url())
     warning = page.locator("#waiting-warning")
     expect(page.locator("#attempt-state")).to_have_text("Queued")
     expect(warning).to_be_hidden()
-    expect(warning).to_be_visible(timeout=8_000)
-    expect(warning).to_contain_text('No worker of gateway "branch-office" is running')
+    expect(warning).to_be_visible(timeout=12_000)  # waiting.js asks the status every 3 s
+    expect(warning).to_contain_text(re.compile(r"The gateway branch-office has taken no task for 6\d s"))
 
     page.goto(live_server.url + user.get_absolute_url())
     expect(page.locator("#rotation-panel #waiting-warning")).to_be_visible()

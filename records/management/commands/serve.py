@@ -1,4 +1,8 @@
-"""Run the web server and the django-q2 worker together; Ctrl-C (or SIGTERM) stops both."""
+"""Run the web server and the django-q2 worker together; Ctrl-C (or SIGTERM) stops both.
+
+A worker that stops on an error (qcluster exits 3 when it cannot reach its broker) is named and
+started again; the web server keeps running, and its pages and /healthz say what the worker did.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,16 @@ import time
 
 from django.core.management.base import BaseCommand
 
+RESTART_DELAY = 5  # seconds before a worker that stopped on an error is started again
 
-def supervise(commands: list[list[str]], on_start=None) -> int:
-    """Start each command, wait until one exits or we are told to stop, then stop them all."""
+
+def supervise(commands: list[list[str]], on_start=None, restart: tuple[int, ...] = ()) -> int:
+    """Start each command, wait until one exits or we are told to stop, then stop them all.
+
+    A command whose index is in ``restart`` (the worker) that exits with an error is said so and
+    started again after RESTART_DELAY seconds (qcluster exits 3 when it cannot reach its broker);
+    any other exit stops everything.
+    """
     stop = {"asked": False}
 
     def ask_stop(signum, frame):
@@ -22,13 +33,25 @@ def supervise(commands: list[list[str]], on_start=None) -> int:
     try:
         if on_start:
             on_start()
-        while not stop["asked"] and all(p.poll() is None for p in procs):
+        while not stop["asked"]:
+            ended = [(index, p.returncode) for index, p in enumerate(procs) if p.poll() is not None]
+            if any(index not in restart or not code for index, code in ended):
+                break
+            for index, code in ended:
+                name = " ".join(commands[index][1:])
+                sys.stderr.write(
+                    f"pamrotate: `{name}` stopped with exit status {code} (its log above says why); "
+                    f"starting it again in {RESTART_DELAY} s\n"
+                )
+                time.sleep(RESTART_DELAY)
+                if not stop["asked"]:
+                    procs[index] = subprocess.Popen(commands[index])
             time.sleep(0.3)
     finally:
         for p in procs:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 30  # qcluster stops within its grace time (20 s)
         for p in procs:
             try:
                 p.wait(max(0.1, deadline - time.monotonic()))
@@ -57,6 +80,7 @@ class Command(BaseCommand):
             on_start=lambda: self.stdout.write(
                 f"pamrotate on http://{address}/ — Ctrl-C stops the web server and the worker."
             ),
+            restart=(0,),
         )
         if code:
             sys.exit(code)

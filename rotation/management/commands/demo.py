@@ -53,6 +53,7 @@ class Command(BaseCommand):
                     f"pamrotate demo: http://{address}/ - sign in, open Users, pick svc-backup, click "
                     "Rotate now. Ctrl-C stops everything."
                 ),
+                restart=(0,),
             )
         finally:
             server.close()
