@@ -4,14 +4,14 @@ Why from the database: several gunicorn workers answer /metrics and several qclu
 gateway, on other hosts too) do the work. In-process counters would give each scrape the view of
 whichever worker answered, and prometheus_client's multiprocess mode covers one host's processes
 only. The database is what every process shares, so every scrape agrees; each figure is one
-grouped, indexed query (bench/metrics_scrape.py: 100,000 accounts).
+grouped, indexed query, and the rotation counters are tallies kept from the audit log
+(``ops.tally``) so a scrape reads a few rows, not every attempt (bench/metrics_scrape.py).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
-from django.db import connection
 from django.db.models import Count, Max, Min, Q, Sum
 from django.utils import timezone
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -19,18 +19,11 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from audit.models import AuditEvent
 from ops import conf
-from ops.models import DeliveryState, StreamCursor, WebhookEndpoint
-from records.models import AccountState, PamConfiguration, PamUser, RotationStatus
+from ops import tally as tally_module
+from ops.models import DeliveryState, RotationTally, StreamCursor, WebhookEndpoint
+from records.models import PamConfiguration, PamUser, RotationStatus
 from rotation.models import ACTIVE_STATES, OK_STATES, AttemptState, Heartbeat, RotationAttempt
 
-DURATION_BUCKETS = (0.5, 1, 2, 5, 10, 30, 60, 120, 300)
-ENDED_STATES = (
-    AttemptState.SUCCEEDED,
-    AttemptState.RECONCILED,
-    AttemptState.FAILED,
-    AttemptState.UNKNOWN,
-    AttemptState.REFUSED,
-)
 ACCOUNT_STATES = ("ok", "failed", "overdue", "drifted", "disabled", "locked", "expired", "checked_out")
 
 
@@ -43,6 +36,8 @@ class DatabaseCollector(Collector):
 
     def collect(self):
         now = timezone.now()
+        tally_module.update(now)  # catch up what no tick counted yet (bounded)
+        self.tallies = list(RotationTally.objects.all())
         yield from self.rotations()
         yield self.durations()
         yield self.accounts(now)
@@ -57,45 +52,32 @@ class DatabaseCollector(Collector):
             "Finished rotation attempts by configuration, trigger and outcome.",
             labels=["configuration", "trigger", "outcome"],
         )
-        rows = (
-            RotationAttempt.objects.filter(state__in=ENDED_STATES)
-            .values_list("user__configuration__title", "trigger", "state")
-            .annotate(count=Count("id"))
-            .order_by()
-        )
-        for title, trigger, state, count in rows:
-            family.add_metric([title, trigger, state], count)
+        for tally in self.tallies:
+            family.add_metric([tally.configuration_title, tally.trigger, tally.outcome], tally.count)
         yield family
 
     def durations(self) -> HistogramMetricFamily:
-        """Return the rotation-duration histogram: one pass, a bucket count per column."""
+        """Return the rotation-duration histogram per configuration (the tallies' bucket counts summed)."""
         family = HistogramMetricFamily(
             "pamrotate_rotation_duration_seconds",
             "Time from a worker starting an attempt to its end, finished attempts.",
             labels=["configuration"],
         )
-        if connection.vendor == "postgresql":
-            seconds = "EXTRACT(EPOCH FROM (a.finished_at - a.started_at))"
-        else:
-            seconds = "((julianday(a.finished_at) - julianday(a.started_at)) * 86400.0)"
-        buckets = ", ".join(f"SUM(CASE WHEN {seconds} <= %s THEN 1 ELSE 0 END)" for _ in DURATION_BUCKETS)
-        quote = connection.ops.quote_name
-        sql = (
-            f"SELECT c.title, COUNT(*), SUM({seconds}), {buckets} "  # noqa: S608 - names from the models
-            f"FROM {quote(RotationAttempt._meta.db_table)} a "
-            f"JOIN {quote(PamUser._meta.db_table)} u ON u.id = a.user_id "
-            f"JOIN {quote(PamConfiguration._meta.db_table)} c ON c.id = u.configuration_id "
-            "WHERE a.started_at IS NOT NULL AND a.finished_at IS NOT NULL "
-            f"AND a.state IN ({', '.join('%s' for _ in ENDED_STATES)}) GROUP BY c.title"
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [*DURATION_BUCKETS, *[str(state) for state in ENDED_STATES]])
-            rows = cursor.fetchall()
-        for title, count, total, *counts in rows:
-            cumulative = [
-                (str(float(bound)), int(n or 0)) for bound, n in zip(DURATION_BUCKETS, counts, strict=True)
+        series: dict[str, list] = {}
+        for tally in self.tallies:
+            counts, total, seconds = series.setdefault(
+                tally.configuration_title, [[0] * len(tally_module.DURATION_BUCKETS), 0, 0.0]
+            )
+            series[tally.configuration_title] = [
+                [old + new for old, new in zip(counts, tally.buckets, strict=True)],
+                total + tally.timed,
+                seconds + tally.seconds,
             ]
-            family.add_metric([title], [*cumulative, ("+Inf", count)], float(total or 0.0))
+        for title, (counts, total, seconds) in sorted(series.items()):
+            buckets = [
+                (str(float(bound)), n) for bound, n in zip(tally_module.DURATION_BUCKETS, counts, strict=True)
+            ]
+            family.add_metric([title], [*buckets, ("+Inf", total)], seconds)
         return family
 
     def accounts(self, now: dt.datetime) -> GaugeMetricFamily:
@@ -105,18 +87,14 @@ class DatabaseCollector(Collector):
             labels=["state"],
         )
         users = PamUser.objects.all()
-        counts = users.aggregate(
-            ok=Count("id", filter=Q(account_state=AccountState.OK)),
-            failed=Count("id", filter=Q(rotation_status__in=[RotationStatus.FAILED, RotationStatus.UNKNOWN])),
-            drifted=Count("id", filter=Q(account_state=AccountState.DRIFTED)),
-            disabled=Count("id", filter=Q(account_state=AccountState.DISABLED)),
-            locked=Count("id", filter=Q(account_state=AccountState.LOCKED)),
-            expired=Count("id", filter=Q(account_state=AccountState.EXPIRED)),
-        )
+        counts = dict(users.values_list("account_state").annotate(n=Count("id")).order_by())
+        counts["failed"] = users.filter(
+            rotation_status__in=[RotationStatus.FAILED, RotationStatus.UNKNOWN]
+        ).count()
         counts["overdue"] = users.overdue(now).count()
         counts["checked_out"] = 0  # no check-out feature yet (DESIGN.md §9)
         for state in ACCOUNT_STATES:
-            family.add_metric([state], counts[state])
+            family.add_metric([state], counts.get(state, 0))
         return family
 
     def gateways(self, now: dt.datetime):
@@ -156,15 +134,13 @@ class DatabaseCollector(Collector):
             "Seconds since the last successful rotation under each configuration (absent: none yet).",
             labels=["configuration"],
         )
-        rows = (
-            RotationAttempt.objects.filter(state__in=OK_STATES)
-            .values_list("user__configuration__title")
-            .annotate(last=Max("finished_at"))
-            .order_by()
-        )
-        for title, last in rows:
-            if last is not None:
-                family.add_metric([title], _seconds(now, last))
+        last: dict[str, dt.datetime] = {}
+        for tally in self.tallies:
+            if tally.outcome in OK_STATES and tally.last_finished_at and tally.configuration_id:
+                title = tally.configuration_title
+                last[title] = max(last.get(title, tally.last_finished_at), tally.last_finished_at)
+        for title, moment in sorted(last.items()):
+            family.add_metric([title], _seconds(now, moment))
         return family
 
     def security_events(self):

@@ -200,3 +200,32 @@ class Notice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} notice for {self.user_id} at {self.slot:%Y-%m-%d %H:%M}"
+
+
+class RotationTally(models.Model):
+    """Finished rotations so far for one configuration, trigger and outcome: the metrics' counters.
+
+    Kept from the audit log by ``ops.tally`` (a cursor, exactly once per event), so a scrape reads a
+    few rows instead of every attempt, and a purge of old attempts does not lower a counter.
+    """
+
+    configuration_id = models.BigIntegerField()
+    configuration_title = models.CharField(max_length=200)
+    trigger = models.CharField(max_length=20)
+    outcome = models.CharField(max_length=20)
+    count = models.BigIntegerField(default=0)
+    timed = models.BigIntegerField(default=0)  # attempts with a start and an end (the histogram's count)
+    seconds = models.FloatField(default=0.0)
+    buckets = models.JSONField(default=list)  # cumulative counts per ops.metrics.DURATION_BUCKETS
+    last_finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["configuration_title", "trigger", "outcome"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["configuration_id", "trigger", "outcome"], name="tally_one_per_series"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.configuration_title} {self.trigger} {self.outcome}: {self.count}"

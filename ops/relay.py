@@ -1,4 +1,4 @@
-"""What ops does at each dispatcher tick: stream to the SIEM, fan audit events out to webhooks, send notices."""
+"""What ops does at each dispatcher tick: stream to the SIEM, fan audit events out to webhooks, tally rotations, send notices."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ log = logging.getLogger(__name__)
 
 def on_tick(now: dt.datetime) -> None:
     """Run each operations job once; one failing never stops the others."""
-    from ops import notices, siem, webhooks
+    from ops import notices, siem, tally, webhooks
 
-    for job in (siem.pump, webhooks.fan_out, webhooks.release_retries, notices.send_due):
+    for job in (siem.pump, webhooks.fan_out, webhooks.release_retries, tally.update, notices.send_due):
         try:
             job(now)
         except Exception as exc:  # the dispatcher must keep ticking through a database or network outage

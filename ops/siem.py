@@ -195,7 +195,7 @@ def confirm(sock: socket.socket, seconds: float = CONFIRM_SECONDS) -> None:
 def pump(now: dt.datetime | None = None, *, budget: float = 2.0, force: bool = False) -> int:
     """Send the events after the cursor for up to ``budget`` seconds; return how many were sent."""
     url = conf.siem_url()
-    if not url or (not force and time.monotonic() < _sender.retry_at):
+    if not url or (not force and time.monotonic() < _sender.retry_at) or not stream.has_new_events(NAME):
         return 0
     holder = stream.holder_name()
     row = stream.take_lease(NAME, holder, now)

@@ -43,6 +43,12 @@ def cursor(name: str, *, from_now: bool = False) -> StreamCursor:
         return StreamCursor.objects.get(name=name)
 
 
+def has_new_events(name: str) -> bool:
+    """Return whether the log holds an event past a cursor (two indexed reads, no write), or the cursor is new."""
+    last = StreamCursor.objects.filter(name=name).values_list("last_event_id", flat=True).first()
+    return last is None or AuditEvent.objects.filter(pk__gt=last).exists()
+
+
 def take_lease(name: str, holder: str, now: dt.datetime | None = None, *, from_now: bool = False):
     """Take or renew a cursor's lease with a conditional UPDATE; return the cursor, or None when another holds it."""
     now = now or timezone.now()

@@ -328,6 +328,12 @@ class ConfigurationForm(RecordForm):
         schedule_type.choices = [
             choice for choice in schedule_type.choices if choice[0] != schedules.USE_DEFAULT
         ]
+        # A form (or import, API) that leaves the window out keeps the model's defaults: no window.
+        for name in WINDOW_FIELDS:
+            field = self.fields[name]
+            field.required = False
+            if self.is_bound and field.widget.value_omitted_from_data(self.data, self.files, self.add_prefix(name)):
+                field.disabled = True  # left out: the stored value stays, and it is not "changed"
 
     def layout(self) -> list:
         return [

@@ -131,6 +131,7 @@ def _record_generated_passwords(monkeypatch):
     monkeypatch.setattr(passwords, "generate", generate)
     _record_issued_tokens(monkeypatch)
     _register_second_factor_secrets(monkeypatch)
+    _register_webhook_secrets(monkeypatch)
     _generated.clear()
     yield _generated
 
@@ -180,6 +181,20 @@ def _register_second_factor_secrets(monkeypatch) -> None:
 
     monkeypatch.setattr(account_models, "_new_totp_key", new_key)
     monkeypatch.setattr(account_models, "_new_recovery_code", new_code)
+
+
+def _register_webhook_secrets(monkeypatch) -> None:
+    """Scan for webhook signing secrets too (ops/): each one made, and its base64 part."""
+    from ops import models as ops_models
+
+    real_new = ops_models.new_signing_secret
+
+    def new_secret():
+        secret = real_new()
+        _generated.extend([secret, secret.removeprefix("whsec_")])
+        return secret
+
+    monkeypatch.setattr(ops_models, "new_signing_secret", new_secret)
 
 
 class SignInClient(Client):

@@ -172,3 +172,17 @@ def test_prometheus_reads_a_rotation_a_failure_and_a_drift(prometheus, transacti
     assert heartbeat.check(drifted).state == AccountState.DRIFTED
     _wait_for(prometheus, 'pamrotate_accounts{state="drifted"}', 1)
     assert _query(prometheus, f'pamrotate_rotation_duration_seconds_count{{configuration="{title}"}}') == 2
+
+
+def test_each_rotation_is_counted_once_whoever_tallies(db, slapd, unique_name):
+    from ops import tally
+    from ops.models import RotationTally
+
+    env = make_env(slapd, unique_name)
+    for n in range(2):
+        assert rotate(env.account(unique_name(f"t{n}"))).state == AttemptState.SUCCEEDED
+    tally.update()
+    tally.update()  # a second tick (or another qcluster) finds nothing new
+    list(metrics.DatabaseCollector().collect())  # a scrape catches up too: still nothing new
+    row = RotationTally.objects.get(configuration_id=env.directory.configuration_id, outcome="succeeded")
+    assert row.count == 2 and row.timed == 2 and row.buckets[-1] == 2

@@ -181,3 +181,27 @@ def test_cef_bodies_escape_their_separators(db):
     assert int(length) == len(line.encode())
     assert f"externalId={event.pk}" in line and "suser=a|b\\=c" in line and "msg=x\\=y\\nz" in line
     assert line.startswith("<108>1 ") and "|login_failure|Sign-in failed|7|" in line
+
+
+def test_reading_waits_at_a_gap_that_may_still_fill_then_passes_it(db):
+    from django.utils import timezone
+
+    (first,) = _events(1)
+    AuditEvent.objects.bulk_create([AuditEvent(pk=first + 2, event=AuditEvent.SIGNIN_OK, actor_name="later")])
+    # Id first + 1 may belong to a transaction that has not committed yet: wait for it ...
+    assert stream.events_after(first, 10) == []
+    # ... until the event after the gap is older than the grace: then it was a rollback.
+    later = timezone.now() + stream.GAP_GRACE + stream.GAP_GRACE
+    assert [event.pk for event in stream.events_after(first, 10, later)] == [first + 2]
+
+
+def test_pam_siem_sends_once_and_reports_where_it_stands(db, rsyslog, monkeypatch, capsys):
+    from django.core.management import call_command
+
+    monkeypatch.setenv("PAMROTATE_SIEM_URL", f"tcp://127.0.0.1:{rsyslog.tcp_port}")
+    ids = _events(4)
+    call_command("pam_siem", "run", "--once")
+    assert "sent 4 event(s)" in capsys.readouterr().out
+    assert rsyslog.wait_for("tcp", 4) == ids
+    call_command("pam_siem", "status")
+    assert f"sent up to event {ids[-1]} of {ids[-1]} (0 waiting)" in capsys.readouterr().out
