@@ -234,7 +234,7 @@ def test_only_superusers_may_touch_django_q_schedules(client, records):
 
 
 def test_the_admin_never_shows_secrets_and_keeps_the_audit_log_read_only(client, records):
-    from rotation.models import AuditEvent
+    from audit.models import AuditEvent
 
     pam_user = make_user(records["configuration"], password="Admin-Hidden-3")
     event = AuditEvent.objects.create(event="record_add", record_title="x", message="hello")
@@ -242,8 +242,8 @@ def test_the_admin_never_shows_secrets_and_keeps_the_audit_log_read_only(client,
     page = client.get(reverse("admin:records_pamuser_change", args=[pam_user.pk])).content.decode()
     assert "Admin-Hidden-3" not in page and pam_user.password_encrypted not in page
     assert "password_encrypted" not in page
-    assert client.get(reverse("admin:rotation_auditevent_add")).status_code == 403
-    page = client.get(reverse("admin:rotation_auditevent_change", args=[event.pk])).content.decode()
+    assert client.get(reverse("admin:audit_auditevent_add")).status_code == 403
+    page = client.get(reverse("admin:audit_auditevent_change", args=[event.pk])).content.decode()
     assert 'name="message"' not in page  # shown, not editable
-    assert client.post(reverse("admin:rotation_auditevent_delete", args=[event.pk])).status_code == 403
+    assert client.post(reverse("admin:audit_auditevent_delete", args=[event.pk])).status_code == 403
     assert AuditEvent.objects.filter(pk=event.pk).exists()
