@@ -26,7 +26,7 @@ VAULT_VERSION = "1.15.0+pamrotate"  # what sys/health and sys/seal-status report
 
 def find_role(name: str) -> PamUser:
     """Return the PAM user a Vault role name means: its uid first, else its title."""
-    matches = list(PamUser.objects.filter(Q(uid=name) | Q(title=name))[:2])
+    matches = list(PamUser.objects.filter(Q(uid=name) | Q(title=name)).order_by()[:2])
     for pam_user in matches:
         if pam_user.uid == name:
             return pam_user
