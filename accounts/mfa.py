@@ -19,7 +19,6 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django_otp import login as otp_login
 
-from accounts import roles
 from accounts.models import RecoveryCodeDevice, TOTPDevice
 
 DEVICE_MODELS = (TOTPDevice, RecoveryCodeDevice)
@@ -33,7 +32,9 @@ def is_enrolled(user) -> bool:
 
 def must_enrol(user) -> bool:
     """Return whether PAMROTATE_REQUIRE_MFA makes this user enrol: Operators, Administrators, superusers."""
-    return settings.REQUIRE_MFA and (user.is_superuser or roles.can_act(user))
+    from accounts import policy
+
+    return settings.REQUIRE_MFA and policy.highest_role(user) >= policy.Role.OPERATOR
 
 
 def session_is_verified(request) -> bool:

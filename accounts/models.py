@@ -207,3 +207,88 @@ def _new_recovery_code() -> str:
     """Return a random recovery code of 60 bits, written xxxx-xxxx-xxxx in lowercase base32."""
     text = b32encode(secrets.token_bytes(10)).decode().lower()[:12]
     return f"{text[:4]}-{text[4:8]}-{text[8:]}"
+
+
+class GrantRole(models.IntegerChoices):
+    """The role a grant gives (the same order as accounts.policy.Role)."""
+
+    VIEWER = 1, "Viewer"
+    OPERATOR = 2, "Operator"
+    ADMINISTRATOR = 3, "Administrator"
+
+
+class Grant(models.Model):
+    """A role on some configurations (or all), given to a person or to a directory group."""
+
+    role = models.PositiveSmallIntegerField(choices=GrantRole.choices)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="grants"
+    )
+    group_dn = models.CharField(
+        "directory group DN",
+        max_length=500,
+        blank=True,
+        help_text="Members of this directory group (read at each sign-in) get the role.",
+    )
+    all_configurations = models.BooleanField(default=False)
+    configurations = models.ManyToManyField("records.PamConfiguration", blank=True, related_name="grants")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    models.Q(user__isnull=False, group_dn="")
+                    | models.Q(user__isnull=True) & ~models.Q(group_dn="")
+                ),
+                name="grant_person_or_group",
+            )
+        ]
+
+    def __str__(self) -> str:
+        who = self.user.get_username() if self.user_id else f"group {self.group_dn}"
+        where = "all configurations" if self.all_configurations else "some configurations"
+        return f"{who}: {self.get_role_display()} on {where}"
+
+    def clean(self) -> None:
+        self.group_dn = self.group_dn.strip()
+        if bool(self.user_id) == bool(self.group_dn):
+            raise ValidationError("A grant is given to one person or to one directory group.")
+
+    @classmethod
+    def pairs_for(cls, user) -> list[tuple[int, int | None]]:
+        """Return (role, configuration id) for every grant that reaches a person; None means every configuration."""
+        groups = DirectoryGroupMembership.objects.filter(user=user).values("group_dn")
+        rows = cls.objects.filter(models.Q(user=user) | models.Q(group_dn__in=groups)).values_list(
+            "role", "all_configurations", "configurations"
+        )
+        pairs = []
+        for role, everywhere, configuration_id in rows:  # one query: a row per granted configuration
+            if everywhere:
+                pairs.append((role, None))
+            if configuration_id is not None:
+                pairs.append((role, configuration_id))
+        return pairs
+
+
+class DirectoryGroupMembership(models.Model):
+    """A directory group a person was in at their last directory sign-in (for group grants)."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="directory_groups"
+    )
+    group_dn = models.CharField(max_length=500)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "group_dn"], name="directory_group_once")]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.group_dn}"
+
+    @classmethod
+    def replace(cls, user, group_dns: list[str]) -> None:
+        """Record exactly these groups for a person."""
+        with transaction.atomic():
+            cls.objects.filter(user=user).exclude(group_dn__in=group_dns).delete()
+            have = set(cls.objects.filter(user=user).values_list("group_dn", flat=True))
+            cls.objects.bulk_create(cls(user=user, group_dn=dn) for dn in group_dns if dn not in have)

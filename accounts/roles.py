@@ -24,13 +24,17 @@ def role_of(user) -> str:
 
 
 def can_act(user) -> bool:
-    """Return whether a user is an Operator or an Administrator."""
-    return any(role in ACTING_ROLES for role in role_names(user))
+    """Return whether a user is an Operator or an Administrator on some configuration (accounts.policy)."""
+    from accounts import policy
+
+    return policy.highest_role(user) >= policy.Role.OPERATOR
 
 
 def is_administrator(user) -> bool:
-    """Return whether a user may manage people: an Administrator or a superuser."""
-    return user.is_authenticated and (user.is_superuser or ADMINISTRATORS in role_names(user))
+    """Return whether a user is an Administrator on every configuration (accounts.policy's "manage people")."""
+    from accounts import policy
+
+    return user.is_authenticated and policy.can(user, policy.Action.MANAGE_PEOPLE)
 
 
 def set_roles(user, wanted: list[str]) -> bool:

@@ -15,7 +15,7 @@ from django.urls import reverse, reverse_lazy
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from accounts import mfa, roles, sessions, signin, timezones
+from accounts import mfa, policy, roles, sessions, signin, timezones
 from accounts.forms import CodeForm, PersonForm, SignInForm, TimeZoneForm
 from accounts.models import Preference, Profile, RecoveryCodeDevice, Source, TOTPDevice
 from audit.models import AuditEvent, Outcome
@@ -213,8 +213,7 @@ password_change = login_required(LocalPasswordChangeView.as_view())
 
 
 def _require_administrator(request: HttpRequest) -> None:
-    if not roles.is_administrator(request.user):
-        raise PermissionDenied("Only Administrators may manage people.")
+    policy.require(request, policy.Action.MANAGE_PEOPLE)
 
 
 @login_required

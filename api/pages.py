@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
@@ -12,17 +11,16 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from accounts import policy
 from accounts.mfa import require_verified
+from accounts.policy import Action
 from api import approle, services
 from api.forms import ApplicationForm, AppRoleForm, SecretIdForm, TokenForm
 from api.models import Application, AppRole, SecretId, Token
 
-MANAGE = "api.manage_applications"
-
 
 def _require_manager(request: HttpRequest) -> None:
-    if not request.user.has_perm(MANAGE):
-        raise PermissionDenied("Only Administrators manage API applications.")
+    policy.require(request, Action.MANAGE_APPLICATIONS)
 
 
 def _who(request: HttpRequest) -> dict:
@@ -119,6 +117,7 @@ def application_token_create(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 def personal_tokens(request: HttpRequest) -> HttpResponse:
+    policy.require(request, Action.MANAGE_OWN_TOKENS)
     context = {"form": TokenForm(), "tokens": request.user.api_tokens.all()}
     return render(request, "api/personal_tokens.html", context)
 
@@ -127,6 +126,7 @@ def personal_tokens(request: HttpRequest) -> HttpResponse:
 @require_POST
 @require_verified
 def personal_token_create(request: HttpRequest) -> HttpResponse:
+    policy.require(request, Action.MANAGE_OWN_TOKENS)
     form = TokenForm(request.POST)
     if not form.is_valid():
         context = {"form": form, "tokens": request.user.api_tokens.all()}

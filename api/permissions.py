@@ -1,13 +1,24 @@
-"""What a caller of the API may do: one function per decision, so that a rule is added in one place."""
+"""What a caller of the API may do: DRF's side of accounts.policy, the one access policy."""
 
 from __future__ import annotations
 
 from rest_framework import permissions
 
-from accounts import mfa
+from accounts import policy
+from accounts.policy import Action
 from api.authentication import ApplicationCaller
-from api.models import Token
 from records.models import PamUser
+
+# What each HTTP method does to a record, as the policy names it.
+METHOD_ACTIONS = {
+    "GET": Action.VIEW,
+    "HEAD": Action.VIEW,
+    "OPTIONS": Action.VIEW,
+    "POST": Action.CREATE,
+    "PUT": Action.EDIT,
+    "PATCH": Action.EDIT,
+    "DELETE": Action.DELETE,
+}
 
 
 def application_of(request):
@@ -16,67 +27,56 @@ def application_of(request):
     return user.application if isinstance(user, ApplicationCaller) else None
 
 
-def in_scope(request, pam_user: PamUser) -> bool:
-    """Return whether the calling application's configurations include this account's."""
-    application = application_of(request)
-    return (
-        application is not None and application.configurations.filter(pk=pam_user.configuration_id).exists()
-    )
-
-
 def second_factor_ok(request) -> bool:
-    """Return whether a person's call may do what needs a second factor.
-
-    A session must be verified (accounts.mfa, when PAMROTATE_REQUIRE_MFA is on); a personal token
-    counts as verified, because only a verified session can create one.
-    """
-    return isinstance(request.auth, Token) or mfa.session_is_verified(request)
+    """Return whether a person's call counts as verified (a verified session, or a personal token)."""
+    return policy.actor_of(request).verified
 
 
 def may_read_credential(request, pam_user: PamUser) -> bool:
-    """Return whether this caller may read this account's password.
+    """Return whether this caller may read this account's current password (the policy's "read by API")."""
+    return policy.can(request, Action.READ_API, pam_user)
 
-    Applications: accounts of their configurations. People (session or personal token):
-    the "reveal password" right (Operators and Administrators) and a second factor.
-    """
-    if application_of(request) is not None:
-        return in_scope(request, pam_user)
-    return request.user.has_perm("records.reveal_password") and second_factor_ok(request)
+
+def may_read_previous(request, pam_user: PamUser) -> bool:
+    """Return whether this caller may also read the previous password (the policy's "reveal previous")."""
+    return policy.can(request, Action.REVEAL_PREVIOUS, pam_user)
 
 
 def may_rotate(request, pam_user: PamUser) -> bool:
-    """Return whether this caller may ask for a rotation of this account.
-
-    Applications: accounts of their configurations. People: the "rotate credentials" right
-    and a second factor.
-    """
-    if application_of(request) is not None:
-        return in_scope(request, pam_user)
-    return request.user.has_perm("records.rotate_credentials") and second_factor_ok(request)
+    """Return whether this caller may ask for a rotation of this account."""
+    return policy.can(request, Action.ROTATE, pam_user)
 
 
 def may_view_attempt(request, attempt) -> bool:
     """Return whether this caller may see a rotation attempt (an application: of its accounts only)."""
-    if application_of(request) is not None:
-        return in_scope(request, attempt.user)
-    return request.user.has_perm("rotation.view_rotationattempt")
+    return policy.can(request, Action.VIEW_ATTEMPTS, attempt)
 
 
-class PeopleOnly(permissions.BasePermission):
-    """Refuse applications: they may read credentials and ask for rotations, nothing else."""
+class Policy(permissions.BasePermission):
+    """Ask accounts.policy: the view's ``policy_actions`` (method → action) or METHOD_ACTIONS.
 
-    message = "An application may only read credentials and request rotations of its accounts."
+    ``has_permission`` asks for the action somewhere (lists, creation); ``has_object_permission``
+    for the record itself. Lists are narrowed to the caller's configurations by ``scoped``.
+    """
+
+    def action(self, request, view) -> str:
+        return getattr(view, "policy_actions", {}).get(request.method) or METHOD_ACTIONS.get(
+            request.method, Action.EDIT
+        )
 
     def has_permission(self, request, view) -> bool:
-        return application_of(request) is None
+        reason = policy.decide(request, self.action(request, view))
+        if reason:
+            self.message = reason
+        return not reason
+
+    def has_object_permission(self, request, view, obj) -> bool:
+        reason = policy.decide(request, self.action(request, view), obj)
+        if reason:
+            self.message = reason
+        return not reason
 
 
-class ModelPermissions(permissions.DjangoModelPermissions):
-    """The UI's roles: view_* to read, add/change/delete_* to write (Administrators)."""
-
-    perms_map = {
-        **permissions.DjangoModelPermissions.perms_map,
-        "GET": ["%(app_label)s.view_%(model_name)s"],
-        "HEAD": ["%(app_label)s.view_%(model_name)s"],
-        "OPTIONS": ["%(app_label)s.view_%(model_name)s"],
-    }
+def scoped(request, queryset, path: str = "configuration", action: str = Action.VIEW):
+    """Return the queryset narrowed to what the caller may see (accounts.policy.scope)."""
+    return policy.scope(request, queryset, path, action)

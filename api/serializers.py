@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
+from accounts import policy
 from api.errors import validation_detail
 from audit.events import EVENT_COLUMNS
 from audit.models import AuditEvent
@@ -38,7 +39,7 @@ class RecordSerializer(serializers.ModelSerializer):
     def get_fields(self):
         fields = super().get_fields()
         request = self.context.get("request")
-        if request is not None and not request.user.has_perm("records.configure_rotation"):
+        if request is not None and not policy.can(request, policy.Action.CONFIGURE_ROTATION, self.instance):
             # The UI's rule: only "configure rotation settings" changes these fields.
             for name in FORMS[self.Meta.model].rotation_fields:
                 if name in fields:

@@ -13,6 +13,8 @@ from django.db.models import Q
 from django.http import Http404, HttpResponse, JsonResponse
 from django.utils import timezone
 
+from accounts import policy
+from accounts.policy import Action
 from api import permissions
 from api.authentication import client_address
 from api.credentials import caller_identity, read_credential
@@ -35,9 +37,16 @@ def find_role(name: str) -> PamUser:
     return matches[0]
 
 
-def _account(request, name: str, allowed) -> PamUser:
-    pam_user = find_role(name)
-    if not allowed(request, pam_user):
+def _account(request, name: str, action: str) -> PamUser:
+    """Return the account a role name means for an action (accounts.policy); one out of sight is as missing."""
+    try:
+        pam_user = find_role(name)
+    except Http404:
+        pam_user = None
+    if pam_user is None or not policy.sees(request, pam_user):
+        # The same answer for a name out of the caller's scope and one that does not exist.
+        raise VaultError(403, "permission denied") if permissions.application_of(request) else Http404
+    if not policy.can(request, action, pam_user):
         raise VaultError(403, "permission denied")
     return pam_user
 
@@ -58,8 +67,11 @@ def static_ttl(pam_user: PamUser, now) -> tuple[int, int]:
 @vault_view("GET")
 def static_cred(request, data: dict, name: str) -> JsonResponse:
     """Vault's ``static-cred``: the account's username, DN, current and previous password (one audit event)."""
-    pam_user = _account(request, name, permissions.may_read_credential)
-    secret = read_credential(pam_user, request, with_previous=True)
+    pam_user = _account(request, name, Action.READ_API)
+    # The previous password only to whom the policy lets reveal earlier versions (not Operators).
+    secret = read_credential(
+        pam_user, request, with_previous=permissions.may_read_previous(request, pam_user)
+    )
     last = pam_user.last_rotated_at
     period, ttl = static_ttl(pam_user, timezone.now())
     answer = {
@@ -77,7 +89,7 @@ def static_cred(request, data: dict, name: str) -> JsonResponse:
 @vault_view("POST")
 def rotate_role(request, data: dict, name: str) -> HttpResponse:
     """Vault's ``rotate-role``: queue a rotation; 204 as Vault answers, 400 when it is refused."""
-    pam_user = _account(request, name, permissions.may_rotate)
+    pam_user = _account(request, name, Action.ROTATE)
     attempt = services.request_rotation(
         pam_user, remote_address=client_address(request), **caller_identity(request)
     )

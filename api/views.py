@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
+from accounts import policy
+from accounts.policy import Action
 from api import permissions, serializers
 from api.authentication import client_address
 from api.credentials import caller_identity, read_credential
@@ -23,7 +23,7 @@ from rotation import services
 from rotation.models import AttemptState, RotationAttempt
 
 UID_PATTERN = "[A-Za-z0-9_-]{1,64}"
-RECORD_PERMISSIONS = [IsAuthenticated, permissions.PeopleOnly, permissions.ModelPermissions]
+RECORD_PERMISSIONS = [IsAuthenticated, permissions.Policy]
 ERRORS = {
     code: OpenApiResponse(serializers.ErrorSerializer, description=text)
     for code, text in [
@@ -76,7 +76,8 @@ class ConfigurationViewSet(RecordViewSet):
 
     def get_queryset(self):
         # The list pages' filters (records.filters), so that the API and the UI select the same records.
-        queryset, _ = filters.filter_configurations(self.request.query_params, super().get_queryset())
+        queryset = permissions.scoped(self.request, super().get_queryset(), "pk")
+        queryset, _ = filters.filter_configurations(self.request.query_params, queryset)
         return queryset
 
 
@@ -97,7 +98,8 @@ class DirectoryViewSet(RecordViewSet):
     queryset = PamDirectory.objects.select_related("configuration", "administrative_credential")
 
     def get_queryset(self):
-        queryset, _ = filters.filter_directories(self.request.query_params, super().get_queryset())
+        queryset = permissions.scoped(self.request, super().get_queryset())
+        queryset, _ = filters.filter_directories(self.request.query_params, queryset)
         return queryset
 
 
@@ -122,20 +124,14 @@ class UserViewSet(RecordViewSet):
     queryset = PamUser.objects.select_related("configuration", "resource")
 
     def get_queryset(self):
-        queryset, _ = filters.filter_users(self.request.query_params, super().get_queryset())
+        queryset = permissions.scoped(self.request, super().get_queryset())
+        queryset, _ = filters.filter_users(self.request.query_params, queryset)
         return queryset
 
-    def _account(self, uid: str, allowed) -> PamUser:
-        pam_user = get_object_or_404(PamUser.objects.select_related("configuration", "resource"), uid=uid)
-        if not allowed(self.request, pam_user):
-            if permissions.application_of(self.request) is None and not permissions.second_factor_ok(
-                self.request
-            ):
-                raise PermissionDenied(
-                    "This needs a session verified with your second factor, or a personal token."
-                )
-            raise PermissionDenied("You may not do this with this account.")
-        return pam_user
+    def _account(self, uid: str, action: str) -> PamUser:
+        """Return the account for an action (accounts.policy): 403, or 404 for one out of sight."""
+        users = PamUser.objects.select_related("configuration", "resource")
+        return policy.get_object(self.request, users, action, uid=uid)
 
     @extend_schema(
         request=None,
@@ -148,7 +144,7 @@ class UserViewSet(RecordViewSet):
     @action(detail=True, methods=["post"], permission_classes=[IsAuthenticated])
     def rotate(self, request, uid=None):
         """Queue a rotation of this account; 202 with the attempt, 409 when it is refused."""
-        pam_user = self._account(uid, permissions.may_rotate)
+        pam_user = self._account(uid, Action.ROTATE)
         attempt = services.request_rotation(
             pam_user, remote_address=client_address(request), **caller_identity(request)
         )
@@ -164,7 +160,7 @@ class UserViewSet(RecordViewSet):
     @action(detail=True, methods=["get"], permission_classes=[IsAuthenticated])
     def credential(self, request, uid=None):
         """Return the account's login, DN and current password; the read is audited."""
-        pam_user = self._account(uid, permissions.may_read_credential)
+        pam_user = self._account(uid, Action.READ_API)
         secret = read_credential(pam_user, request)
         body = {
             "uid": pam_user.uid,
@@ -187,10 +183,8 @@ class AttemptViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     permission_classes = [IsAuthenticated]
 
     def get_object(self):
-        attempt = super().get_object()
-        if not permissions.may_view_attempt(self.request, attempt):
-            raise PermissionDenied("You may not see this attempt.")
-        return attempt
+        queryset = self.filter_queryset(self.get_queryset())
+        return policy.get_object(self.request, queryset, Action.VIEW_ATTEMPTS, pk=self.kwargs["pk"])
 
 
 @extend_schema_view(
@@ -219,6 +213,7 @@ class AuditEventViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     serializer_class = serializers.AuditEventSerializer
     queryset = AuditEvent.objects.all()
     permission_classes = RECORD_PERMISSIONS
+    policy_actions = {"GET": Action.VIEW_AUDIT, "HEAD": Action.VIEW_AUDIT, "OPTIONS": Action.VIEW_AUDIT}
     pagination_class = NewestFirstPagination
 
     def get_queryset(self):

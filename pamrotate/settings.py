@@ -183,6 +183,7 @@ TEMPLATES = [
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
+                "accounts.context_processors.policy",  # after auth: ``perms`` asks the one policy
                 "django.contrib.messages.context_processors.messages",
             ],
         },

@@ -12,13 +12,14 @@ from django.core.paginator import Paginator
 from django.db import models, transaction
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts import roles
+from accounts import policy, roles
 from accounts.mfa import require_verified
-from records import access, changes, filters, imports, keeper, schedules
+from accounts.policy import Action
+from records import changes, filters, imports, keeper, schedules
 from records.complexity import ComplexityError
 from records.forms import FORMS, ImportForm, SchedulePreviewForm
 from records.models import (
@@ -42,7 +43,6 @@ USER_SORTS = {
 RECORD_TYPES = {"configuration": PamConfiguration, "directory": PamDirectory, "user": PamUser}
 RECORD_NAMES = {model: name for name, model in RECORD_TYPES.items()}
 TIME_ZONES = sorted(available_timezones())
-IMPORT_MODELS = [PamConfiguration, PamDirectory, PamUser]
 PREVIEW_ERRORS = (schedules.ScheduleError, IndexError, KeyError, TypeError, ValueError, OverflowError)
 
 
@@ -82,9 +82,7 @@ def _administrators() -> list:
 
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
-    if not any(
-        access.can(request.user, model, "view") for model in (PamConfiguration, PamDirectory, PamUser)
-    ):
+    if not policy.can(request, Action.VIEW):
         # Signed in but given no role yet: say so, and whom to ask, rather than a bare 403.
         return render(request, "records/no_role.html", {"administrators": _administrators()})
     # The figures come from rotation's template tags (rotation/status.py), like /healthz's.
@@ -93,8 +91,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def configuration_list(request: HttpRequest) -> HttpResponse:
-    access.require(request.user, PamConfiguration, "view")
-    queryset = PamConfiguration.objects.annotate(
+    policy.require(request, Action.VIEW)
+    queryset = policy.scope(request, PamConfiguration.objects, "pk").annotate(
         directory_count=Count("directories", distinct=True), user_count=Count("users", distinct=True)
     )
     queryset, selected = filters.filter_configurations(request.GET, queryset)
@@ -104,13 +102,13 @@ def configuration_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def directory_list(request: HttpRequest) -> HttpResponse:
-    access.require(request.user, PamDirectory, "view")
+    policy.require(request, Action.VIEW)
     queryset = PamDirectory.objects.select_related("configuration", "administrative_credential")
-    queryset, selected = filters.filter_directories(request.GET, queryset)
+    queryset, selected = filters.filter_directories(request.GET, policy.scope(request, queryset))
     context = {
         "page": _page(request, queryset.order_by("title")),
         "q": selected["q"],
-        "configurations": PamConfiguration.objects.only("id", "title"),
+        "configurations": policy.scope(request, PamConfiguration.objects.only("id", "title"), "pk"),
         "directory_types": DirectoryType.choices,
         "selected": selected,
     }
@@ -119,9 +117,9 @@ def directory_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def user_list(request: HttpRequest) -> HttpResponse:
-    access.require(request.user, PamUser, "view")
+    policy.require(request, Action.VIEW)
     queryset = PamUser.objects.select_related("configuration", "resource")
-    queryset, selected = filters.filter_users(request.GET, queryset)
+    queryset, selected = filters.filter_users(request.GET, policy.scope(request, queryset))
     sort = request.GET.get("sort", "title")
     sort = sort if sort in USER_SORTS else "title"
     order = USER_SORTS[sort]
@@ -131,8 +129,8 @@ def user_list(request: HttpRequest) -> HttpResponse:
         "page": _page(request, queryset.order_by(ordering, "title", "pk")),
         "selected": selected,
         "sort": sort,
-        "configurations": PamConfiguration.objects.only("id", "title"),
-        "directories": PamDirectory.objects.only("id", "title"),
+        "configurations": policy.scope(request, PamConfiguration.objects.only("id", "title"), "pk"),
+        "directories": policy.scope(request, PamDirectory.objects.only("id", "title")),
         "directory_types": DirectoryType.choices,
         "statuses": RotationStatus.choices,
         "account_states": AccountState.choices,
@@ -142,8 +140,7 @@ def user_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def configuration_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    access.require(request.user, PamConfiguration, "view")
-    configuration = get_object_or_404(PamConfiguration, pk=pk)
+    configuration = policy.get_object(request, PamConfiguration.objects, Action.VIEW, pk=pk)
     description, next_runs, schedule_error = _schedule_preview(configuration.schedule)
     context = {
         "configuration": configuration,
@@ -159,9 +156,11 @@ def configuration_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 def directory_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    access.require(request.user, PamDirectory, "view")
-    directory = get_object_or_404(
-        PamDirectory.objects.select_related("configuration", "administrative_credential"), pk=pk
+    directory = policy.get_object(
+        request,
+        PamDirectory.objects.select_related("configuration", "administrative_credential"),
+        Action.VIEW,
+        pk=pk,
     )
     context = {
         "directory": directory,
@@ -173,8 +172,9 @@ def directory_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 def user_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    access.require(request.user, PamUser, "view")
-    pam_user = get_object_or_404(PamUser.objects.select_related("configuration", "resource"), pk=pk)
+    pam_user = policy.get_object(
+        request, PamUser.objects.select_related("configuration", "resource"), Action.VIEW, pk=pk
+    )
     description, next_runs, schedule_error = _schedule_preview(pam_user.effective_schedule)
     try:
         complexity = pam_user.effective_complexity.describe()
@@ -229,10 +229,12 @@ def _edit(request: HttpRequest, model, instance=None) -> HttpResponse:
         request.POST or None,
         instance=instance,
         initial=initial,
-        can_configure_rotation=request.user.has_perm("records.configure_rotation"),
+        can_configure_rotation=policy.can(request, Action.CONFIGURE_ROTATION, instance),
     )
     if request.method == "POST" and form.is_valid():
         record = form.save(commit=False)
+        # The configuration the record is saved into must be in the actor's scope too.
+        policy.require(request, Action.EDIT if instance else Action.CREATE, record)
         with transaction.atomic():  # a directory's new administrative credential is saved with it
             if getattr(form, "new_credential", None) is not None:
                 changes.save_record(form.new_credential, created=True, **_actor(request))
@@ -264,15 +266,14 @@ def _edit(request: HttpRequest, model, instance=None) -> HttpResponse:
 @login_required
 def record_create(request: HttpRequest, record_type: str) -> HttpResponse:
     model = RECORD_TYPES[record_type]
-    access.require(request.user, model, "create")
+    policy.require(request, Action.CREATE, model)
     return _edit(request, model)
 
 
 @login_required
 def record_edit(request: HttpRequest, record_type: str, pk: int) -> HttpResponse:
     model = RECORD_TYPES[record_type]
-    access.require(request.user, model, "edit")
-    return _edit(request, model, get_object_or_404(model, pk=pk))
+    return _edit(request, model, policy.get_object(request, model.objects, Action.EDIT, pk=pk))
 
 
 REFERRER_SHOWN = 20
@@ -304,8 +305,7 @@ def _referrers(record) -> list[dict]:
 @login_required
 def record_delete(request: HttpRequest, record_type: str, pk: int) -> HttpResponse:
     model = RECORD_TYPES[record_type]
-    access.require(request.user, model, "delete")
-    record = get_object_or_404(model, pk=pk)
+    record = policy.get_object(request, model.objects, Action.DELETE, pk=pk)
     blockers = []
     if request.method == "POST":
         try:
@@ -333,7 +333,7 @@ def record_delete(request: HttpRequest, record_type: str, pk: int) -> HttpRespon
 @login_required
 @require_GET
 def schedule_preview(request: HttpRequest) -> JsonResponse:
-    access.require_any_view(request.user, [PamConfiguration, PamUser])
+    policy.require(request, Action.VIEW)
     form = SchedulePreviewForm(request.GET)
     if not form.is_valid():
         return JsonResponse({"ok": False, "error": form.error_message()})
@@ -343,9 +343,8 @@ def schedule_preview(request: HttpRequest) -> JsonResponse:
 # -- Import a Keeper project file: upload → preview (a dry run) → confirm ------------------------
 
 
-def _require_import(user) -> None:
-    for model in IMPORT_MODELS:
-        access.require(user, model, "create")
+def _require_import(request: HttpRequest) -> None:
+    policy.require(request, Action.IMPORT)
 
 
 def _run_import(request: HttpRequest, text: str, *, dry_run: bool) -> imports.ImportReport:
@@ -371,7 +370,7 @@ def _run_import(request: HttpRequest, text: str, *, dry_run: bool) -> imports.Im
 @login_required
 @require_verified
 def import_upload(request: HttpRequest) -> HttpResponse:
-    _require_import(request.user)
+    _require_import(request)
     form = ImportForm(request.POST, request.FILES) if request.method == "POST" else ImportForm()
     if form.is_valid():
         imports._stash_import(request, form.file_name, form.cleaned_data["file"])
@@ -382,7 +381,7 @@ def import_upload(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def import_preview(request: HttpRequest) -> HttpResponse:
-    _require_import(request.user)
+    _require_import(request)
     stashed = imports._stashed_import(request)
     if stashed is None:
         messages.info(request, "Upload a Keeper project file to preview its import.")
@@ -396,7 +395,7 @@ def import_preview(request: HttpRequest) -> HttpResponse:
 @require_POST
 @require_verified
 def import_confirm(request: HttpRequest) -> HttpResponse:
-    _require_import(request.user)
+    _require_import(request)
     stashed = imports._stashed_import(request)
     if stashed is None:
         messages.error(request, "There is no upload waiting to be imported; upload the file again.")
@@ -418,7 +417,7 @@ def import_confirm(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def import_cancel(request: HttpRequest) -> HttpResponse:
-    _require_import(request.user)
+    _require_import(request)
     imports._discard_import(request)
     messages.info(request, "Import cancelled; nothing was written.")
     return redirect("records:configuration-list")

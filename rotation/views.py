@@ -7,7 +7,7 @@ import secrets
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django.http import Http404, JsonResponse, StreamingHttpResponse
@@ -16,7 +16,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from accounts import policy
 from accounts.mfa import require_verified
+from accounts.policy import Action
 from audit import events as audit
 from audit.actors import Actor
 from audit.models import Category, Outcome
@@ -40,15 +42,11 @@ BULK_LIMIT = 1000  # accounts per bulk request
 BULK_KEEP = 5  # bulk runs remembered per session
 
 
-def _require(request, perm: str) -> None:
-    if not request.user.has_perm(perm):
-        raise PermissionDenied
-
-
-def _get_user_for(request, pk: int, perm: str) -> PamUser:
-    """Return the PAM user for a rotation action, or raise 403/404."""
-    _require(request, perm)
-    return get_object_or_404(PamUser.objects.select_related("configuration", "resource"), pk=pk)
+def _get_user_for(request, pk: int, action: str) -> PamUser:
+    """Return the PAM user for an action, or raise 403/404 (accounts.policy decides)."""
+    return policy.get_object(
+        request, PamUser.objects.select_related("configuration", "resource"), action, pk=pk
+    )
 
 
 def _client_address(request) -> str | None:
@@ -65,7 +63,7 @@ def healthz(request):
 @require_POST
 @require_verified
 def rotate_now(request, pk):
-    pam_user = _get_user_for(request, pk, "records.rotate_credentials")
+    pam_user = _get_user_for(request, pk, Action.ROTATE)
     attempt = services.request_rotation(pam_user, actor=request.user, remote_address=_client_address(request))
     if attempt.error_class == ErrorClass.BLOCKED:
         messages.error(request, f"Not rotated: {attempt.error_message}")
@@ -80,15 +78,17 @@ def rotate_now(request, pk):
 
 @login_required
 def attempt_detail(request, pk):
-    _require(request, "rotation.view_rotationattempt")
-    attempt = get_object_or_404(RotationAttempt.objects.select_related("user", "requested_by"), pk=pk)
+    attempt = policy.get_object(
+        request, RotationAttempt.objects.select_related("user", "requested_by"), Action.VIEW_ATTEMPTS, pk=pk
+    )
     return render(request, "rotation/attempt_detail.html", {"attempt": attempt, "pam_user": attempt.user})
 
 
 @login_required
 def attempt_status(request, pk):
-    _require(request, "rotation.view_rotationattempt")
-    attempt = get_object_or_404(RotationAttempt, pk=pk)
+    attempt = policy.get_object(
+        request, RotationAttempt.objects.select_related("user"), Action.VIEW_ATTEMPTS, pk=pk
+    )
     retry = status.retry_note(attempt)
     waits_for_retry = retry is not None and retry.retry != attempt
     return JsonResponse(
@@ -108,11 +108,10 @@ def attempt_status(request, pk):
 @require_POST
 @require_verified
 def reveal_password(request, pk):
-    pam_user = _get_user_for(request, pk, "records.reveal_password")
+    pam_user = _get_user_for(request, pk, Action.REVEAL_CURRENT)
     version = None
     if request.POST.get("version"):
-        # Old versions are for Administrators only.
-        _require(request, "records.configure_rotation")
+        policy.require(request, Action.REVEAL_PREVIOUS, pam_user)
         version_id = audit.parse_id(request.POST["version"])
         version = get_object_or_404(PasswordVersion, pk=version_id or 0, user=pam_user)
     if version is None and not pam_user.has_password:
@@ -134,8 +133,12 @@ def reveal_password(request, pk):
 @require_POST
 @require_verified
 def test_connection(request, pk):
-    _require(request, "records.rotate_credentials")
-    directory = get_object_or_404(PamDirectory.objects.select_related("administrative_credential"), pk=pk)
+    directory = policy.get_object(
+        request,
+        PamDirectory.objects.select_related("administrative_credential"),
+        Action.TEST_CONNECTION,
+        pk=pk,
+    )
     steps = directories.test_connection(
         directory, actor=request.user, remote_address=_client_address(request)
     )
@@ -148,11 +151,13 @@ def test_connection(request, pk):
 @require_verified
 def test_unsaved_connection(request):
     """Test a directory form's settings as typed; nothing is saved and no password is sent back."""
-    _require(request, "records.rotate_credentials")
+    policy.require(request, Action.TEST_CONNECTION)
     directory_id = request.GET.get("directory", "")
     instance = None
     if directory_id.isascii() and directory_id.isdigit() and len(directory_id) < 19:
-        instance = get_object_or_404(PamDirectory, pk=int(directory_id))
+        instance = policy.get_object(
+            request, PamDirectory.objects, Action.TEST_CONNECTION, pk=int(directory_id)
+        )
     form = DirectoryForm(request.POST, instance=instance)
     if not form.is_valid():
         errors = [
@@ -179,8 +184,7 @@ def test_unsaved_connection(request):
 
 @login_required
 def user_history(request, pk):
-    _require(request, "rotation.view_rotationattempt")
-    pam_user = _get_user_for(request, pk, "records.view_pamuser")
+    pam_user = _get_user_for(request, pk, Action.VIEW_ATTEMPTS)
     attempts = Paginator(pam_user.attempts.order_by("-created_at", "-id"), HISTORY_PAGE_SIZE)
     context = {
         "pam_user": pam_user,
@@ -192,7 +196,7 @@ def user_history(request, pk):
 
 @login_required
 def user_status(request, pk):
-    pam_user = _get_user_for(request, pk, "records.view_pamuser")
+    pam_user = _get_user_for(request, pk, Action.VIEW)
     active = pam_user.attempts.filter(state__in=ACTIVE_STATES).order_by("id").values("id", "state").first()
     return JsonResponse(
         {
@@ -211,7 +215,7 @@ def user_status(request, pk):
 
 @login_required
 def audit_log(request):
-    _require(request, "audit.view_auditevent")
+    policy.require(request, Action.VIEW_AUDIT)
     filters = audit.AuditFilters.from_query(request.GET)
     events = filters.apply(AuditEvent.objects.all())
     if "format" in request.GET:
@@ -250,17 +254,20 @@ def _export(request, events, filters: audit.AuditFilters, fmt: str):
 # -- Bulk rotation -----------------------------------------------------------------------------
 
 
-def _bulk_targets(data):
+def _bulk_targets(request, data):
     """Return the accounts a bulk request names: checked user ids, or a configuration's or directory's."""
     ids = [pk for pk in map(audit.parse_id, data.getlist("user")) if pk is not None]
     if ids:
         return list(
-            PamUser.objects.select_related("configuration").order_by("title").filter(pk__in=ids[:BULK_LIMIT])
+            policy.scope(request, PamUser.objects.select_related("configuration"), action=Action.ROTATE)
+            .order_by("title")
+            .filter(pk__in=ids[:BULK_LIMIT])
         )
     for name in ("configuration", "directory"):
         pk = audit.parse_id(data.get(name))
         if pk is not None:
-            return list(PamUser.objects.targets(**{name: pk})[:BULK_LIMIT])
+            targets = policy.scope(request, PamUser.objects.targets(**{name: pk}), action=Action.ROTATE)
+            return list(targets[:BULK_LIMIT])
     return []
 
 
@@ -268,8 +275,8 @@ def _bulk_targets(data):
 @require_POST
 @require_verified
 def bulk_rotate(request):
-    _require(request, "records.rotate_credentials")
-    targets = _bulk_targets(request.POST)
+    policy.require(request, Action.ROTATE)
+    targets = _bulk_targets(request, request.POST)
     if not targets:
         messages.warning(request, "No accounts were selected to rotate.")
         return redirect("records:user-list")
@@ -286,7 +293,7 @@ def bulk_rotate(request):
 
 
 def _bulk_ids(request, token: str) -> list[int]:
-    _require(request, "rotation.view_rotationattempt")
+    policy.require(request, Action.VIEW_ATTEMPTS)
     ids = request.session.get("bulk_rotations", {}).get(token)
     if not ids:
         raise Http404("This bulk rotation is not known in this session.")
@@ -330,10 +337,11 @@ DISCOVERY_SHOWN = 500
 
 def _get_directory_for_discovery(request, pk: int) -> PamDirectory:
     """Return the directory to discover, for Administrators (create users, configure rotation), or 403/404."""
-    _require(request, "records.add_pamuser")
-    _require(request, "records.configure_rotation")
-    return get_object_or_404(
-        PamDirectory.objects.select_related("configuration", "administrative_credential"), pk=pk
+    return policy.get_object(
+        request,
+        PamDirectory.objects.select_related("configuration", "administrative_credential"),
+        Action.DISCOVER,
+        pk=pk,
     )
 
 

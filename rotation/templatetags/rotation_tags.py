@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import template
 from django.urls import NoReverseMatch, reverse
 
+from accounts import policy
 from audit import events as audit
 from audit.models import AuditEvent
 from rotation import status
@@ -23,7 +24,7 @@ PROBLEMS_SHOWN = 10
 
 def _can(context, perm: str) -> bool:
     request = context.get("request")
-    return bool(request and request.user.has_perm(perm))
+    return bool(request and policy.can_permission(request, perm))
 
 
 @register.inclusion_tag("rotation/_chart.html", takes_context=True)
@@ -164,7 +165,8 @@ def user_history_link(context, pam_user):
 @register.inclusion_tag("rotation/_version_reveal.html", takes_context=True)
 def version_reveal_button(context, version, pam_user=None):
     """A Reveal button for an earlier password, for Administrators only."""
-    show = _can(context, "records.configure_rotation") and _can(context, "records.reveal_password")
+    request, owner = context.get("request"), pam_user if pam_user is not None else version.user
+    show = bool(request and policy.can(request, policy.Action.REVEAL_PREVIOUS, owner))
     return {
         "show": show,
         "version": version,
