@@ -218,7 +218,7 @@ def _path(route: str, names: tuple[str, ...], world: dict) -> str:
         owner = "user"
     if app == "accounts":
         owner = "person"
-    if app == "api" and name.startswith("application"):
+    if app == "api" and name.startswith(("application", "approle", "secret-id-create")):
         owner = "application"
     if app == "api" and name.startswith("token"):
         owner = "token"
@@ -234,6 +234,7 @@ def _path(route: str, names: tuple[str, ...], world: dict) -> str:
         "token": "world",
         "kind": "user",
         "name": world["user"].title,
+        "path": "ldap/static-cred/x",  # the Vault KV preflight's path
     }
     return reverse(route, kwargs={key: values[key] for key in names})
 
