@@ -244,3 +244,68 @@ def test_the_admin_never_shows_secrets_and_keeps_the_audit_log_read_only(client,
     assert 'name="message"' not in page  # shown, not editable
     assert client.post(reverse("admin:audit_auditevent_delete", args=[event.pk])).status_code == 403
     assert AuditEvent.objects.filter(pk=event.pk).exists()
+
+
+# The Vault path asks the same policy as the pages (issue 21, defects 2 and 5b) ------------------
+
+OLD_PASSWORD, NEW_PASSWORD = "Old-Vault-Password-1!", "New-Vault-Password-2!"
+
+
+@pytest.fixture
+def rotated(db):
+    from django.utils import timezone
+
+    from pamrotate import crypto
+    from rotation.models import PasswordVersion
+
+    pam_user = make_user(password=NEW_PASSWORD, distinguished_name="cn=v,dc=example,dc=test")
+    PasswordVersion.objects.create(
+        user=pam_user, password_encrypted=crypto.encrypt(OLD_PASSWORD), replaced_at=timezone.now()
+    )
+    return pam_user
+
+
+def test_an_operator_reads_no_previous_password_through_the_vault_path(client, bob, rotated):
+    from api import services
+
+    _token, clear = services.issue_token(user=bob, actor=bob)
+    response = client.get(f"/v1/ldap/static-cred/{rotated.uid}", HTTP_X_VAULT_TOKEN=clear)
+    assert response.status_code == 200
+    data = response.json()["data"]
+    assert data["password"] == NEW_PASSWORD
+    assert data["last_password"] == ""  # old versions are for Administrators, as on the pages
+    assert OLD_PASSWORD not in response.content.decode()
+    # The page refuses him the same version.
+    client.force_login(bob)
+    version = rotated.password_versions.get()
+    page = client.post(reverse("rotation:reveal-password", args=[rotated.pk]), {"version": version.pk})
+    assert page.status_code == 403
+
+
+def test_an_administrator_reads_the_previous_password_through_the_vault_path(client, alice, rotated):
+    from api import services
+
+    _token, clear = services.issue_token(user=alice, actor=alice)
+    data = client.get(f"/v1/ldap/static-cred/{rotated.uid}", HTTP_X_VAULT_TOKEN=clear).json()["data"]
+    assert (data["password"], data["last_password"]) == (NEW_PASSWORD, OLD_PASSWORD)
+
+
+def test_an_application_cannot_tell_a_name_outside_its_scope_from_a_missing_one(client, rotated):
+    from api import services
+
+    mine = make_configuration(title="Mine")
+    _application, clear = services.create_application("prober", [mine])
+    outside = rotated  # in another configuration
+    for prefix, header in [
+        ("/v1/ldap/static-cred/", "HTTP_X_VAULT_TOKEN"),
+        ("/api/v1/users/", "HTTP_AUTHORIZATION"),
+    ]:
+        value = clear if header == "HTTP_X_VAULT_TOKEN" else f"Bearer {clear}"
+        suffix = "" if prefix.startswith("/v1/") else "/credential/"
+        answers = []
+        names = [outside.uid, "NoSuchUid000"] + ([outside.title, "no such account"] if suffix == "" else [])
+        for name in names:
+            response = client.get(f"{prefix}{name}{suffix}", **{header: value})
+            answers.append((response.status_code, response.content))
+        assert {status for status, _ in answers} == {403}, answers
+        assert len({body for _, body in answers}) == 1, answers
