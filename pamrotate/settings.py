@@ -373,7 +373,7 @@ Q_CLUSTER = {
     "label": "Background tasks",
     # The ORM broker, whose pusher retries a failed pull and, after BROKER_FAILURE_SECONDS of
     # failures, stops the cluster with one error instead of being reincarnated forever.
-    "broker_class": "rotation.worker.Broker",
+    "broker_class": "rotation.broker.Broker",
 }
 # The worker's health (rotation/worker.py, rotation/status.py): every WORKER_CANARY_SECONDS the
 # dispatcher sends each gateway a canary task; a gateway whose canary or queued attempt waited

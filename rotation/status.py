@@ -162,24 +162,23 @@ def stalled_gateways(now: dt.datetime | None = None) -> dict[str, Stall]:
     ready = RotationAttempt.objects.filter(state=AttemptState.QUEUED).filter(
         Q(retry_at__isnull=True) | Q(retry_at__lte=now)
     )
-    oldest: dict[str, dt.datetime] = {}
-    rows = ready.values_list("user__configuration__gateway").annotate(first=Min("created_at"))
-    for gateway, first in rows.values_list("user__configuration__gateway", "first"):
-        gateway = gateway or "default"
-        oldest[gateway] = min(first, oldest.get(gateway, first))
+    queued = set(ready.values_list("user__configuration__gateway", flat=True).distinct())
     stalls = {}
-    for gateway in set(beats) | set(oldest):
+    for gateway in set(beats) | queued:
         beat = beats.get(gateway)
         seen_at = beat.seen_at if beat else None
-        waiting = [oldest.get(gateway), beat.canary_sent_at if beat else None]
-        waiting = [since for since in waiting if since is not None and (seen_at is None or since > seen_at)]
-        if not waiting or min(waiting) > limit:
-            continue
         unserved = ready.filter(user__configuration__gateway=gateway)
         if seen_at is not None:
-            unserved = unserved.filter(created_at__gt=seen_at)
+            unserved = unserved.filter(created_at__gt=seen_at)  # queued after its last task was taken
+        first = unserved.aggregate(since=Min("created_at"), accounts=Count("user", distinct=True))
+        canary = beat.canary_sent_at if beat else None
+        waiting = [
+            since for since in (first["since"], canary) if since and (seen_at is None or since > seen_at)
+        ]
+        if not waiting or min(waiting) > limit:
+            continue
         seconds = round((now - (seen_at or min(waiting))).total_seconds())
-        stalls[gateway] = Stall(gateway, seconds, unserved.values("user_id").distinct().count())
+        stalls[gateway] = Stall(gateway, seconds, first["accounts"])
     return dict(sorted(stalls.items()))
 
 

@@ -15,8 +15,8 @@ first fork, and held an SQLite connection between ticks. Now:
    ``WORKER_CANARY_SECONDS``) in its main thread: there is no dispatcher thread;
 3. SIGTERM or SIGINT stops the cluster: running tasks get ``WORKER_STOP_GRACE_SECONDS``, then
    whatever is left of the cluster is killed;
-4. a pusher that cannot pull from its broker for ``BROKER_FAILURE_SECONDS`` logs one error naming
-   the cause and asks the main process to stop: the cluster exits with ``EXIT_BROKER_UNREACHABLE``
+4. a pusher that cannot pull from its broker (rotation/broker.py) for ``BROKER_FAILURE_SECONDS``
+   logs one error naming the cause and asks the main process to stop: the cluster exits with ``EXIT_BROKER_UNREACHABLE``
    so that a supervisor (``make run``, systemd) shows it or starts it again.
 """
 
@@ -31,66 +31,15 @@ import time
 
 from django.conf import settings
 from django.db import close_old_connections, connections
-from django_q.brokers.orm import ORM
 from django_q.cluster import Cluster
-from django_q.conf import Conf
 
+from rotation.broker import EXIT_BROKER_UNREACHABLE, MAIN_PID_ENV
 from rotation.forkguard import arm_fork_guard
 
 log = logging.getLogger(__name__)
 
-EXIT_BROKER_UNREACHABLE = 3
 EXIT_SENTINEL_DIED = 4
-MAIN_PID_ENV = "PAMROTATE_QCLUSTER_PID"
 PR_SET_CHILD_SUBREAPER = 36
-
-
-# -- The broker: retry a failed pull, then give up loudly ------------------------------------------
-
-
-class Broker(ORM):
-    """django-q2's ORM broker, whose pull failures are retried, then stop the cluster with one error.
-
-    django-q2's pusher dies on a failed pull and its sentinel starts another, forever
-    ("reincarnated pusher"), so a worker that cannot reach its database looks alive.
-    """
-
-    failing_since: float | None = None
-    gave_up = False
-
-    def dequeue(self):
-        try:
-            tasks = super().dequeue()
-        except Exception as exc:  # any error of the database under the broker
-            self._pull_failed(exc)
-            return None
-        self.failing_since = None
-        return tasks
-
-    def _pull_failed(self, exc: Exception) -> None:
-        cause = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
-        limit = settings.BROKER_FAILURE_SECONDS
-        now = time.monotonic()
-        connections[Conf.ORM].close()  # the next pull opens a fresh one
-        if self.failing_since is None:
-            self.failing_since = now
-            log.warning("cannot pull tasks from the broker (%s); retrying for up to %s s", cause, limit)
-        elif now - self.failing_since >= limit and not self.gave_up:
-            self.gave_up = True
-            log.error(
-                "the worker of gateway %s cannot reach its broker (database %r) for %d s: %s; "
-                "stopping the cluster (exit status %s)",
-                Conf.CLUSTER_NAME,
-                Conf.ORM,
-                now - self.failing_since,
-                cause,
-                EXIT_BROKER_UNREACHABLE,
-            )
-            main_pid = os.environ.get(MAIN_PID_ENV)
-            if not main_pid:
-                raise exc
-            os.kill(int(main_pid), signal.SIGUSR1)
-        time.sleep(1)
 
 
 # -- The cluster and its dispatcher ----------------------------------------------------------------

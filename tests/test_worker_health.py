@@ -24,8 +24,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from rotation import dispatch, services, tasks
+from rotation.broker import EXIT_BROKER_UNREACHABLE
 from rotation.models import AttemptState, Heartbeat, RotationAttempt
-from rotation.worker import EXIT_BROKER_UNREACHABLE
 from tests.conftest import make_configuration, make_directory, make_user
 from tests.pgserver import ROOT, Qcluster, app_env, pg, wait_for  # noqa: F401  (pg: fixture)
 from tests.test_fork_safety import descendants
