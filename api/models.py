@@ -194,7 +194,7 @@ class Token(models.Model):
         """Return the usable token whose digest matches, comparing digests in constant time."""
         wanted = digest(clear)
         # One indexed row by its digest, no ordering: every API and Vault call runs this first.
-        found = list(cls.objects.select_related("application", "user").filter(digest=wanted).order_by()[:1])
+        found = list(cls.objects.select_related("application").filter(digest=wanted).order_by()[:1])
         token = found[0] if found else None
         if token is None or not token.is_usable or not hmac.compare_digest(token.digest, wanted):
             return None

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import SimpleRouter
 
-from api import docs, pages, vault, vault_auth, views
+from api import docs, pages, vault_urls, views
 
 router = SimpleRouter()
 router.register("configurations", views.ConfigurationViewSet, basename="configuration")
@@ -23,17 +22,7 @@ urlpatterns = [
     path("api/docs/", docs.swagger_ui, name="docs"),
     path("api/redoc/", docs.redoc, name="redoc"),
     # Vault's paths (api.vault_http.VaultPathMiddleware answers them ahead of the browser's middleware).
-    path(f"v1/{settings.VAULT_MOUNT}/static-cred/<path:name>", vault.static_cred, name="vault-static-cred"),
-    path(f"v1/{settings.VAULT_MOUNT}/rotate-role/<path:name>", vault.rotate_role, name="vault-rotate-role"),
-    path("v1/sys/health", vault.health, name="vault-health"),
-    path("v1/sys/seal-status", vault.seal_status, name="vault-seal-status"),
-    path("v1/sys/internal/ui/mounts", vault.ui_mounts),
-    path("v1/sys/internal/ui/mounts/<path:path>", vault.ui_mounts, name="vault-ui-mounts"),
-    path("v1/auth/token/lookup-self", vault_auth.lookup_self, name="vault-lookup-self"),
-    path("v1/auth/token/renew-self", vault_auth.renew_self, name="vault-renew-self"),
-    path("v1/auth/token/revoke-self", vault_auth.revoke_self, name="vault-revoke-self"),
-    path("v1/auth/token/create", vault_auth.create_token, name="vault-token-create"),
-    path("v1/auth/approle/login", vault_auth.approle_login, name="vault-approle-login"),
+    *vault_urls.urlpatterns,
     path("applications/", pages.application_list, name="application-list"),
     path("applications/new/", pages.application_create, name="application-create"),
     path("applications/<int:pk>/", pages.application_detail, name="application-detail"),

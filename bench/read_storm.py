@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 from _setup import ROOT, django_in_tempdir
 
@@ -56,6 +57,19 @@ def wrk(url: str, connections: int, duration: int, headers: dict) -> dict:
         command += ["-H", f"{name}: {value}"]
     done = subprocess.run([*command, url], capture_output=True, text=True, check=True)
     return parse_wrk(done.stdout)
+
+
+def workers_cpu_seconds(master: int) -> float:
+    """Return the CPU seconds (user + system) the gunicorn workers of a master have used so far."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == master:  # ppid
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def start_gunicorn(port: int, workers: int, log_path, profile: str | None) -> subprocess.Popen:
@@ -118,9 +132,13 @@ def main() -> None:
     try:
         wrk(read_url, 4, 2, headers)  # warm-up: imports, connections, query plans in every worker
         before = AuditEvent.objects.filter(event=AuditEvent.CREDENTIAL_READ).count()
+        cpu_before = workers_cpu_seconds(server.pid)
         health = wrk(f"{base}/healthz", args.connections, args.duration, {})
+        cpu_per_health = (workers_cpu_seconds(server.pid) - cpu_before) * 1000 / max(1, health["requests"])
         at_4 = wrk(read_url, 4, args.duration, headers)
+        cpu_before = workers_cpu_seconds(server.pid)
         reads = wrk(read_url, args.connections, args.duration, headers)
+        cpu_per_read = (workers_cpu_seconds(server.pid) - cpu_before) * 1000 / max(1, reads["requests"])
         audited = AuditEvent.objects.filter(event=AuditEvent.CREDENTIAL_READ).count() - before
     finally:
         stop_process(server, signal.SIGTERM, timeout=30)
@@ -138,6 +156,7 @@ def main() -> None:
             f"reads at {label} connections: {run['rate']:.0f}/s, p50 {run['p50']:.1f} ms, p99 {run['p99']:.1f} ms, "
             f"{run['requests']} requests, {run['non_2xx']} non-2xx, {run['socket_errors']} socket errors"
         )
+    print(f"gunicorn workers' CPU per request: read {cpu_per_read:.2f} ms, /healthz {cpu_per_health:.2f} ms")
     print(
         f"audited reads: {audited} (successful reads wrk counted: {expected}; the reads in flight at wrk's "
         f"deadline are served and audited too); 'database is locked' in the log: {locked}"
@@ -147,7 +166,7 @@ def main() -> None:
         f"p50_ms={reads['p50']:.1f} p99_ms={reads['p99']:.1f} healthz_per_s={health['rate']:.0f} "
         f"ratio={reads['rate'] / health['rate']:.2f} reads_per_s_at_4={at_4['rate']:.0f} "
         f"errors={reads['non_2xx'] + reads['socket_errors'] + at_4['non_2xx'] + at_4['socket_errors']} "
-        f"audited={audited} locked={locked}"
+        f"audited={audited} locked={locked} worker_cpu_ms_per_read={cpu_per_read:.2f}"
     )
 
 

@@ -341,3 +341,12 @@ def test_no_body_gives_a_server_error_on_the_vault_write_paths(client, app_token
             response = client.generic(method, path, raw.encode(), HTTP_X_VAULT_TOKEN=app_token.token)
             assert response.status_code < 500, (path, raw, response.content[:200])
             assert "errors" in response.json() or response.status_code == 200
+
+
+def test_a_read_costs_five_queries(client, app_token, django_assert_max_num_queries):
+    """Token, account, the application's scope, the previous version, the audit row: nothing more."""
+    url = f"/v1/ldap/static-cred/{app_token.user.title}"
+    assert client.get(url, HTTP_X_VAULT_TOKEN=app_token.token).status_code == 200  # records the token's use
+    with django_assert_max_num_queries(5):
+        response = client.get(url, HTTP_X_VAULT_TOKEN=app_token.token)
+    assert response.json()["data"]["password"] == STRONG
