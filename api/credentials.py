@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from django.views.decorators.debug import sensitive_variables
 
-from api.authentication import ApplicationCaller, client_address
+from api.authentication import ApplicationCaller
 from audit import events as audit
+from audit.actors import Actor
 from audit.models import AuditEvent, Category, Outcome
 from records.models import PamUser
 from rotation.reveal import reveal_password
@@ -25,10 +26,10 @@ def read_credential(pam_user: PamUser, request, *, with_previous: bool = False) 
     The caller has passed api.permissions.may_read_credential. The event names the person or
     application and the client address (rotation.reveal writes it).
     """
-    who = {**caller_identity(request), "remote_address": client_address(request)}
+    who = Actor.from_request(request)
     if not with_previous:
         return {
-            "password": reveal_password(pam_user, event=AuditEvent.CREDENTIAL_READ, **who),
+            "password": reveal_password(pam_user, event=AuditEvent.CREDENTIAL_READ, actor=who),
             "last_password": "",
         }
     # One read, one event: the current and the previous password are handed out together.
@@ -44,6 +45,6 @@ def read_credential(pam_user: PamUser, request, *, with_previous: bool = False) 
         outcome=Outcome.OK,
         message=f"Read the {what}",
         category=Category.SECURITY,
-        **who,
+        actor=who,
     )
     return values

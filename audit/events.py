@@ -52,10 +52,11 @@ def new_event(
     """Return one audit event, not yet saved (``record_event`` saves; a batch bulk-creates).
 
     ``actor`` is an ``Actor``; a User (or None) with ``actor_name`` and ``remote_address`` is the
-    older form, still read. A user agent is kept at the end of the message.
+    older form, still read. A sign-in event names the actor's user agent at the end of its message
+    (as sign-in events always did); other events keep their message as it is.
     """
     who = Actor.coerce(actor, actor_name, remote_address)
-    agent = f"user agent: {who.user_agent}" if who.user_agent else ""
+    agent = f"user agent: {who.user_agent}" if who.user_agent and category == Category.LOGIN else ""
     return AuditEvent(
         event=event,
         category=category,

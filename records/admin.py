@@ -3,7 +3,8 @@
 from django import forms
 from django.contrib import admin
 
-from records import changes
+from audit.actors import Actor
+from records import changes, repoint
 from records.forms import fill_in_dn
 from records.models import PamConfiguration, PamDirectory, PamUser
 
@@ -16,13 +17,12 @@ class AuditedAdmin(admin.ModelAdmin):
             obj,
             created=not change,
             changed=form.changed_data,
-            actor=request.user,
-            remote_address=request.META.get("REMOTE_ADDR"),
+            actor=Actor.from_request(request),
             announced_fields=[f"{name} (admin)" for name in form.changed_data] or ["(admin)"],
         )
 
     def delete_model(self, request, obj):
-        changes.delete_record(obj, actor=request.user, remote_address=request.META.get("REMOTE_ADDR"))
+        changes.delete_record(obj, actor=Actor.from_request(request))
 
     def delete_queryset(self, request, queryset):
         for obj in queryset:
@@ -51,6 +51,10 @@ class PamDirectoryAdmin(AuditedAdmin):
     search_fields = ["title", "hostname", "domain_name", "user_match"]
     list_select_related = ["configuration"]
     raw_id_fields = ["administrative_credential"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # Where a stored credential is sent changes on the directory's page, with the credential retyped.
+        return [*repoint.DIRECTORY_CREDENTIAL, *(repoint.DIRECTORY_DESTINATION if obj else ())]
 
 
 class PamUserAdminForm(forms.ModelForm):
@@ -86,3 +90,7 @@ class PamUserAdmin(AuditedAdmin):
     list_select_related = ["configuration", "resource"]
     exclude = ["password_encrypted"]
     readonly_fields = ["last_rotated_at", "next_rotation_at", "rotation_status", "rotation_error"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # Which directory a stored password is verified on changes on the user's page, password retyped.
+        return [*self.readonly_fields, *(repoint.USER_DESTINATION if obj else ())]

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.mfa import require_verified
 from audit import events as audit
+from audit.actors import Actor
 from audit.models import AuditEvent, Category, Outcome
 from records import changes
 from records.models import PamConfiguration, PamDirectory, PamUser, RotationType
@@ -30,7 +31,7 @@ def _require(request, perm: str) -> None:
 
 
 def _actor(request) -> dict:
-    return {"actor": request.user, "remote_address": request.META.get("REMOTE_ADDR")}
+    return {"actor": Actor.from_request(request)}
 
 
 def _announce(request, owner, what: str) -> None:

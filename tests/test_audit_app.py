@@ -94,7 +94,9 @@ def test_an_actor_from_a_persons_request_names_the_person_the_address_and_the_br
 
     event = record_event(AuditEvent.PASSWORD_REVEALED, actor=who, outcome=Outcome.OK, message="shown")
     assert (event.actor, event.actor_name, event.remote_address) == (carol, "carol", "198.51.100.4")
-    assert event.message.startswith("shown; user agent: Agent/")
+    assert event.message == "shown"  # only sign-in events name the browser, as they always did
+    signed_in = record_event(AuditEvent.SIGNIN_OK, actor=who, category=Category.LOGIN, message="signed in")
+    assert signed_in.message == "signed in; user agent: " + who.user_agent
 
 
 def test_an_actor_from_an_applications_request_is_the_application_never_a_person(db):

@@ -7,6 +7,7 @@ import json
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from audit.actors import Actor
 from records.management.commands.pam_import import os_user
 from records.models import PamDirectory
 from rotation import discovery, ldap
@@ -51,9 +52,11 @@ class Command(BaseCommand):
         try:
             if options["adopt"] or options["adopt_all"]:
                 result = discovery.adopt(
-                    directory, None if options["adopt_all"] else options["adopt"], actor_name=actor_name
+                    directory,
+                    None if options["adopt_all"] else options["adopt"],
+                    actor=Actor.system(actor_name),
                 )
-            found = discovery.discover(directory, actor_name=actor_name)
+            found = discovery.discover(directory, actor=Actor.system(actor_name))
         except ldap.DirectoryError as exc:
             raise CommandError(f"discovery failed: {exc}") from None
         except ValidationError as exc:

@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils.text import slugify
 
 from audit import events as audit
+from audit.actors import Actor
 from audit.models import AuditEvent, Category, Outcome
 from records import keeper
 from records.management.commands.pam_import import os_user
@@ -109,7 +110,7 @@ class Command(BaseCommand):
             audit.record_event(
                 AuditEvent.PASSWORD_EXPORTED,
                 instance=user,
-                actor_name=actor_name,
+                actor=Actor.system(actor_name),
                 outcome=Outcome.OK,
                 message=f"Password exported in clear by pam_export --include-secrets to {target}",
                 category=Category.SECURITY,

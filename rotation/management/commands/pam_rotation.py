@@ -11,6 +11,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from audit.actors import Actor
 from records import schedules
 from records.changes import save_record, validate
 from records.complexity import Complexity, ComplexityError
@@ -274,7 +275,7 @@ class Command(BaseCommand):
             if errors:
                 raise CommandError("nothing was changed:\n  " + "\n  ".join(errors))
             for user, changed in edited:
-                save_record(user, created=False, changed=changed, actor_name=actor_name)
+                save_record(user, created=False, changed=changed, actor=Actor.system(actor_name))
         for user, changed in edited:
             self.stdout.write(
                 f"{user.title}: {', '.join(changed)} changed; next rotation {_when(user.next_rotation_at) or 'none'}"
