@@ -4,7 +4,7 @@ A plugin (``scripts`` today) registers in its ``AppConfig.ready()``:
 
 - ``register_after_commit(run, wants=None)``: ``run(attempt)`` is called after an attempt's
   password became current (succeeded or reconciled), outside the commit's transaction. ``wants``
-  (users → set of user ids) lets the batched driver skip accounts with nothing to do in one query.
+  (users → set of user ids) lets the engine skip accounts with nothing to do, in one query per commit.
   A hook must not raise; the engine logs and swallows what it raises anyway.
 - ``register_changer(rotation_type, changer)``: how an account of that rotation type gets its new
   password when no directory changes it (``ChangeStrategy``).

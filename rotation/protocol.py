@@ -82,6 +82,7 @@ class Result:
 
     @classmethod
     def of(cls, attempt: RotationAttempt) -> Result:
+        """Return what an attempt ended as (or stands at)."""
         return cls(attempt.pk, attempt.state, attempt.error_class, attempt.error_message)
 
     def as_dict(self) -> dict:
@@ -186,6 +187,7 @@ def check(attempts: list[RotationAttempt]) -> list[RotationAttempt]:
 
 
 def load_user(user_id: int) -> PamUser:
+    """Return an account as it is now, with what the protocol reads of its directory and configuration."""
     return PamUser.objects.select_related("resource__administrative_credential", "configuration").get(
         pk=user_id
     )
