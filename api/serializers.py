@@ -10,7 +10,7 @@ from api.errors import validation_detail
 from audit.events import EVENT_COLUMNS
 from audit.models import AuditEvent
 from records import changes
-from records.forms import FORMS
+from records.fields import EDITABLE_FIELDS, ROTATION_FIELDS
 from records.models import PamConfiguration, PamDirectory, PamUser
 from rotation.models import RotationAttempt
 
@@ -41,7 +41,7 @@ class RecordSerializer(serializers.ModelSerializer):
         request = self.context.get("request")
         if request is not None and not policy.can(request, policy.Action.CONFIGURE_ROTATION, self.instance):
             # The UI's rule: only "configure rotation settings" changes these fields.
-            for name in FORMS[self.Meta.model].rotation_fields:
+            for name in ROTATION_FIELDS[self.Meta.model]:
                 if name in fields:
                     fields[name].read_only = True
         return fields
@@ -87,7 +87,7 @@ def _uid_field(queryset, **kwargs) -> serializers.SlugRelatedField:
 class ConfigurationSerializer(RecordSerializer):
     class Meta:
         model = PamConfiguration
-        fields = ["id", "uid", *FORMS[PamConfiguration]._meta.fields, "created_at", "updated_at"]
+        fields = ["id", "uid", *EDITABLE_FIELDS[PamConfiguration], "created_at", "updated_at"]
         read_only_fields = ["id", "uid", "created_at", "updated_at"]
 
 
@@ -97,7 +97,7 @@ class DirectorySerializer(RecordSerializer):
 
     class Meta:
         model = PamDirectory
-        fields = ["id", "uid", *FORMS[PamDirectory]._meta.fields, "created_at", "updated_at"]
+        fields = ["id", "uid", *EDITABLE_FIELDS[PamDirectory], "created_at", "updated_at"]
         read_only_fields = ["id", "uid", "created_at", "updated_at"]
 
 
@@ -120,7 +120,7 @@ class UserSerializer(RecordSerializer):
         fields = [
             "id",
             "uid",
-            *FORMS[PamUser]._meta.fields,
+            *EDITABLE_FIELDS[PamUser],
             "password",
             "has_password",
             "rotation_status",

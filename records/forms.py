@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 
 from records import changes, keeper, schedules
 from records.complexity import KEEPER_SPECIALS, Complexity, ComplexityError, keeper_text
+from records.fields import EDITABLE_FIELDS, ROTATION_FIELDS
 from records.models import SCHEDULE_FIELDS, WINDOW_FIELDS, PamConfiguration, PamDirectory, PamUser
 
 # The parts of a password complexity, as fields; the model keeps Keeper's "20,1,1,1,1[,CHARS]".
@@ -284,34 +285,11 @@ class ImportForm(forms.Form):
 class ConfigurationForm(RecordForm):
     """Create or change a PAM configuration."""
 
-    rotation_fields = (
-        "rotation_enabled",
-        *SCHEDULE_FIELDS,
-        "default_password_complexity",
-        "manual_rotation_resets_schedule",
-        "heartbeat_hours",
-        "rotate_when_drifted",
-        *WINDOW_FIELDS,
-    )
+    rotation_fields = ROTATION_FIELDS[PamConfiguration]
 
     class Meta:
         model = PamConfiguration
-        fields = [
-            "title",
-            "environment",
-            "gateway",
-            "application_folder",
-            "network_id",
-            "network_cidr",
-            "port_mapping",
-            "rotation_enabled",
-            *SCHEDULE_FIELDS,
-            "default_password_complexity",
-            "manual_rotation_resets_schedule",
-            "heartbeat_hours",
-            "rotate_when_drifted",
-            *WINDOW_FIELDS,
-        ]
+        fields = list(EDITABLE_FIELDS[PamConfiguration])
         widgets = {
             **SCHEDULE_WIDGETS,
             "port_mapping": forms.Textarea(attrs={"rows": 3}),
@@ -383,22 +361,7 @@ class DirectoryForm(RecordForm):
 
     class Meta:
         model = PamDirectory
-        fields = [
-            "title",
-            "configuration",
-            "directory_type",
-            "hostname",
-            "port",
-            "use_ssl",
-            "start_tls",
-            "verify_certificate",
-            "ca_certificate",
-            "alternative_ips",
-            "domain_name",
-            "user_match",
-            "discovery_filter",
-            "administrative_credential",
-        ]
+        fields = list(EDITABLE_FIELDS[PamDirectory])
         widgets = {
             "ca_certificate": forms.Textarea(
                 attrs={"rows": 4, "placeholder": "-----BEGIN CERTIFICATE-----", "class": "font-monospace"}
@@ -507,7 +470,7 @@ def fill_in_dn(form: forms.ModelForm) -> None:
 class UserForm(RecordForm):
     """Create or change a PAM user; the password is write-only."""
 
-    rotation_fields = ("managed", "rotation_enabled", "resource", "password_complexity", *SCHEDULE_FIELDS)
+    rotation_fields = ROTATION_FIELDS[PamUser]
     secret_fields = ("password",)
     complexity_field = "password_complexity"
     complexity_optional = True
@@ -521,17 +484,7 @@ class UserForm(RecordForm):
 
     class Meta:
         model = PamUser
-        fields = [
-            "title",
-            "configuration",
-            "login",
-            "distinguished_name",
-            "managed",
-            "rotation_enabled",
-            "resource",
-            "password_complexity",
-            *SCHEDULE_FIELDS,
-        ]
+        fields = list(EDITABLE_FIELDS[PamUser])
         widgets = {**SCHEDULE_WIDGETS, "resource": ConfigurationSelect}
 
     def __init__(self, *args, **kwargs):
