@@ -71,6 +71,18 @@ class AuditEvent(models.Model):
     ACCOUNT_STATE_CHANGED = "account_state_change"
     SCRIPTS_RERUN = "record_rotation_scripts_rerun"
     SCRIPTS_DECIDED = "record_rotation_scripts_decided"
+    # Access workflows (access/): check-out, approvals, break-glass, rotate after use.
+    CHECKED_OUT = "account_checkout"
+    CHECKED_IN = "account_checkin"
+    CHECKOUT_RENEWED = "account_checkout_renew"
+    CHECKOUT_REFUSED = "account_checkout_refused"
+    ACCESS_REQUESTED = "access_request"
+    ACCESS_APPROVED = "access_request_approved"
+    ACCESS_DENIED = "access_request_denied"
+    ACCESS_EXPIRED = "access_request_expired"
+    BREAK_GLASS = "break_glass"
+    ROTATED_AFTER_USE = "rotation_after_use"
+    POOL_CHANGED = "pool_change"
     # The audit log's filter menu and labels (ids on hover); a new event name gets a line here.
     LABELS = {
         ROTATION_ON_DEMAND_OK: "On-demand rotation succeeded",
@@ -103,6 +115,17 @@ class AuditEvent(models.Model):
         ACCOUNT_STATE_CHANGED: "Account state changed (heartbeat)",
         SCRIPTS_RERUN: "Post-rotation scripts run again",
         SCRIPTS_DECIDED: "Scripts-only outcome decided by an administrator",
+        CHECKED_OUT: "Account checked out",
+        CHECKED_IN: "Account checked in",
+        CHECKOUT_RENEWED: "Check-out renewed",
+        CHECKOUT_REFUSED: "Check-out refused",
+        ACCESS_REQUESTED: "Access requested",
+        ACCESS_APPROVED: "Access request approved",
+        ACCESS_DENIED: "Access request denied",
+        ACCESS_EXPIRED: "Access request expired",
+        BREAK_GLASS: "BREAK-GLASS access",
+        ROTATED_AFTER_USE: "Rotation after use requested",
+        POOL_CHANGED: "Pool created or changed",
     }
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)

@@ -150,6 +150,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "api.apps.ApiConfig",
     "ops.apps.OpsConfig",
+    "access.apps.AccessConfig",
 ]
 
 MIDDLEWARE = [

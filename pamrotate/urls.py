@@ -18,6 +18,7 @@ urlpatterns = [
     path("", include("ops.urls")),
     path("rotation/", include("rotation.urls")),
     path("scripts/", include("scripts.urls")),
+    path("", include("access.urls")),
     path("", include("api.urls")),
     path("", include("records.urls")),
 ]
