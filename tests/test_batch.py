@@ -13,9 +13,10 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from records.models import PamUser, RotationStatus
+from records.models import PamUser, RotationStatus, RotationType
 from rotation import batch, hooks, ldap, protocol, services
 from rotation.models import AttemptState, ErrorClass, PasswordVersion, RotationAttempt, Trigger
+from tests.conftest import make_configuration, make_user
 from tests.test_rotation import STRONG, make_env
 
 
@@ -318,3 +319,61 @@ def test_after_commit_hooks_run_once_for_each_commit_they_want_from_both_drivers
 
     assert sorted(seen) == [ids[0], ids[2], ids[4]]
     assert RotationAttempt.objects.filter(pk__in=ids, state=AttemptState.SUCCEEDED).count() == 5
+
+
+def test_a_registered_change_strategy_changes_passwords_the_same_way_through_both_drivers(
+    db, monkeypatch, unique_name
+):
+    """The engine side of "how a password is changed" (the scripts plugin registers the real one)."""
+    delivered, unresolved = {}, []
+
+    def change(attempt, user, new_password):
+        if "good" in user.login:
+            delivered[user.pk] = new_password
+            return True, ""
+        return False, "the strategy could not deliver"
+
+    strategy = hooks.ChangeStrategy(
+        refused=lambda user: "this strategy refuses it" if "refused" in user.login else "",
+        change=change,
+        unresolved=lambda attempt: unresolved.append(attempt.pk),
+        settle=lambda attempt: None,
+    )
+    monkeypatch.setitem(hooks._changers, RotationType.SCRIPTS_ONLY, strategy)
+    configuration = make_configuration(title=unique_name("cfg"))
+    users = {
+        (kind, driver): make_user(
+            configuration=configuration,
+            login=unique_name(f"{kind}-{driver}"),
+            password=STRONG,
+            rotation_type=RotationType.SCRIPTS_ONLY,
+            rotation_enabled=True,
+        )
+        for kind in ("good", "bad", "refused")
+        for driver in ("one", "many")
+    }
+    ids = {key: services.request_rotation(user, enqueue=False).pk for key, user in users.items()}
+
+    for kind in ("good", "bad", "refused"):
+        services.run_attempt(ids[kind, "one"])
+    batch.run_batch([ids[kind, "many"] for kind in ("good", "bad", "refused")])
+
+    for kind, state, error_class in [
+        ("good", AttemptState.SUCCEEDED, ""),
+        ("bad", AttemptState.UNKNOWN, ErrorClass.AMBIGUOUS),
+        ("refused", AttemptState.FAILED, ErrorClass.CONFIGURATION),
+    ]:
+        one, many = (RotationAttempt.objects.get(pk=ids[kind, driver]) for driver in ("one", "many"))
+        assert (one.state, one.error_class, one.error_message) == (
+            many.state,
+            many.error_class,
+            many.error_message,
+        )
+        assert (many.state, many.error_class) == (state, error_class), many.error_message
+    for driver in ("one", "many"):
+        good, bad = (PamUser.objects.get(pk=users[kind, driver].pk) for kind in ("good", "bad"))
+        assert good.get_password() == delivered[good.pk] != STRONG
+        assert bad.get_password() == STRONG  # both kept: the pending one stays on the attempt
+        assert RotationAttempt.objects.get(pk=ids["bad", driver]).get_pending() not in ("", STRONG)
+    assert sorted(unresolved) == sorted([ids["bad", "one"], ids["bad", "many"]])
+    assert "could not deliver" in RotationAttempt.objects.get(pk=ids["bad", "many"]).error_message
