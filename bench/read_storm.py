@@ -112,8 +112,8 @@ def main() -> None:
     (data / "staticfiles").mkdir(exist_ok=True)  # no collectstatic: the reads need no static files
 
     from api import services
+    from audit.models import AuditEvent
     from records.models import PamConfiguration, PamUser
-    from rotation.models import AuditEvent
     from tests.processes import free_port, stop_process
 
     configuration = PamConfiguration.objects.create(title="Read storm")

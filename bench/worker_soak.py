@@ -39,17 +39,18 @@ def main() -> None:
     from django.db import connection
     from django.utils import timezone
 
+    from audit.models import AuditEvent
     from records import schedules
     from records.models import PamUser
     from rotation import services, status
-    from rotation.models import AttemptState, AuditEvent, RotationAttempt
+    from rotation.models import AttemptState, RotationAttempt
     from tests.ldapservers import SlapdServer
     from tests.test_fork_safety import BROKEN, SITECUSTOMIZE, shared_with_parent, write_audit_events
 
     try:
         from audit.events import record_event
     except ImportError:  # before the audit app
-        from rotation.audit import record_event
+        from audit.events import record_event
 
     slow = Path(tempfile.mkdtemp(prefix="pamrotate-soak-slowfork-"))
     (slow / "sitecustomize.py").write_text(SITECUSTOMIZE)

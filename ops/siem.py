@@ -26,8 +26,8 @@ from urllib.parse import urlsplit
 
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from ops import conf, stream
-from rotation.models import AuditEvent
 
 NAME = "siem"
 BATCH = 200

@@ -16,8 +16,8 @@ import socket
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from ops.models import StreamCursor
-from rotation.models import AuditEvent
 
 GAP_GRACE = dt.timedelta(seconds=10)
 LEASE = dt.timedelta(seconds=30)

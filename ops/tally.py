@@ -15,9 +15,10 @@ from collections import defaultdict
 from django.db import transaction
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from ops import stream
 from ops.models import RotationTally
-from rotation.models import AuditEvent, RotationAttempt
+from rotation.models import RotationAttempt
 
 NAME = "metrics"
 DURATION_BUCKETS = (0.5, 1, 2, 5, 10, 30, 60, 120, 300)

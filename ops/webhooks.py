@@ -24,6 +24,7 @@ from django.db import transaction
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
+from audit.models import AuditEvent
 from ops import conf, stream
 from ops.models import (
     FAILING_AFTER,
@@ -35,7 +36,6 @@ from ops.models import (
     WebhookEvent,
     WebhookFormat,
 )
-from rotation.models import AuditEvent
 
 NAME = "webhooks"
 TIMEOUT = 10

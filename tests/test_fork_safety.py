@@ -184,8 +184,8 @@ def write_audit_events(seconds: float) -> dict:
     try:
         from audit.events import record_event
     except ImportError:  # before the audit app
-        from rotation.audit import record_event
-    from rotation.models import AuditEvent
+        from audit.events import record_event
+    from audit.models import AuditEvent
 
     written, end = 0, time.monotonic() + seconds
     while time.monotonic() < end:

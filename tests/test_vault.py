@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 from api import approle, services, vault
 from api.models import Application, AppRole, Token
 from api.throttles import TokenRateThrottle
-from rotation.models import AttemptState, AuditEvent, RotationAttempt
+from audit.models import AuditEvent
+from rotation.models import AttemptState, RotationAttempt
 from tests.conftest import database_text, make_configuration, make_user
 from tests.test_rotation import STRONG, make_env
 

@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from api import approle, services
 from api.models import AppRole
-from rotation.models import AuditEvent
+from audit.models import AuditEvent
 from tests.test_rotation import STRONG, make_env
 
 BIN = Path(sys.executable).parent

@@ -7,9 +7,9 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Max
 
+from audit.models import AuditEvent
 from ops import conf, siem, stream
 from ops.siem import Collector, SiemError
-from rotation.models import AuditEvent
 
 
 class Command(BaseCommand):
