@@ -1,4 +1,4 @@
-"""Shared fixtures: the personas, record factories and the real directory servers."""
+"""Shared fixtures: the personas, record factories and the real servers; markers and profiles for the suite."""
 
 from __future__ import annotations
 
@@ -7,15 +7,19 @@ import binascii
 import importlib
 import itertools
 import logging
+import os
 import re
 
 import pytest
 from django.contrib.auth.models import Group, User
 from django.http import HttpRequest
 from django.test import Client
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from records.models import DirectoryType, PamConfiguration, PamDirectory, PamUser
 from tests.ldapservers import samba, slapd, tls_files, unique_name_fixture  # noqa: F401  (fixtures)
+from tests.pgserver import pg  # noqa: F401  (fixture: one PostgreSQL per test process)
 
 PERSONAS = {
     "alice": "Administrators",
@@ -25,6 +29,51 @@ PERSONAS = {
 }
 PERSONA_PASSWORD = "correct horse battery staple 42"
 _counter = itertools.count(1)
+
+# -- Hypothesis: thorough in CI, quick on a developer's machine --------------------------------
+# A test that sets its own max_examples keeps it (the view fuzzers are sized by their cost);
+# one that does not gets the profile's. CI=1 (or HYPOTHESIS_PROFILE) selects the profile.
+_UNHEALTHY = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+hypothesis_settings.register_profile("ci", max_examples=1000, deadline=None, suppress_health_check=_UNHEALTHY)
+hypothesis_settings.register_profile("dev", max_examples=100, deadline=None, suppress_health_check=_UNHEALTHY)
+hypothesis_settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
+)
+
+# -- Markers from the fixtures a test uses ------------------------------------------------------
+# A test is marked by what it needs, so `-m "not slapd"` and `make test-fast` need no list of files.
+SERVER_MARKERS = {
+    "slapd": "slapd",
+    "samba": "samba",
+    "strict_samba": "samba",
+    "big_samba": "samba",
+    "pg": "postgres",
+    "browser": "browser",
+    "live_server": "live_server",
+}
+DIRECTORY_KINDS = {"openldap": "slapd", "ad": "samba"}
+# Under pytest-xdist (--dist loadgroup) the tests of an expensive server share one worker, so
+# each server is provisioned once per run, not once per worker.
+XDIST_GROUPS = ("samba", "postgres")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Mark each test by the real servers its fixtures start, and group them for xdist."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        needs = {marker for fixture, marker in SERVER_MARKERS.items() if fixture in names}
+        # A test parametrized over directory kinds takes its server with request.getfixturevalue().
+        params = getattr(getattr(item, "callspec", None), "params", {}).values()
+        needs |= {
+            DIRECTORY_KINDS[value] for value in params if isinstance(value, str) and value in DIRECTORY_KINDS
+        }
+        needs |= {mark.name for mark in item.iter_markers() if mark.name in SERVER_MARKERS.values()}
+        for marker in sorted(needs - {mark.name for mark in item.iter_markers()}):
+            item.add_marker(marker)
+        group = next((name for name in XDIST_GROUPS if name in needs), None)
+        if group and not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 def ensure_roles() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -190,17 +191,25 @@ def new_key_text() -> str:
     return crypto.Key.generate().to_text()
 
 
-@pytest.fixture
-def production(tmp_path):
-    """A production-mode data directory, migrated, with one user whose password is under key A."""
+@pytest.fixture(scope="session")
+def production_template(tmp_path_factory):
+    """Migrate a production-mode data directory once, with one user whose password is under key A."""
     from tests.test_settings import production_env, run_manage
 
-    env = production_env(tmp_path)
-    out = run_manage("migrate", "--noinput", "-v0", **env)
+    directory = tmp_path_factory.mktemp("production-template")
+    env = production_env(directory)
+    migrate = "from django.core.management import call_command\ncall_command('migrate', verbosity=0)\n"
+    out = run_manage("shell", "-c", migrate + CREATE_USER, **env)
     assert out.returncode == 0, out.stderr
-    out = run_manage("shell", "-c", CREATE_USER, **env)
-    assert out.returncode == 0, out.stderr
-    return env
+    return directory, env
+
+
+@pytest.fixture
+def production(production_template, tmp_path):
+    """A copy of the migrated template (database and canary) in this test's own data directory."""
+    template, env = production_template
+    shutil.copytree(template, tmp_path, dirs_exist_ok=True)
+    return env | {"PAMROTATE_DATA_DIR": str(tmp_path)}
 
 
 def test_a_wrong_key_stops_commands_the_worker_and_the_web_naming_the_problem_not_the_key(production):
