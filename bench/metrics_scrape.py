@@ -23,7 +23,6 @@ def attempts_for_every_account() -> None:
 
     from records.models import PamUser
     from rotation.models import AttemptState, AuditEvent, RotationAttempt, Trigger
-    from rotation.services import attempt_event
 
     now = timezone.now()
     ids = list(PamUser.objects.values_list("pk", flat=True))
@@ -45,7 +44,24 @@ def attempts_for_every_account() -> None:
         users = {user.pk: user for user in PamUser.objects.filter(pk__in=ids[start : start + 5000])}
         for attempt in attempts:
             attempt.user = users[attempt.user_id]
-        AuditEvent.objects.bulk_create([attempt_event(attempt) for attempt in attempts], batch_size=1000)
+        AuditEvent.objects.bulk_create(
+            [
+                AuditEvent(
+                    event=AuditEvent.ROTATION_SCHEDULED_OK
+                    if attempt.succeeded
+                    else AuditEvent.ROTATION_SCHEDULED_FAIL,
+                    category="rotation",
+                    outcome="ok" if attempt.succeeded else "fail",
+                    record_type="pamuser",
+                    record_id=attempt.user_id,
+                    record_title=attempt.user.title,
+                    attempt_id=attempt.pk,
+                    message=f"Attempt #{attempt.pk} {attempt.state}",
+                )
+                for attempt in attempts
+            ],
+            batch_size=1000,
+        )
 
 
 def main() -> None:

@@ -505,7 +505,12 @@ class PamUser(RecordUid, ScheduleFields):
             ("reveal_password", "Can reveal a password"),
             ("configure_rotation", "Can configure rotation settings"),
         ]
-        indexes = [models.Index(fields=["rotation_status"], name="pamuser_status_idx")]
+        indexes = [
+            models.Index(fields=["rotation_status"], name="pamuser_status_idx"),
+            # Metrics (ops/metrics.py) count accounts by state and overdue ones at every scrape.
+            models.Index(fields=["account_state"], name="pamuser_account_state_idx"),
+            models.Index(fields=["queued_since"], name="pamuser_queued_since_idx"),
+        ]
 
     def __str__(self) -> str:
         return self.title

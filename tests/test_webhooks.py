@@ -275,3 +275,27 @@ def test_no_command_line_input_gives_anything_but_a_command_error(db, url, event
 
 def test_test_sends_and_upcoming_are_known_events():
     assert {"failure", "drift", "overdue", "upcoming", "test"} == set(WebhookEvent.values)
+
+
+def test_overdue_and_upcoming_notices_reach_subscribed_endpoints_once(transactional_db, receiver):
+    from ops import notices
+    from records.models import PamUser
+    from tests.conftest import make_configuration, make_user
+
+    _, secret = webhooks.create_endpoint("ops", receiver.url, ["overdue", "upcoming"], "standard")
+    configuration = make_configuration(title="Noticed", notice_hours=3)
+    soon, late = (
+        make_user(configuration, title=title, rotation_type="scripts_only", rotation_enabled=True)
+        for title in ("svc-soon", "svc-late")
+    )
+    now = timezone.now()
+    PamUser.objects.filter(pk=soon.pk).update(next_rotation_at=now + dt.timedelta(hours=2))
+    PamUser.objects.filter(pk=late.pk).update(next_rotation_at=now - dt.timedelta(hours=1))
+    assert notices.send_due(now, force=True) == {"upcoming": 1, "overdue": 1}
+    assert notices.send_due(now, force=True) == {"upcoming": 0, "overdue": 0}
+    data = sorted((Webhook(secret).verify(body, headers) for headers, body in receiver.received), key=str)
+    assert [item["type"] for item in data] == ["pamrotate.rotation.overdue", "pamrotate.rotation.upcoming"]
+    assert (
+        "svc-late is overdue" in data[0]["data"]["summary"]
+        and "svc-soon in 2 hours" in data[1]["data"]["summary"]
+    )

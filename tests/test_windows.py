@@ -6,7 +6,10 @@ import datetime as dt
 
 import pytest
 from django.core import mail
+from django.db import transaction
 from django.urls import reverse
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ops import notices
 from ops.models import Notice
@@ -14,6 +17,7 @@ from records import schedules
 from records.models import PamUser
 from rotation import dispatch
 from tests.conftest import make_configuration, make_user
+from tests.test_records_forms import configuration_data
 
 UTC = dt.UTC
 WEEKNIGHTS = schedules.Window(
@@ -113,3 +117,28 @@ def test_a_notice_goes_out_once_n_hours_before(db, settings):
     assert notices.send_due(dt.datetime(2026, 12, 2, 19, 45, tzinfo=UTC), force=True)["upcoming"] == 0
     assert Notice.objects.filter(user=user).count() == 1
     assert len(mail.outbox) == 1 and "Rotation of svc-windowed in 2 hours" in mail.outbox[0].body
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    mode=st.one_of(st.sampled_from(["none", "allow", "blackout", ""]), st.text(max_size=12)),
+    weekdays=st.one_of(st.sampled_from(["01234", "0123456", "7", "00", ""]), st.text(max_size=10)),
+    start=st.one_of(st.sampled_from(["22:00", "05:00", "00:00", "25:61", ""]), st.text(max_size=8)),
+    end=st.one_of(st.sampled_from(["05:00", "22:00", "00:00", ""]), st.text(max_size=8)),
+    notice=st.one_of(st.sampled_from(["0", "2", "-1", "99999", ""]), st.text(max_size=6)),
+)
+def test_no_window_input_gives_a_server_error(db, alice, client, mode, weekdays, start, end, notice):
+    data = configuration_data(
+        title="Windowed form",
+        window_mode=mode,
+        window_weekdays=weekdays,
+        window_start=start,
+        window_end=end,
+        notice_hours=notice,
+    )
+    data = {key: value.replace("\x00", "") for key, value in data.items()}
+    with transaction.atomic():
+        client.force_login(alice)
+        response = client.post(reverse("records:configuration-create"), data)
+        assert response.status_code in (200, 302)
+        transaction.set_rollback(True)
