@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from records.complexity import KEEPER_SPECIALS, Complexity, ComplexityError
@@ -23,7 +23,7 @@ def policies(draw):
     return Complexity(length, *counts, special_chars="".join(sorted(specials)))
 
 
-@settings(max_examples=3000, deadline=None)
+# As many policies as the hypothesis profile asks (tests/conftest.py): 1,000 in CI, 100 on a laptop.
 @given(policies())
 def test_every_generated_password_satisfies_its_policy(policy):
     password = generate(policy)
