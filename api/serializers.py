@@ -7,6 +7,7 @@ from rest_framework import serializers
 
 from accounts import policy
 from api.errors import validation_detail
+from audit.actors import Actor
 from audit.events import EVENT_COLUMNS
 from audit.models import AuditEvent
 from records import changes
@@ -20,7 +21,7 @@ CLEAN_ERRORS = (ValueError, TypeError, OverflowError, KeyError, IndexError)
 
 def actor_of(request) -> dict:
     """Return who is changing a record, as records.changes takes it."""
-    return {"actor": request.user, "remote_address": request.META.get("REMOTE_ADDR")}
+    return {"actor": Actor.from_request(request)}
 
 
 def save_record(instance, *, request, created: bool, changed: list[str]) -> None:

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts import policy, roles
 from accounts.mfa import require_verified
 from accounts.policy import Action
+from audit.actors import Actor
 from records import changes, filters, imports, keeper, schedules
 from records.complexity import ComplexityError
 from records.forms import FORMS, ImportForm, SchedulePreviewForm
@@ -195,7 +196,7 @@ def user_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _actor(request: HttpRequest) -> dict:
     """Return who is changing a record, for records.changes."""
-    return {"actor": request.user, "remote_address": request.META.get("REMOTE_ADDR")}
+    return {"actor": Actor.from_request(request)}
 
 
 def _warn_unverified(request: HttpRequest, instance, changed: list[str]) -> None:
