@@ -25,7 +25,7 @@ from records.models import PamUser
 from rotation import services
 from rotation.models import AttemptState, ErrorClass, RotationAttempt, Trigger
 from tests.conftest import make_persona
-from tests.pgserver import Qcluster, app_env, call, pg, wait_for  # noqa: F401  (pg: fixture)
+from tests.pgserver import Qcluster, app_env, call, wait_for
 from tests.test_postgres import add_slapd_accounts, pg_app, seed, stored_passwords  # noqa: F401  (fixture)
 from tests.test_rotation import STRONG, make_env
 

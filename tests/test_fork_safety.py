@@ -30,7 +30,7 @@ from django.db import connection
 from records.models import PamUser
 from rotation import services
 from rotation.models import AttemptState, RotationAttempt
-from tests.pgserver import ROOT, Qcluster, app_env, call, pg, wait_for  # noqa: F401  (pg: fixture)
+from tests.pgserver import ROOT, Qcluster, app_env, call, wait_for
 from tests.test_postgres import add_slapd_accounts, pg_app, seed  # noqa: F401  (pg_app: fixture)
 from tests.test_rotation import STRONG, make_env
 
@@ -223,7 +223,7 @@ def test_a_slow_forking_qcluster_on_sqlite_rotates_and_shares_no_database_file(
     user = env.account(unique_name("fork"))
     child_env = app_env(f"sqlite:///{database}", tmp_path, DJANGO_SETTINGS_MODULE="tests.settings")
     report = tmp_path / "fork.json"
-    writer = Writer(child_env, seconds=15)
+    writer = Writer(child_env, seconds=10)
     with Qcluster(slow_env(child_env, slow_fork, report), tmp_path / "qcluster.log") as cluster:
         writer.start()
         attempt = services.request_rotation(user, actor_name="test")

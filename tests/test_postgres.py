@@ -13,7 +13,7 @@ import pytest
 from ldap3.utils.dn import escape_rdn
 
 from pamrotate import crypto
-from tests.pgserver import PgServer, Qcluster, app_env, call, pg, wait_for  # noqa: F401  (pg: fixture)
+from tests.pgserver import PgServer, Qcluster, app_env, call, wait_for
 from tests.test_rotation import STRONG
 
 

@@ -28,7 +28,7 @@ from audit.models import AuditEvent
 from pamrotate.middleware import forwarded_client_address
 from pamrotate.settings import env_proxy_count
 from tests.conftest import PERSONA_PASSWORD, make_persona
-from tests.pgserver import call, manage, pg, wait_for  # noqa: F401  (pg: fixture)
+from tests.pgserver import call, manage, wait_for
 from tests.processes import die_with_parent, free_port, stop_process
 from tests.test_postgres import pg_app  # noqa: F401  (fixture)
 

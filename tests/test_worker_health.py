@@ -27,7 +27,7 @@ from rotation import dispatch, services, tasks
 from rotation.broker import EXIT_BROKER_UNREACHABLE
 from rotation.models import AttemptState, Heartbeat, RotationAttempt
 from tests.conftest import make_configuration, make_directory, make_user
-from tests.pgserver import ROOT, Qcluster, app_env, pg, wait_for  # noqa: F401  (pg: fixture)
+from tests.pgserver import ROOT, Qcluster, app_env, wait_for
 from tests.test_fork_safety import descendants
 from tests.test_postgres import pg_app  # noqa: F401  (fixture)
 from tests.test_rotation import make_env
