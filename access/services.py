@@ -168,7 +168,7 @@ def _claim(user: PamUser, caller: Caller, pool: Pool | None, ttl: int | None) ->
     """Hold one account for the caller with a conditional UPDATE; None when someone holds it."""
     default_ttl, max_ttl = limits(user, pool)
     now = timezone.now()
-    wanted = min(ttl or default_ttl, max_ttl)
+    wanted = min(ttl if ttl and ttl > 0 else default_ttl, max_ttl)
     cap = now + dt.timedelta(seconds=max_ttl)
     if caller.person is not None and requires_approval(user):
         grant = AccessRequest.objects.granting(caller.person, user, now).order_by("-granted_until").first()
@@ -257,9 +257,10 @@ def check_out_from_pool(pool: Pool, caller: Caller, *, ttl: int | None = None):
 def renew(checkout: CheckOut, caller: Caller, seconds: int | None = None) -> CheckOut:
     """Extend a check-out by ``seconds`` (its TTL by default), never past its maximum TTL."""
     _require_holder(checkout, caller)
-    ttl, _ = limits(checkout.user, checkout.pool)
+    ttl, max_ttl = limits(checkout.user, checkout.pool)
     now = timezone.now()
-    until = min(now + dt.timedelta(seconds=seconds or ttl), checkout.max_expires_at)
+    seconds = seconds if seconds and seconds > 0 else ttl
+    until = min(now + dt.timedelta(seconds=min(seconds, max_ttl)), checkout.max_expires_at)
     if not CheckOut.objects.filter(pk=checkout.pk, ended_at__isnull=True).update(expires_at=until):
         raise Refused("This check-out has ended.")
     checkout.expires_at = until

@@ -136,7 +136,7 @@ def test_renewal_extends_up_to_the_maximum_ttl_and_only_for_the_holder(env, uniq
     ConfigurationAccess.objects.create(configuration=user.configuration, checkout_ttl=60, checkout_max_ttl=90)
     checkout, _ = services.check_out(user, Caller.person_acting(bob))
     assert 50 <= checkout.seconds_left() <= 60  # the configuration's TTL
-    services.renew(checkout, Caller.person_acting(bob), 3600)
+    services.renew(checkout, Caller.person_acting(bob), 2**70)  # far past any limit: capped, no overflow
     assert 80 <= checkout.seconds_left() <= 90
     with pytest.raises(services.Refused):
         services.renew(checkout, Caller.person_acting(alice))
@@ -360,6 +360,11 @@ def test_bao_library_create_read_check_out_status_check_in(live_server, transact
     )["data"]
     assert status == {u.login: {"available": False} for u in users}
 
+    renewed = json.loads(bao(live_server, token, "lease", "renew", "-format=json", first["lease_id"]).stdout)
+    assert renewed["lease_id"] == first["lease_id"] and 3500 < renewed["lease_duration"] <= 3600
+    stranger = bao(live_server, admin_token, "lease", "renew", first["lease_id"], check=False)
+    assert stranger.returncode != 0  # only the holder renews
+
     login = first["data"]["service_account_name"]
     checked = json.loads(
         bao(
@@ -487,6 +492,11 @@ bodies = st.one_of(
             "comment": json_values,
             "minutes": json_values,
             "justification": json_values,
+            "service_account_names": st.sampled_from(["fuzz-free", "fuzz-free,fuzz-account", "nobody"])
+            | json_values,
+            "max_ttl": st.sampled_from(["1h", "30s", "0", "-1"]) | json_values,
+            "lease_id": st.sampled_from(["ldap/library/fuzz/check-out/x", "x"]) | json_values,
+            "increment": json_values,
         },
     ),
 )
@@ -507,6 +517,23 @@ def test_no_api_body_gives_a_server_error(admin_client_for_access, body):
     for url in urls:
         response = client.post(url, json.dumps(body), content_type="application/json")
         assert response.status_code < 500, (url, response.content[:300])
+    token = (
+        api_services.issue_token(user=client.alice, name="fuzz")[1]
+        if not hasattr(client, "token")
+        else client.token
+    )
+    client.token = token
+    for path in (
+        f"library/{pool_name}",
+        f"library/{pool_name}/check-out",
+        f"library/{pool_name}/check-in",
+        f"library/manage/{pool_name}/check-in",
+    ):
+        response = client.put(f"/v1/ldap/{path}", json.dumps(body), HTTP_X_VAULT_TOKEN=token)
+        assert response.status_code < 500, (path, response.content[:300])
+    for path in ("sys/leases/renew", "sys/leases/revoke"):
+        response = client.put(f"/v1/{path}", json.dumps(body), HTTP_X_VAULT_TOKEN=token)
+        assert response.status_code < 500, (path, response.content[:300])
 
 
 @settings(max_examples=60)
@@ -571,4 +598,5 @@ def admin_client_for_access(client, alice, bob, db):
     AccountAccess.objects.create(user=user, held_by=checkout)
     pool = services.save_pool(Caller.system(), name="fuzz", configuration=user.configuration, members=[free])
     login(client, alice)
+    client.alice = alice
     return client, user, checkout, pool.name
