@@ -6,7 +6,7 @@ from django.conf import settings
 from django_auth_ldap.backend import LDAPBackend
 
 from accounts import roles, signin
-from accounts.models import Profile, Source
+from accounts.models import DirectoryGroupMembership, Grant, Profile, Source
 from audit.models import AuditEvent
 
 
@@ -43,3 +43,10 @@ def apply_directory_roles(user, ldap_user) -> None:
         signin.audit(ldap_user._request, AuditEvent.ROLE_CHANGED, user=user,
                      note=f"roles from directory groups: {', '.join(wanted) or 'none'}")  # fmt: skip
     Profile.mark(user, Source.DIRECTORY)
+    record_group_grants(user, groups)
+
+
+def record_group_grants(user, groups) -> None:
+    """Remember which granted directory groups the person is in now: scoped grants follow them (at each sign-in)."""
+    granted = Grant.objects.exclude(group_dn="").values_list("group_dn", flat=True).distinct()
+    DirectoryGroupMembership.replace(user, [dn for dn in granted if groups.is_member_of(dn)])

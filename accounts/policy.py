@@ -434,3 +434,28 @@ class _AppPermissions:
 
     def __bool__(self) -> bool:
         return True
+
+
+def proof(who, password: str = ""):
+    """Return what a save carries to repoint a credential (records.repoint): the second factor, the password typed."""
+    from records.repoint import Proof
+
+    actor = actor_of(who)
+    verified = actor.system or (actor.is_person and actor.verified and not actor.pending)
+    return Proof(verified=bool(verified), password=password if isinstance(password, str) else "")
+
+
+def scope_events(who, queryset):
+    """Return audit events narrowed to those about records of the actor's configurations (the audit log's scope)."""
+    allowed = configurations_for(who, Action.VIEW_AUDIT)
+    if allowed is ALL:
+        return queryset
+    from django.db.models import Q
+
+    from audit.events import RECORD_SCOPES
+
+    condition = Q(pk__in=[])
+    for pk in sorted(allowed):
+        for record_type, ids in RECORD_SCOPES["configuration"](pk).items():
+            condition |= Q(record_type=record_type, record_id__in=ids)
+    return queryset.filter(condition)

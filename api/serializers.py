@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from rest_framework import serializers
+from rest_framework import exceptions, serializers
 
 from accounts import policy
 from api.errors import validation_detail
 from audit.actors import Actor
 from audit.events import EVENT_COLUMNS
 from audit.models import AuditEvent
-from records import changes
+from records import changes, repoint
 from records.fields import EDITABLE_FIELDS, ROTATION_FIELDS
 from records.models import PamConfiguration, PamDirectory, PamUser
 from rotation.models import RotationAttempt
@@ -24,9 +24,24 @@ def actor_of(request) -> dict:
     return {"actor": Actor.from_request(request)}
 
 
+def typed_credential(request) -> str:
+    """Return the credential the body types again (``credential_password``), or a user's new ``password``."""
+    data = request.data if isinstance(request.data, dict) else {}
+    typed = data.get("credential_password") or data.get("password") or ""
+    return typed if isinstance(typed, str) else ""
+
+
 def save_record(instance, *, request, created: bool, changed: list[str]) -> None:
-    """Save a validated record through records.changes, the path every entry point uses (schedule, audit)."""
-    changes.save_record(instance, created=created, changed=changed, **actor_of(request))
+    """Save a validated record through records.changes, the path every entry point uses (schedule, audit).
+
+    A change of where a stored credential is sent needs a verified session (or a personal token)
+    and ``credential_password`` in the body (records.repoint); without them it is a 403 saying so.
+    """
+    proof = policy.proof(request, typed_credential(request))
+    try:
+        changes.save_record(instance, created=created, changed=changed, proof=proof, **actor_of(request))
+    except repoint.RepointRefused as exc:
+        raise exceptions.PermissionDenied(exc.messages[0]) from None
 
 
 def delete_record(instance, *, request) -> None:

@@ -217,4 +217,5 @@ class AuditEventViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     pagination_class = NewestFirstPagination
 
     def get_queryset(self):
-        return events.AuditFilters.from_query(self.request.query_params).apply(super().get_queryset())
+        scoped = policy.scope_events(self.request, super().get_queryset())
+        return events.AuditFilters.from_query(self.request.query_params).apply(scoped)

@@ -4,7 +4,7 @@ from django import forms
 from django.contrib import admin
 
 from audit.actors import Actor
-from records import changes
+from records import changes, repoint
 from records.forms import fill_in_dn
 from records.models import PamConfiguration, PamDirectory, PamUser
 
@@ -52,6 +52,10 @@ class PamDirectoryAdmin(AuditedAdmin):
     list_select_related = ["configuration"]
     raw_id_fields = ["administrative_credential"]
 
+    def get_readonly_fields(self, request, obj=None):
+        # Where a stored credential is sent changes on the directory's page, with the credential retyped.
+        return [*repoint.DIRECTORY_CREDENTIAL, *(repoint.DIRECTORY_DESTINATION if obj else ())]
+
 
 class PamUserAdminForm(forms.ModelForm):
     """The admin's user form: a missing DN is looked up from the login, as on every other entry point."""
@@ -86,3 +90,7 @@ class PamUserAdmin(AuditedAdmin):
     list_select_related = ["configuration", "resource"]
     exclude = ["password_encrypted"]
     readonly_fields = ["last_rotated_at", "next_rotation_at", "rotation_status", "rotation_error"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # Which directory a stored password is verified on changes on the user's page, password retyped.
+        return [*self.readonly_fields, *(repoint.USER_DESTINATION if obj else ())]

@@ -13,6 +13,7 @@ from django.db import transaction
 
 from audit import events
 from audit.actors import Actor
+from records import repoint
 from records.models import (
     SCHEDULE_FIELDS,
     WINDOW_FIELDS,
@@ -93,13 +94,16 @@ def save_record(
     actor_name: str = "",
     remote_address: str | None = None,
     announced_fields=None,
+    proof: repoint.Proof | None = None,
 ) -> None:
     """Save a validated record, move its schedule, and announce the change, in one transaction.
 
     ``changed`` names the fields that changed (None: unknown, reschedule anyway); the audit event
-    lists ``announced_fields`` when given (the admin tags its fields), else ``changed``.
+    lists ``announced_fields`` when given (the admin tags its fields), else ``changed``. A save that
+    sends a stored credential somewhere new needs ``proof`` (records.repoint; RepointRefused).
     """
     with transaction.atomic():
+        repointed = repoint.check(instance, proof)
         instance.save()
         reschedule(instance, changed)
         announce(
@@ -108,7 +112,10 @@ def save_record(
             actor=actor,
             actor_name=actor_name,
             remote_address=remote_address,
-            changed=announced_fields if announced_fields is not None else (changed or ()),
+            changed=[
+                *(announced_fields if announced_fields is not None else (changed or ())),
+                *([repoint.describe(repointed)] if repointed else []),  # before and after, never a secret
+            ],
         )
 
 

@@ -310,7 +310,9 @@ class ConfigurationForm(RecordForm):
         for name in WINDOW_FIELDS:
             field = self.fields[name]
             field.required = False
-            if self.is_bound and field.widget.value_omitted_from_data(self.data, self.files, self.add_prefix(name)):
+            if self.is_bound and field.widget.value_omitted_from_data(
+                self.data, self.files, self.add_prefix(name)
+            ):
                 field.disabled = True  # left out: the stored value stays, and it is not "changed"
 
     def layout(self) -> list:
@@ -332,8 +334,9 @@ class ConfigurationForm(RecordForm):
 class DirectoryForm(RecordForm):
     """Create or change a PAM directory, and optionally the PAM user that administers it, in one save."""
 
-    secret_fields = ("new_credential_password",)
+    secret_fields = ("new_credential_password", "credential_password")
     form_only_fields = (
+        "credential_password",
         "new_credential_login",
         "new_credential_dn",
         "new_credential_password",
@@ -346,6 +349,14 @@ class DirectoryForm(RecordForm):
         help_text="To create the administrative credential here instead of picking one.",
     )
     new_credential_dn = forms.CharField(label="Distinguished name", required=False, max_length=1024)
+    credential_password = forms.CharField(
+        label="Administrative credential's password",
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text="Needed, with a second factor, to change where the credential is sent "
+        "(address, port, TLS, certificate checks, CA, type, or which credential).",
+    )
     new_credential_password = forms.CharField(
         label="Password",
         required=False,
@@ -400,6 +411,7 @@ class DirectoryForm(RecordForm):
                 "start_tls",
                 "verify_certificate",
                 "ca_certificate",
+                "credential_password",
             ),
             Fieldset(
                 "Administration",

@@ -151,6 +151,9 @@ class _Plan:
         self.duplicates = 0
         self.unsupported: set[str] = set()
         self.extra_writes: list = []
+        self.file_passwords: set[str] = (
+            set()
+        )  # records.repoint: a stored credential goes where the file proves it may
         self.planned_directories: dict[str, PamDirectory] = {}
         self.candidates: dict[int, list[PamUser]] = {}
         # Read once: a 10,000-user file must not ask the database 10,000 questions.
@@ -229,6 +232,15 @@ class _Plan:
         if len(matches) > 1:
             titles = ", ".join(repr(user.title) for user in matches)
             self.reject("directory", directory.title, f"{key} {name!r} matches {titles}")
+            return
+        stored = matches[0].pk is not None and matches[0].has_password
+        if stored and matches[0].get_password() not in self.file_passwords:
+            # A new directory would send a stored account's password to its address: the file must carry it.
+            self.reject(
+                "directory",
+                directory.title,
+                f"{key} {name!r} is a stored account: the file must carry its password to send it to this directory",
+            )
             return
         directory.administrative_credential = matches[0]
         try:
@@ -738,6 +750,7 @@ def import_projects(
     """
     report = ImportReport(dry_run=dry_run)
     plan = _Plan(report)
+    plan.file_passwords = passwords_in(projects)
     for index, project in enumerate(projects):
         where = "project" if len(projects) == 1 else f"project[{index}]"
         try:

@@ -20,7 +20,7 @@ from accounts import policy, roles
 from accounts.mfa import require_verified
 from accounts.policy import Action
 from audit.actors import Actor
-from records import changes, filters, imports, keeper, schedules
+from records import changes, filters, imports, keeper, repoint, schedules
 from records.complexity import ComplexityError
 from records.forms import FORMS, ImportForm, SchedulePreviewForm
 from records.models import (
@@ -221,6 +221,25 @@ def _form_schedule(instance) -> schedules.Schedule:
     return instance.schedule
 
 
+def _typed_credential(form) -> str:
+    """Return the credential typed in this save: retyped, or entered just now (records.repoint)."""
+    data, new = form.cleaned_data, getattr(form, "new_credential", None)
+    typed = data.get("credential_password") or (new.get_password() if new is not None else "")
+    return typed or data.get("password") or ""
+
+
+def _save_form(request: HttpRequest, form, record, *, created: bool) -> None:
+    """Save a record form (and a directory's new credential with it); RepointRefused saves nothing."""
+    proof = policy.proof(request, _typed_credential(form))
+    with transaction.atomic():
+        if getattr(form, "new_credential", None) is not None:
+            changes.save_record(form.new_credential, created=True, **_actor(request))
+            record.administrative_credential = form.new_credential
+        changes.save_record(
+            record, created=created, changed=form.changed_data, proof=proof, **_actor(request)
+        )
+
+
 def _edit(request: HttpRequest, model, instance=None) -> HttpResponse:
     form_class = FORMS[model]
     initial = {}
@@ -236,16 +255,14 @@ def _edit(request: HttpRequest, model, instance=None) -> HttpResponse:
         record = form.save(commit=False)
         # The configuration the record is saved into must be in the actor's scope too.
         policy.require(request, Action.EDIT if instance else Action.CREATE, record)
-        with transaction.atomic():  # a directory's new administrative credential is saved with it
-            if getattr(form, "new_credential", None) is not None:
-                changes.save_record(form.new_credential, created=True, **_actor(request))
-                record.administrative_credential = form.new_credential
-            changes.save_record(
-                record, created=instance is None, changed=form.changed_data, **_actor(request)
-            )
-        _warn_unverified(request, record, form.changed_data)
-        messages.success(request, f"{model._meta.verbose_name} {record} saved.")
-        return redirect(record)
+        try:
+            _save_form(request, form, record, created=instance is None)
+        except repoint.RepointRefused as exc:
+            form.add_error(None, exc.messages[0])
+        else:
+            _warn_unverified(request, record, form.changed_data)
+            messages.success(request, f"{model._meta.verbose_name} {record} saved.")
+            return redirect(record)
     preview = {}
     if form.is_bound and "schedule_type" in form.fields and not form.errors.get("schedule_type"):
         preview = _schedule_summary(_form_schedule(form.instance))

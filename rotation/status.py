@@ -233,17 +233,22 @@ def failed_users():
     return PamUser.objects.filter(rotation_status__in=(RotationStatus.FAILED, RotationStatus.UNKNOWN))
 
 
-def counts() -> dict:
-    """Return the dashboard's record and problem counts."""
+def counts(configurations=None) -> dict:
+    """Return the dashboard's record and problem counts; ``configurations`` (ids) narrows them to a scope."""
     users = PamUser.objects.all()
+    configuration_rows, directories = PamConfiguration.objects.all(), PamDirectory.objects.all()
+    if configurations is not None:
+        users = users.filter(configuration_id__in=configurations)
+        configuration_rows = configuration_rows.filter(pk__in=configurations)
+        directories = directories.filter(configuration_id__in=configurations)
     return {
-        "configurations": PamConfiguration.objects.count(),
-        "directories": PamDirectory.objects.count(),
+        "configurations": configuration_rows.count(),
+        "directories": directories.count(),
         "users": users.count(),
         "rotating": users.rotatable().count(),
-        "failed": failed_users().count(),
+        "failed": failed_users().filter(pk__in=users.values("pk")).count(),
         "overdue": users.overdue().count(),
-        **account_state_counts(),
+        **account_state_counts(users),
     }
 
 
@@ -255,13 +260,13 @@ def account_problem_users():
     return PamUser.objects.filter(account_state__in=ACCOUNT_PROBLEMS)
 
 
-def account_state_counts() -> dict:
-    """Return how many accounts the heartbeat found in each problem state, in one query."""
+def account_state_counts(users=None) -> dict:
+    """Return how many accounts (of ``users``, default all) the heartbeat found in each problem state, in one query."""
+    problems = account_problem_users()
+    if users is not None:
+        problems = problems.filter(pk__in=users.values("pk"))
     rows = dict(
-        account_problem_users()
-        .values_list("account_state")
-        .annotate(n=Count("id"))
-        .values_list("account_state", "n")
+        problems.values_list("account_state").annotate(n=Count("id")).values_list("account_state", "n")
     )
     return {state.value: rows.get(state.value, 0) for state in ACCOUNT_PROBLEMS}
 

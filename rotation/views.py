@@ -22,6 +22,7 @@ from accounts.policy import Action
 from audit import events as audit
 from audit.actors import Actor
 from audit.models import Category, Outcome
+from records import repoint
 from records.filters import configurations_and_directories
 from records.forms import RETYPE_SECRET, DirectoryForm
 from records.models import PamDirectory, PamUser
@@ -117,9 +118,7 @@ def reveal_password(request, pk):
     if version is None and not pam_user.has_password:
         messages.error(request, "No password is stored for this account.")
         return redirect(pam_user)
-    password = reveal.reveal_password(
-        pam_user, actor=request.user, remote_address=_client_address(request), version=version
-    )
+    password = reveal.reveal_password(pam_user, actor=Actor.from_request(request), version=version)
     context = {
         "pam_user": pam_user,
         "password": password,
@@ -139,9 +138,7 @@ def test_connection(request, pk):
         Action.TEST_CONNECTION,
         pk=pk,
     )
-    steps = directories.test_connection(
-        directory, actor=request.user, remote_address=_client_address(request)
-    )
+    steps = directories.test_connection(directory, actor=Actor.from_request(request))
     context = {"directory": directory, "steps": steps, "ok": all(step.ok for step in steps)}
     return render(request, "rotation/test_connection.html", context)
 
@@ -168,9 +165,11 @@ def test_unsaved_connection(request):
         ]
         return JsonResponse({"ok": False, "steps": [], "errors": errors})
     directory = form.save(commit=False)  # unsaved, as is a credential created on the form
-    steps = directories.test_connection(
-        directory, actor=request.user, remote_address=_client_address(request)
-    )
+    try:  # a stored credential is sent only where it was entered for, tested or saved
+        repoint.check(directory, policy.proof(request, form.cleaned_data.get("credential_password", "")))
+    except repoint.RepointRefused as exc:
+        return JsonResponse({"ok": False, "steps": [], "errors": exc.messages})
+    steps = directories.test_connection(directory, actor=Actor.from_request(request))
     return JsonResponse(
         {
             "ok": all(step.ok for step in steps),
@@ -217,10 +216,19 @@ def user_status(request, pk):
 def audit_log(request):
     policy.require(request, Action.VIEW_AUDIT)
     filters = audit.AuditFilters.from_query(request.GET)
-    events = filters.apply(AuditEvent.objects.all())
+    events = filters.apply(policy.scope_events(request, AuditEvent.objects.all()))
     if "format" in request.GET:
         return _export(request, events, filters, request.GET["format"])
     configurations, directory_choices = configurations_and_directories()
+    allowed = policy.configurations_for(request, Action.VIEW_AUDIT)
+    if allowed is not policy.ALL:  # the filter menus name only the actor's configurations and directories
+        visible = set(
+            policy.scope(request, PamDirectory.objects.all(), action=Action.VIEW_AUDIT).values_list(
+                "pk", flat=True
+            )
+        )
+        configurations = [(pk, title) for pk, title in configurations if pk in allowed]
+        directory_choices = [(pk, title) for pk, title in directory_choices if pk in visible]
     context = {
         "page": audit.event_page(events, request.GET.get("before"), request.GET.get("after")),
         "filters": filters,
@@ -228,7 +236,9 @@ def audit_log(request):
         "outcomes": audit.OUTCOMES,
         "configurations": configurations,
         "directories": directory_choices,
-        "account": PamUser.objects.filter(pk=filters.account).first() if filters.account else None,
+        "account": policy.scope(request, PamUser.objects.filter(pk=filters.account)).first()
+        if filters.account
+        else None,
     }
     return render(request, "rotation/audit_log.html", context)
 
@@ -348,7 +358,7 @@ def _get_directory_for_discovery(request, pk: int) -> PamDirectory:
 def _discovered(request, directory: PamDirectory):
     """Run discovery and apply the page's filters; None (with a message) when the directory failed."""
     try:
-        found = discovery.discover(directory, actor=request.user, remote_address=_client_address(request))
+        found = discovery.discover(directory, actor=Actor.from_request(request))
     except ldap.DirectoryError as exc:
         messages.error(request, f"Discovery failed: {exc}")
         return None, None
@@ -399,8 +409,7 @@ def adopt_accounts(request, pk):
             directory,
             dns,
             template=form.instance,
-            actor=request.user,
-            remote_address=_client_address(request),
+            actor=Actor.from_request(request),
         )
     except (ldap.DirectoryError, ValidationError) as exc:
         messages.error(request, f"Nothing adopted: {exc}")

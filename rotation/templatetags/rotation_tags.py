@@ -76,12 +76,12 @@ def rotation_problems(context):
     if not _can(context, "records.view_pamuser"):
         return {"show": False}
     failed = list(
-        status.failed_users().only("id", "title", "login", "rotation_error", "rotation_status")[
-            : PROBLEMS_SHOWN + 1
-        ]
+        policy.scope(context["request"], status.failed_users()).only(
+            "id", "title", "login", "rotation_error", "rotation_status"
+        )[: PROBLEMS_SHOWN + 1]
     )
     overdue = list(
-        status.overdue_users()
+        policy.scope(context["request"], status.overdue_users())
         .select_related("configuration")
         .only("id", "title", "login", "next_rotation_at", "queued_since", "configuration__gateway")[
             : PROBLEMS_SHOWN + 1
@@ -96,9 +96,9 @@ def rotation_problems(context):
         retry = retries.get(pam_user.pk)
         pam_user.retrying = status.retry_note(retry) if retry is not None else None
     account_problems = list(
-        status.account_problem_users().only("id", "title", "login", "account_state", "account_state_detail")[
-            : PROBLEMS_SHOWN + 1
-        ]
+        policy.scope(context["request"], status.account_problem_users()).only(
+            "id", "title", "login", "account_state", "account_state_detail"
+        )[: PROBLEMS_SHOWN + 1]
     )
     return {
         "show": True,
@@ -114,10 +114,11 @@ def rotation_problems(context):
     }
 
 
-@register.simple_tag
-def dashboard_counts() -> dict:
-    """Return the dashboard's record and problem counts (rotation/status.py)."""
-    return status.counts()
+@register.simple_tag(takes_context=True)
+def dashboard_counts(context) -> dict:
+    """Return the dashboard's record and problem counts (rotation/status.py), within the viewer's scope."""
+    request = context.get("request")
+    return status.counts(policy.configurations_for(request) if request is not None else set())
 
 
 @register.inclusion_tag("rotation/_heartbeat_warning.html")
