@@ -11,8 +11,15 @@ from functools import cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("accounts", "api", "audit", "ops", "pamrotate", "records", "rotation", "scripts")
-APPS = tuple(package for package in PACKAGES if package != "pamrotate")
+# Every top-level package of the project (a new app is checked as soon as it exists), not the tests.
+PACKAGES = tuple(
+    sorted(
+        path.parent.name
+        for path in ROOT.glob("*/__init__.py")
+        if path.parent.name not in ("tests", "bench") and not path.parent.name.startswith(".")
+    )
+)
+APPS = tuple(package for package in PACKAGES if (ROOT / package / "apps.py").exists())
 
 
 def _module_name(path: Path) -> str:
@@ -116,6 +123,9 @@ def _describe(cycles: list[list[str]], graph: dict[str, set[str]]) -> str:
 
 
 def test_the_checker_finds_a_cycle_and_resolves_names_to_modules():
+    assert {"audit", "records", "rotation", "accounts", "api", "scripts"} <= set(
+        APPS
+    ) and "pamrotate" in PACKAGES
     assert strongly_connected({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert strongly_connected({"a": {"b"}, "b": set()}) == []
     assert _resolve("audit.models.AuditEvent") == "audit.models"
