@@ -176,7 +176,11 @@ def approle_configure(request: HttpRequest, pk: int) -> HttpResponse:
 def secret_id_create(request: HttpRequest, pk: int) -> HttpResponse:
     """Issue a secret ID and show it once, with the role ID it logs in with."""
     _require_manager(request)
-    role = get_object_or_404(AppRole.objects.select_related("application"), application_id=pk)
+    application = get_object_or_404(Application, pk=pk)
+    role = AppRole.objects.filter(application=application).select_related("application").first()
+    if role is None:
+        messages.error(request, "Turn AppRole on for this application first.")
+        return redirect(application)
     form = SecretIdForm(request.POST)
     if not form.is_valid():
         messages.error(
