@@ -6,6 +6,11 @@ import secrets
 import tempfile
 
 os.environ["PAMROTATE_MODE"] = "dev"
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Each pytest-xdist worker gets its own data directory (it would inherit the controller's).
+    os.environ["PAMROTATE_DATA_DIR"] = tempfile.mkdtemp(
+        prefix=f"pamrotate-test-{os.environ['PYTEST_XDIST_WORKER']}-"
+    )
 os.environ.setdefault("PAMROTATE_DATA_DIR", tempfile.mkdtemp(prefix="pamrotate-test-"))
 os.environ.setdefault("PAMROTATE_SECRET_KEY", secrets.token_urlsafe(50))
 os.environ.setdefault("PAMROTATE_ENCRYPTION_KEY", base64.urlsafe_b64encode(os.urandom(32)).decode())

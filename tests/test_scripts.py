@@ -56,7 +56,9 @@ def script_account_fixture():
     try:
         return pwd.getpwnam(SCRIPT_USER)
     except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", SCRIPT_USER], check=True)  # noqa: S607
+        # Exit status 9 ("already exists"): another pytest-xdist worker created it a moment ago.
+        made = subprocess.run(["useradd", "--system", "--no-create-home", SCRIPT_USER], check=False)  # noqa: S607
+        assert made.returncode in (0, 9), f"useradd failed with {made.returncode}"
         return pwd.getpwnam(SCRIPT_USER)
 
 
