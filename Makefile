@@ -9,7 +9,7 @@ APT_PACKAGES := slapd ldap-utils samba samba-dsdb-modules samba-vfs-modules samb
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test demo venv dev-venv apt lint check pytest clean
+.PHONY: run test demo venv dev-venv apt lint check pytest test-fast clean
 
 $(VENV)/.installed: requirements.txt
 	@dpkg -s $(BUILD_PACKAGES) >/dev/null 2>&1 || $(MAKE) apt APT_PACKAGES="$(BUILD_PACKAGES)"
@@ -69,8 +69,18 @@ check: dev-venv
 	PAMROTATE_MODE=dev DJANGO_SETTINGS_MODULE=tests.settings $(PY) manage.py check
 	PAMROTATE_MODE=dev DJANGO_SETTINGS_MODULE=tests.settings $(PY) manage.py makemigrations --check --dry-run
 
+# The whole suite on PYTEST_WORKERS pytest-xdist workers; the tests of one expensive server (Samba,
+# PostgreSQL) share a worker, so each is provisioned once (XDIST_GROUPS in tests/conftest.py).
+PYTEST_WORKERS ?= 2
+XDIST := -n $(PYTEST_WORKERS) --dist loadgroup
+# The unit layer: no real server, browser or live server (the markers follow the fixtures a test uses).
+FAST := not (slapd or samba or postgres or browser or live_server)
+
 pytest: dev-venv
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
+
+test-fast: dev-venv
+	$(PY) -m pytest $(XDIST) -m "$(FAST)" $(PYTEST_ARGS)
 
 test: apt dev-venv lint check pytest
 
