@@ -106,7 +106,10 @@ class Application(models.Model):
     @cached_property
     def configuration_ids(self) -> frozenset[int]:
         """Return the ids of its configurations (read once per request: the access policy asks often)."""
-        return frozenset(self.configurations.values_list("pk", flat=True))
+        through = Application.configurations.through  # the link table alone: no join
+        return frozenset(
+            through.objects.filter(application_id=self.pk).values_list("pamconfiguration_id", flat=True)
+        )
 
     def allows_address(self, address: str | None) -> bool:
         """Return whether a client address is inside the allowed networks (any, when none are set)."""
