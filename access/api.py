@@ -68,15 +68,15 @@ def _request_json(access: AccessRequest) -> dict:
     }
 
 
-def _account(request, pk) -> PamUser:
-    return policy.get_object(request, PamUser.objects.select_related("configuration"), Action.VIEW, pk=pk)
+def _account(request, pk, action: str) -> PamUser:
+    return policy.get_object(request, PamUser.objects.select_related("configuration"), action, pk=pk)
 
 
 @api_view(["POST"])
 @sensitive_variables()
 def account_check_out(request, pk):
     """Check out one account: 200 with its password and lease, 400 when it is not free."""
-    pam_user = _account(request, pk)
+    pam_user = _account(request, pk, Action.CHECK_OUT)
     ttl = _valid(CheckOutForm(_body(request)))["ttl"]
     try:
         checkout, password = services.check_out(pam_user, Caller.from_request(request), ttl=ttl)
@@ -89,9 +89,11 @@ def account_check_out(request, pk):
 @sensitive_variables()
 def pool_check_out(request, name):
     """Check out any free account of a pool: 200, or 400 when none is free."""
+    policy.require(request, Action.CHECK_OUT)
     pool = Pool.objects.filter(name=name).first()
     if pool is None or not policy.sees(request, pool):
         raise exceptions.NotFound()
+    policy.require(request, Action.CHECK_OUT, pool)
     ttl = _valid(CheckOutForm(_body(request)))["ttl"]
     try:
         checkout, password = services.check_out_from_pool(pool, Caller.from_request(request), ttl=ttl)
@@ -114,6 +116,7 @@ def check_out_list(request):
 
 
 def _checkout(request, pk) -> CheckOut:
+    policy.require(request, Action.CHECK_OUT)
     checkout = CheckOut.objects.select_related("user", "pool").filter(pk=pk).first()
     if checkout is None or not policy.sees(request, checkout.user):
         raise exceptions.NotFound()
@@ -163,8 +166,10 @@ def requests(request):
         )
         found = {access.pk: access for access in [*mine[:100], *visible[:100]]}
         return Response([_request_json(access) for access in found.values()])
+    policy.require(request, Action.REQUEST_ACCESS)
     body = _body(request)
-    pam_user = _account(request, body.get("account") if isinstance(body.get("account"), int) else 0)
+    account = body.get("account") if isinstance(body.get("account"), int) else 0
+    pam_user = _account(request, account, Action.REQUEST_ACCESS)
     data = _valid(AccessRequestForm(body))
     try:
         access = services.request_access(
@@ -178,6 +183,7 @@ def requests(request):
 @api_view(["POST"])
 def decide(request, pk):
     """Approve or deny a pending request: ``{decision: approve|deny, comment, minutes}``."""
+    policy.require(request, Action.APPROVE)
     access = AccessRequest.objects.select_related("user").filter(pk=pk).first()
     if access is None or not policy.sees(request, access.user):
         raise exceptions.NotFound()
@@ -199,7 +205,7 @@ def decide(request, pk):
 @sensitive_variables()
 def break_glass(request, pk):
     """An Administrator takes the password at once: ``{justification, minutes}``; approvers are alerted."""
-    pam_user = _account(request, pk)
+    pam_user = _account(request, pk, Action.BREAK_GLASS)
     data = _valid(BreakGlassForm(_body(request)))
     try:
         access, password = services.break_glass(

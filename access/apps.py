@@ -11,12 +11,17 @@ class AccessConfig(AppConfig):
 
     def ready(self):
         # The engine and the policy publish hooks; access registers on them (nothing below imports access).
+        from django.urls import URLPattern
+
         from access import services, urls
+        from api import vault_urls
 
         services.register()
-        try:
-            from api import vault_urls
-        except ImportError:  # before the /v1/ routes had their own list, the site's list answered them
-            return
+        # VaultPathMiddleware resolves /v1/ against api.vault_urls alone: add the library paths there,
+        # unnamed (their names live in the access namespace; api.urls includes this list too).
         known = {str(pattern.pattern) for pattern in vault_urls.urlpatterns}
-        vault_urls.urlpatterns.extend(p for p in urls.vault_patterns if str(p.pattern) not in known)
+        vault_urls.urlpatterns.extend(
+            URLPattern(p.pattern, p.callback, p.default_args)
+            for p in urls.vault_patterns
+            if str(p.pattern) not in known
+        )

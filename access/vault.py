@@ -70,7 +70,9 @@ def _set_data(pool: Pool) -> dict:
 def library_set(request, data: dict, name: str) -> HttpResponse:
     """Read a set, or create or change it (Administrators; 204)."""
     if request.method in ("GET", "HEAD"):
-        return JsonResponse(envelope(_set_data(_pool(request, name))))
+        pool = _pool(request, name)
+        policy.require(request, Action.CHECK_OUT, pool)
+        return JsonResponse(envelope(_set_data(pool)))
     policy.require(
         request, Action.CONFIGURE_ROTATION
     )  # a role for it somewhere, before any name is looked up
@@ -117,6 +119,7 @@ def library_check_out(request, data: dict, name: str) -> JsonResponse:
 
 def _check_in(request, data: dict, name: str, *, forced: bool) -> JsonResponse:
     pool = _pool(request, name)
+    policy.require(request, Action.FORCE_CHECK_IN if forced else Action.CHECK_OUT, pool)
     caller = Caller.from_request(request)
     names = _names(data.get("service_account_names"))
     held = CheckOut.objects.held().filter(pool=pool).select_related("user", "pool")
@@ -146,15 +149,14 @@ def library_check_in(request, data: dict, name: str) -> JsonResponse:
 @vault_view("POST", reads_body=True)
 def library_manage_check_in(request, data: dict, name: str) -> JsonResponse:
     """Check in accounts of the set whoever holds them (Administrators); each is rotated."""
-    pool = _pool(request, name)
-    policy.require(request, Action.FORCE_CHECK_IN, pool)
     return _check_in(request, data, name, forced=True)
 
 
 @vault_view("GET")
 def library_status(request, data: dict, name: str) -> JsonResponse:
-    """Say which accounts of the set are free."""
+    """Say which accounts of the set are free (to whom may check out from it)."""
     pool = _pool(request, name)
+    policy.require(request, Action.CHECK_OUT, pool)
     status = {
         user.login: {"available": not user.access.held_by_id and not services.unavailable_reason(user)}
         for user in services.pool_members(pool).select_related("access")

@@ -235,6 +235,7 @@ def pool_detail(request, pk):
 @require_verified
 def pool_edit(request, pk=None):
     pool = None
+    policy.require(request, Action.CONFIGURE_ROTATION)
     if pk is not None:
         pool = policy.get_object(request, Pool.objects.all(), Action.CONFIGURE_ROTATION, pk=pk)
     configurations = policy.scope(request, PamConfiguration.objects.all(), "pk", Action.CONFIGURE_ROTATION)

@@ -13,6 +13,7 @@ from django.db import transaction
 from django.test import override_settings
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from access.models import AccountAccess, Pool
 from accounts import policy
 from accounts.models import TOTPDevice
 from accounts.policy import Action, Principal
@@ -140,7 +141,39 @@ DECISIONS: dict[str, tuple[dict, str | None]] = {
     "records:import-confirm": (same(Action.IMPORT, POST), None),
     "records:import-cancel": (same(Action.IMPORT, POST), None),
     "records:schedule-preview": (same(Action.VIEW, GET), None),
+    # The access workflows (issue 23): pages, the REST API and Vault's library paths.
+    "access:home": (same(SIGNED_IN), None),
+    "access:check-out": (same(Action.CHECK_OUT, POST), "user"),
+    "access:request": (same(Action.REQUEST_ACCESS), "user"),
+    "access:break-glass": (same(Action.BREAK_GLASS), "user"),
+    "access:check-in": (same(Action.CHECK_OUT, POST), "missing"),
+    "access:renew": (same(Action.CHECK_OUT, POST), "missing"),
+    "access:request-detail": (same(SIGNED_IN, GET), "missing"),
+    "access:decide": (same(Action.APPROVE, POST), "missing"),
+    "access:pool-list": (same(Action.VIEW, GET), None),
+    "access:pool-create": (same(Action.CONFIGURE_ROTATION), None),
+    "access:pool-detail": (same(Action.VIEW, GET), "pool"),
+    "access:pool-edit": (same(Action.CONFIGURE_ROTATION), "pool"),
+    "access:pool-check-out": (same(Action.CHECK_OUT, POST), "pool"),
+    "access:configuration": (same(Action.CONFIGURE_ROTATION), "configuration"),
+    "access:api-check-out": ({"POST": Action.CHECK_OUT}, "user"),
+    "access:api-break-glass": ({"POST": Action.BREAK_GLASS}, "user"),
+    "access:api-pool-check-out": ({"POST": Action.CHECK_OUT}, "user"),
+    "access:api-check-outs": (same(CALLER, GET), None),
+    "access:api-check-in": ({"POST": Action.CHECK_OUT}, "missing"),
+    "access:api-renew": ({"POST": Action.CHECK_OUT}, "missing"),
+    "access:api-requests": ({"GET": CALLER, "POST": Action.REQUEST_ACCESS}, "missing"),
+    "access:api-decide": ({"POST": Action.APPROVE}, "missing"),
+    "access:vault-library-set": ({"GET": Action.CHECK_OUT, "POST": Action.CONFIGURE_ROTATION}, "user"),
+    "access:vault-check-out": ({"POST": Action.CHECK_OUT}, "user"),
+    "access:vault-check-in": ({"POST": Action.CHECK_OUT}, "user"),
+    "access:vault-manage-check-in": ({"POST": Action.FORCE_CHECK_IN}, "user"),
+    "access:vault-status": ({"GET": Action.CHECK_OUT}, "user"),
+    "access:vault-lease-renew": (same(TOKEN, POST), None),
+    "access:vault-lease-revoke": (same(TOKEN, POST), None),
 }
+# Routes outside the api namespace that a token reaches (the access app's REST and Vault paths).
+TOKEN_ROUTES = ("access:api-", "access:vault-")
 # Every Django admin page is behind AdminSite.has_permission, which asks the policy.
 ADMIN_DECISION = (same(Action.ADMIN_SITE, GET), None)
 ADMIN_OWN = {"admin:login": (same(PUBLIC), None), "admin:logout": (same(SIGNS_OUT), None)}
@@ -205,6 +238,9 @@ def world(db):
     configuration = directory.configuration
     user = make_user(resource=directory, password="Pol1cy-Old-Password!x", distinguished_name="cn=p,dc=x")
     attempt = RotationAttempt.objects.create(user=user)
+    # A pool named as the URL's <name> (the user's uid), holding the user: the Vault library paths find it.
+    pool = Pool.objects.create(name=user.uid, configuration=configuration)
+    AccountAccess.objects.create(user=user, pool=pool)
     application, app_clear = api_services.create_application("policy-app", [configuration], actor=None)
     tokens = {
         kind: api_services.issue_token(user=person, actor=person)[1]
@@ -220,6 +256,7 @@ def world(db):
         "directory": directory,
         "user": user,
         "attempt": attempt,
+        "pool": pool,
         "carol": people["viewer"],
         "application-token": application.tokens.get(),
     }
@@ -230,7 +267,11 @@ def principal(world, actor: str, name: str) -> Principal:
     if actor == "anonymous":
         return Principal()
     if actor == "application":
-        if not name.startswith(("api:", "ops:")) or name.startswith("api:application") or "token" in name:
+        if (
+            not name.startswith(("api:", "ops:", *TOKEN_ROUTES))
+            or name.startswith("api:application")
+            or "token" in name
+        ):
             return Principal()  # a page: the token is not a way in, the caller is anonymous there
         return Principal(application=world["application"], verified=True)
     if actor == "administrator-without-mfa":
@@ -304,7 +345,7 @@ def observed(response, decision) -> str:
 def request_as(client, world, actor: str, name: str, method: str, url: str):
     """Make one request as an actor, inside a savepoint that is rolled back."""
     headers = {}
-    vault = name.startswith("api:vault-")
+    vault = name.startswith(("api:vault-", "access:vault-"))
     if actor == "application" or (vault and actor in world["tokens"]):
         header = "HTTP_X_VAULT_TOKEN" if vault else "HTTP_AUTHORIZATION"
         clear = world["tokens"][actor]
@@ -315,7 +356,7 @@ def request_as(client, world, actor: str, name: str, method: str, url: str):
     with mfa_setting, transaction.atomic():
         if method == "GET":
             response = client.get(url, **headers)
-        elif name.startswith("api:"):
+        elif name.startswith(("api:", "access:api-")):
             response = client.generic(method, url, "{}", content_type="application/json", **headers)
         else:
             response = client.generic(
