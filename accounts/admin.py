@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.models import User
 
 from accounts import policy
 from accounts.models import Grant, Profile
+from audit.actors import Actor
+from audit.events import record_event
+from audit.models import AuditEvent, Category, Outcome
 
 
 def admin_site_permission(request) -> bool:
@@ -45,3 +50,24 @@ class GrantAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class AuditedUserAdmin(UserAdmin):
+    """Django's user admin (superusers only, by the policy's gate), with every add and change audited."""
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        event = AuditEvent.ROLE_CHANGED if change else AuditEvent.PERSON_ADDED
+        fields = ", ".join(name for name in form.changed_data if "password" not in name) or "password"
+        record_event(
+            event,
+            actor=Actor.from_request(request),
+            outcome=Outcome.OK,
+            category=Category.SECURITY,
+            message=f"{obj.get_username()} {'changed' if change else 'added'} in the Django admin: {fields}",
+        )
+
+
+if admin.site.is_registered(User):
+    admin.site.unregister(User)
+admin.site.register(User, AuditedUserAdmin)

@@ -92,3 +92,50 @@ class TimeZoneForm(forms.ModelForm):
         self.fields["time_zone"].widget = forms.Select(choices=choices)
         self.helper = FormHelper(self)
         self.helper.form_tag = False
+
+
+class AddPersonForm(forms.Form):
+    """A new local person: a user name, a name, an e-mail address and a role."""
+
+    username = forms.RegexField(regex=r"^[\w.@+-]{1,150}$", max_length=150, label="User name")
+    first_name = forms.CharField(max_length=150, required=False)
+    last_name = forms.CharField(max_length=150, required=False)
+    email = forms.EmailField(required=False, label="E-mail")
+    role = forms.ChoiceField(choices=ROLE_CHOICES, required=False)
+
+    def clean_username(self) -> str:
+        from django.contrib.auth import get_user_model
+
+        name = self.cleaned_data["username"].strip().lower()
+        if get_user_model().objects.filter(username__iexact=name).exists():
+            raise ValidationError("Someone has this user name already.")
+        return name
+
+
+class GrantForm(forms.Form):
+    """A role on some configurations (or all), for a person or a directory group."""
+
+    person = forms.ModelChoiceField(queryset=None, required=False)
+    group_dn = forms.CharField(max_length=500, required=False, label="or directory group DN")
+    role = forms.TypedChoiceField(coerce=int, choices=[])
+    all_configurations = forms.BooleanField(required=False)
+    configurations = forms.ModelMultipleChoiceField(queryset=None, required=False)
+
+    def __init__(self, *args, **kwargs):
+        from django.contrib.auth import get_user_model
+
+        from accounts.models import GrantRole
+        from records.models import PamConfiguration
+
+        super().__init__(*args, **kwargs)
+        self.fields["person"].queryset = get_user_model().objects.order_by("username")
+        self.fields["configurations"].queryset = PamConfiguration.objects.order_by("title")
+        self.fields["role"].choices = GrantRole.choices
+
+    def clean(self):
+        cleaned = super().clean()
+        if bool(cleaned.get("person")) == bool(cleaned.get("group_dn", "").strip()):
+            raise ValidationError("Give the role to one person or to one directory group.")
+        if not cleaned.get("all_configurations") and not cleaned.get("configurations"):
+            raise ValidationError("Pick the configurations, or all of them.")
+        return cleaned

@@ -16,4 +16,7 @@ urlpatterns = [
     path("people/", views.people, name="people"),
     path("people/<int:pk>/", views.person_change, name="person-change"),
     path("people/<int:pk>/reset-mfa/", views.person_reset_mfa, name="person-reset-mfa"),
+    path("people/new/", views.person_add, name="person-add"),
+    path("people/grants/", views.grant_add, name="grant-add"),
+    path("people/grants/<int:pk>/remove/", views.grant_remove, name="grant-remove"),
 ]

@@ -13,11 +13,14 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse, reverse_lazy
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from accounts import mfa, policy, roles, sessions, signin, timezones
-from accounts.forms import CodeForm, PersonForm, SignInForm, TimeZoneForm
-from accounts.models import Preference, Profile, RecoveryCodeDevice, Source, TOTPDevice
+from accounts import people as people_service
+from accounts.forms import AddPersonForm, CodeForm, GrantForm, PersonForm, SignInForm, TimeZoneForm
+from accounts.models import Grant, Preference, Profile, RecoveryCodeDevice, Source, TOTPDevice
+from audit.actors import Actor
 from audit.models import AuditEvent, Outcome
 
 sign_in = LoginView.as_view(form_class=SignInForm, template_name="registration/login.html",
@@ -205,8 +208,12 @@ class LocalPasswordChangeView(PasswordChangeView):
         return super().dispatch(request, *args, **kwargs)
 
     def form_valid(self, form):
+        response = super().form_valid(form)
+        signin.audit(
+            self.request, AuditEvent.PASSWORD_CHANGED, user=self.request.user, note="own password changed"
+        )
         messages.success(self.request, "Your password is changed.")
-        return super().form_valid(form)
+        return response
 
 
 password_change = login_required(LocalPasswordChangeView.as_view())
@@ -235,7 +242,60 @@ def people(request: HttpRequest) -> HttpResponse:
         }
         for user in users
     ]
-    return render(request, "accounts/people.html", {"rows": rows, "require_mfa": settings.REQUIRE_MFA})
+    context = {
+        "rows": rows,
+        "require_mfa": settings.REQUIRE_MFA,
+        "grants": Grant.objects.select_related("user").prefetch_related("configurations").order_by("pk"),
+        "grant_form": GrantForm(),
+        "add_form": AddPersonForm(),
+    }
+    return render(request, "accounts/people.html", context)
+
+
+@login_required
+@mfa.require_verified
+@never_cache
+def person_add(request: HttpRequest) -> HttpResponse:
+    _require_administrator(request)
+    form = AddPersonForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        person, clear = people_service.add_person(**form.cleaned_data, actor=Actor.from_request(request))
+        # Shown once, on a page that is never cached; only its hash is stored.
+        return render(request, "accounts/person_added.html", {"person": person, "password": clear})
+    return render(request, "accounts/person_add.html", {"form": form}, status=400 if form.is_bound else 200)
+
+
+@login_required
+@require_POST
+@mfa.require_verified
+def grant_add(request: HttpRequest) -> HttpResponse:
+    _require_administrator(request)
+    form = GrantForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "No role given: " + " ".join(m for ms in form.errors.values() for m in ms))
+        return redirect("accounts:people")
+    data = form.cleaned_data
+    people_service.give_grant(
+        person=data["person"],
+        group_dn=data["group_dn"],
+        role=data["role"],
+        configurations=data["configurations"],
+        everywhere=data["all_configurations"],
+        actor=Actor.from_request(request),
+    )
+    messages.success(request, "Role given.")
+    return redirect("accounts:people")
+
+
+@login_required
+@require_POST
+@mfa.require_verified
+def grant_remove(request: HttpRequest, pk: int) -> HttpResponse:
+    _require_administrator(request)
+    grant = get_object_or_404(Grant.objects.select_related("user"), pk=pk)
+    people_service.take_grant(grant, actor=Actor.from_request(request))
+    messages.success(request, "Role taken back.")
+    return redirect("accounts:people")
 
 
 @login_required

@@ -67,6 +67,8 @@ class AuditEvent(models.Model):
     RECOVERY_CODE_USED = "mfa_recovery_code_used"
     MFA_DEVICE_RESET = "mfa_device_reset"
     ROLE_CHANGED = "user_role_changed"
+    PERSON_ADDED = "user_add"
+    PASSWORD_CHANGED = "user_password_change"  # noqa: S105 - an event name
     DIRECTORY_DISCOVERED = "directory_discovery"
     ACCOUNT_STATE_CHANGED = "account_state_change"
     SCRIPTS_RERUN = "record_rotation_scripts_rerun"
@@ -111,6 +113,8 @@ class AuditEvent(models.Model):
         RECOVERY_CODE_USED: "Recovery code used",
         MFA_DEVICE_RESET: "Second factor reset",
         ROLE_CHANGED: "Role or account changed",
+        PERSON_ADDED: "Person added",
+        PASSWORD_CHANGED: "Own password changed",
         DIRECTORY_DISCOVERED: "Directory accounts discovered",
         ACCOUNT_STATE_CHANGED: "Account state changed (heartbeat)",
         SCRIPTS_RERUN: "Post-rotation scripts run again",

@@ -231,6 +231,17 @@ def _register_second_factor_secrets(monkeypatch) -> None:
     monkeypatch.setattr(account_models, "_new_totp_key", new_key)
     monkeypatch.setattr(account_models, "_new_recovery_code", new_code)
 
+    from accounts import people
+
+    real_one_time = people._new_one_time_password
+
+    def new_one_time_password():
+        clear = real_one_time()
+        _generated.append(clear)
+        return clear
+
+    monkeypatch.setattr(people, "_new_one_time_password", new_one_time_password)
+
 
 def _register_webhook_secrets(monkeypatch) -> None:
     """Scan for webhook signing secrets too (ops/): each one made, and its base64 part."""
