@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.apps import apps
 from django.db.models import Count, Max, Min, Q, Sum
 from django.utils import timezone
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -92,7 +93,7 @@ class DatabaseCollector(Collector):
             rotation_status__in=[RotationStatus.FAILED, RotationStatus.UNKNOWN]
         ).count()
         counts["overdue"] = users.overdue(now).count()
-        counts["checked_out"] = 0  # no check-out feature yet (DESIGN.md §9)
+        counts["checked_out"] = checked_out()
         for state in ACCOUNT_STATES:
             family.add_metric([state], counts.get(state, 0))
         return family
@@ -191,6 +192,14 @@ class DatabaseCollector(Collector):
             last = AuditEvent.objects.aggregate(last=Max("id"))["last"] or 0
             lag.add_metric([], max(0, last - (siem.last_event_id if siem else 0)))
             yield lag
+
+
+def checked_out() -> int:
+    """Return how many accounts are checked out now (0 without the access app; ops never needs it)."""
+    if not apps.is_installed("access"):
+        return 0
+    held = apps.get_model("access", "CheckOut").objects.filter(ended_at__isnull=True)
+    return held.values("user_id").distinct().count()
 
 
 def registry() -> CollectorRegistry:

@@ -28,6 +28,8 @@ class WebhookEvent(models.TextChoices):
     DRIFT = "drift", "Account drifted, disabled, locked or expired"
     OVERDUE = "overdue", "Rotation overdue"
     UPCOMING = "upcoming", "Rotation coming up"
+    CHECKOUT = "checkout", "Account checked out"
+    BREAK_GLASS = "break_glass", "Break-glass access"
     TEST = "test", "Test send"
 
 

@@ -44,6 +44,8 @@ TYPES = {
     WebhookEvent.DRIFT: "account.state_problem",
     WebhookEvent.OVERDUE: "rotation.overdue",
     WebhookEvent.UPCOMING: "rotation.upcoming",
+    WebhookEvent.CHECKOUT: "account.checked_out",
+    WebhookEvent.BREAK_GLASS: "account.break_glass",
     WebhookEvent.TEST: "test",
 }
 FAILURE_EVENTS = {AuditEvent.ROTATION_ON_DEMAND_FAIL, AuditEvent.ROTATION_SCHEDULED_FAIL}
@@ -55,6 +57,10 @@ def classify(event: AuditEvent) -> str:
         return WebhookEvent.FAILURE
     if event.event == AuditEvent.ACCOUNT_STATE_CHANGED and event.outcome == "fail":
         return WebhookEvent.DRIFT
+    if event.event == AuditEvent.CHECKED_OUT:
+        return WebhookEvent.CHECKOUT
+    if event.event == AuditEvent.BREAK_GLASS:
+        return WebhookEvent.BREAK_GLASS
     return ""
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 import subprocess
@@ -83,6 +84,13 @@ def test_the_figures_follow_the_database(db, slapd, unique_name):
     assert last.labels["configuration"] == env.directory.configuration.title and last.value < 60
     accounts = {sample.labels["state"]: sample.value for sample in families["pamrotate_accounts"].samples}
     assert set(accounts) == set(metrics.ACCOUNT_STATES) and accounts["checked_out"] == 0
+    from django.utils import timezone
+
+    from access.models import CheckOut
+
+    later = timezone.now() + dt.timedelta(hours=1)
+    CheckOut.objects.create(user=ok.user, holder_name="bob", expires_at=later, max_expires_at=later)
+    assert metrics.checked_out() == 1
 
 
 def _query(port: int, expression: str) -> float | None:

@@ -274,7 +274,23 @@ def test_no_command_line_input_gives_anything_but_a_command_error(db, url, event
 
 
 def test_test_sends_and_upcoming_are_known_events():
-    assert {"failure", "drift", "overdue", "upcoming", "test"} == set(WebhookEvent.values)
+    assert {"failure", "drift", "overdue", "upcoming", "checkout", "break_glass", "test"} == set(
+        WebhookEvent.values
+    )
+
+
+def test_break_glass_and_check_out_events_reach_the_endpoints_that_asked(transactional_db, receiver):
+    _, secret = webhooks.create_endpoint("access", receiver.url, ["break_glass"], "standard")
+    webhooks.fan_out()
+    record_event(
+        AuditEvent.CHECKED_OUT, actor_name="bob", outcome="ok", message="svc-db checked out for 30 minutes"
+    )
+    record_event(
+        AuditEvent.BREAK_GLASS, actor_name="alice", outcome="ok", message="BREAK-GLASS: svc-db, outage"
+    )
+    assert webhooks.fan_out() == 1
+    payload = Webhook(secret).verify(receiver.received[0][1], receiver.received[0][0])
+    assert payload["type"] == "pamrotate.account.break_glass" and payload["data"]["actor"] == "alice"
 
 
 def test_overdue_and_upcoming_notices_reach_subscribed_endpoints_once(transactional_db, receiver):
