@@ -9,6 +9,7 @@ class RecordsConfig(AppConfig):
 
     def ready(self):
         from audit import events
+        from pamrotate import lookups  # noqa: F401  (registers IntegerFieldIn on every integer field)
         from records import filters
 
         # The audit log filters by configuration or directory through what records says they cover.

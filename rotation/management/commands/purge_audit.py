@@ -7,6 +7,7 @@ as one ``audit_purge`` event, which the purge itself never removes.
 
 from __future__ import annotations
 
+import datetime as dt
 import getpass
 
 from django.conf import settings
@@ -31,8 +32,9 @@ class Command(BaseCommand):
         days = options["older_than"]
         if days is None:
             days = getattr(settings, "AUDIT_RETENTION_DAYS", 0) or 0
-        if days < 0:
-            raise CommandError("--older-than must be a number of days, 0 or more.")
+        most = (dt.date.today() - dt.date.min).days  # older than that is before year 1
+        if not 0 <= days <= most:
+            raise CommandError(f"--older-than must be a number of days from 0 to {most}.")
         if days == 0:
             self.stdout.write(
                 "Nothing purged: no --older-than given and AUDIT_RETENTION_DAYS is 0 (keep forever)."
