@@ -37,6 +37,8 @@ def save_record(instance, *, request, created: bool, changed: list[str]) -> None
     A change of where a stored credential is sent needs a verified session (or a personal token)
     and ``credential_password`` in the body (records.repoint); without them it is a 403 saying so.
     """
+    # The configuration the record is saved into must be in the caller's scope too (a new one: all).
+    policy.require(request, policy.Action.CREATE if created else policy.Action.EDIT, instance)
     proof = policy.proof(request, typed_credential(request))
     try:
         changes.save_record(instance, created=created, changed=changed, proof=proof, **actor_of(request))

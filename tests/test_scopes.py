@@ -151,3 +151,37 @@ def test_an_application_keeps_its_configuration_scope(client, teams):
     assert blue.status_code == 403 and BLUE_PASSWORD not in blue.content.decode()
     red = client.get(f"/v1/ldap/static-cred/{teams['red']['user'].uid}", HTTP_X_VAULT_TOKEN=clear)
     assert red.status_code == 200
+
+
+def test_a_scoped_administrator_cannot_create_or_move_records_into_another_team_by_the_api(client, teams):
+    import json
+
+    ann = User.objects.create_user("ann", "ann@example.test", "x")
+    grant(ann, GrantRole.ADMINISTRATOR, teams["red"]["configuration"])
+    _token, clear = services.issue_token(user=ann, actor=ann)
+    bearer = {"HTTP_AUTHORIZATION": f"Bearer {clear}"}
+    blue, red = teams["blue"], teams["red"]
+    body = {
+        "title": "Sneaky",
+        "configuration": blue["configuration"].uid,
+        "login": "sneaky",
+        "rotation_enabled": False,
+    }
+    created = client.post("/api/v1/users/", json.dumps(body), content_type="application/json", **bearer)
+    assert created.status_code == 403, created.content
+    assert not PamUserModel().objects.filter(title="Sneaky").exists()
+    moved = client.patch(
+        f"/api/v1/users/{red['user'].uid}/",
+        json.dumps({"configuration": blue["configuration"].uid, "resource": None, "rotation_enabled": False}),
+        content_type="application/json",
+        **bearer,
+    )
+    assert moved.status_code == 403, moved.content
+    red["user"].refresh_from_db()
+    assert red["user"].configuration_id == red["configuration"].pk
+
+
+def PamUserModel():
+    from records.models import PamUser
+
+    return PamUser
