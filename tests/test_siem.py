@@ -214,3 +214,13 @@ def test_pam_siem_sends_once_and_reports_where_it_stands(db, rsyslog, monkeypatc
     assert rsyslog.wait_for("tcp", 4) == ids
     call_command("pam_siem", "status")
     assert f"sent up to event {ids[-1]} of {ids[-1]} (0 waiting)" in capsys.readouterr().out
+
+
+def test_the_dispatcher_tick_runs_the_sender(db, rsyslog, monkeypatch):
+    from rotation import dispatch
+
+    monkeypatch.setenv("PAMROTATE_SIEM_URL", f"tcp://127.0.0.1:{rsyslog.tcp_port}")
+    siem.forget_connection()
+    ids = _events(3)
+    dispatch.tick(housekeeping=False)  # what every qcluster's dispatcher thread does each second
+    assert rsyslog.wait_for("tcp", 3) == ids
