@@ -7,10 +7,6 @@ import sys
 
 def main():
     """Load the project's .env, check the encryption keys, then run the command."""
-    from pamrotate.envfile import load_env_file
-
-    load_env_file()
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pamrotate.settings")
     try:
         import django
         from django.core.exceptions import ImproperlyConfigured
@@ -27,6 +23,11 @@ def main():
             "available on your PYTHONPATH environment variable? Did you "
             "forget to activate a virtual environment?"
         ) from exc
+    # After the import above: a python without the venv's packages has handed itself over by now.
+    from pamrotate.envfile import load_env_file
+
+    load_env_file()
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pamrotate.settings")
     try:
         django.setup()
         from pamrotate import crypto

@@ -1,32 +1,27 @@
-"""Read the project's ``.env`` into the environment before the settings load.
+"""Read the project's ``.env`` into the environment before the settings load (python-dotenv).
 
 ``make run`` writes one (``PAMROTATE_MODE=dev`` ...), so the README's ``python manage.py ...`` lines
-work as written afterwards. Lines are ``NAME=value`` (``export`` and quotes allowed, ``#`` starts a
-comment line); a variable already set in the environment always wins. ``PAMROTATE_ENV_FILE`` names
-another file; set to an empty value, no file is read.
+work as written afterwards. The syntax is python-dotenv's (``export``, quotes, ``#`` comments, also
+after a value); ``${NAME}`` is not expanded, so a secret holding ``$`` stays as written. A variable
+already set in the environment always wins. ``PAMROTATE_ENV_FILE`` names another file; set to an
+empty value, no file is read.
 """
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
+
+from dotenv import dotenv_values
 
 DEFAULT = Path(__file__).resolve().parent.parent / ".env"
 
 
 def parse(text: str) -> dict[str, str]:
-    """Return the variables of a .env text."""
-    values = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        name, _, value = line.removeprefix("export ").partition("=")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[name.strip()] = value
-    return values
+    """Return the variables of a .env text (a line without ``=`` names nothing)."""
+    values = dotenv_values(stream=io.StringIO(text), interpolate=False)
+    return {name: value for name, value in values.items() if value is not None}
 
 
 def load_env_file(path: Path | None = None) -> None:

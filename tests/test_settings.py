@@ -104,3 +104,59 @@ def test_dev_mode_keeps_the_data_directory_and_database_private(tmp_path):
     modes = {p.name: p.stat().st_mode & 0o777 for p in data.iterdir() if p.is_file()}
     assert modes[database.name] == 0o600, modes
     assert all(mode == 0o600 for mode in modes.values()), modes  # keys, canary, -wal/-shm too
+
+
+def test_an_inline_comment_in_the_env_file_is_not_part_of_the_value(tmp_path, monkeypatch):
+    from pamrotate.envfile import load_env_file
+
+    path = tmp_path / ".env"
+    path.write_text(
+        'PAMROTATE_TEST_MODE=dev  # local only\nPAMROTATE_TEST_QUOTED="a # b"\nPAMROTATE_TEST_HASH=a#b\n'
+    )
+    for name in ("PAMROTATE_TEST_MODE", "PAMROTATE_TEST_QUOTED", "PAMROTATE_TEST_HASH"):
+        monkeypatch.delenv(name, raising=False)
+    load_env_file(path)
+    # The hand-written loader kept "dev  # local only": an unknown mode that stopped start-up.
+    assert os.environ["PAMROTATE_TEST_MODE"] == "dev"
+    assert os.environ["PAMROTATE_TEST_QUOTED"] == "a # b"  # quoted: the # is the value's
+    assert os.environ["PAMROTATE_TEST_HASH"] == "a#b"  # no space before #: not a comment, as in sh
+
+
+def test_a_dollar_in_an_env_file_secret_is_kept_as_written(tmp_path, monkeypatch):
+    from pamrotate.envfile import load_env_file
+
+    path = tmp_path / ".env"
+    path.write_text("PAMROTATE_TEST_SECRET='pa$$w${HOME}rd'\n")
+    monkeypatch.delenv("PAMROTATE_TEST_SECRET", raising=False)
+    load_env_file(path)
+    assert os.environ["PAMROTATE_TEST_SECRET"] == "pa$$w${HOME}rd"
+
+
+def test_database_url_keeps_escaped_credentials_the_port_and_options(monkeypatch):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from pamrotate.settings import database_settings
+
+    monkeypatch.setenv(
+        "DATABASE_URL", "postgresql://pam%40rotate:p%2Fw%3Ad@db.example:5433/pam?sslmode=verify-full"
+    )
+    database = database_settings()
+    assert database["ENGINE"] == "django.db.backends.postgresql"
+    assert (database["USER"], database["PASSWORD"]) == ("pam@rotate", "p/w:d")
+    assert (database["HOST"], int(database["PORT"]), database["NAME"]) == ("db.example", 5433, "pam")
+    assert database["OPTIONS"] == {"sslmode": "verify-full"} and database["CONN_MAX_AGE"] == 60
+
+    monkeypatch.setenv("DATABASE_URL", "mysql://u:p@h/pam")
+    with pytest.raises(ImproperlyConfigured, match="postgresql:// or sqlite:///"):
+        database_settings()
+
+
+def test_a_sqlite_database_url_gets_the_private_file_and_the_write_ahead_log(tmp_path, monkeypatch):
+    from pamrotate.settings import database_settings
+
+    path = tmp_path / "other.sqlite3"
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{path}")
+    database = database_settings()
+    assert database["NAME"] == str(path) and database["ENGINE"] == "django.db.backends.sqlite3"
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert "journal_mode=WAL" in database["OPTIONS"]["init_command"]
