@@ -5,11 +5,12 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 from django.views.decorators.debug import sensitive_variables
+from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
-from access import services
+from access import schema, services
 from access.forms import AccessRequestForm, BreakGlassForm, CheckOutForm, DecisionForm
 from access.models import AccessRequest, CheckOut, EndReason, Pool
 from access.services import Caller, Refused, Unavailable
@@ -72,6 +73,7 @@ def _account(request, pk, action: str) -> PamUser:
     return policy.get_object(request, PamUser.objects.select_related("configuration"), action, pk=pk)
 
 
+@extend_schema(request=schema.CheckOutBody, responses=schema.CheckOutWithPassword)
 @api_view(["POST"])
 @sensitive_variables()
 def account_check_out(request, pk):
@@ -85,6 +87,7 @@ def account_check_out(request, pk):
     return Response(_checkout_json(checkout, password))
 
 
+@extend_schema(request=schema.CheckOutBody, responses=schema.CheckOutWithPassword)
 @api_view(["POST"])
 @sensitive_variables()
 def pool_check_out(request, name):
@@ -102,6 +105,7 @@ def pool_check_out(request, name):
     return Response(_checkout_json(checkout, password))
 
 
+@extend_schema(responses=schema.CheckOutOut(many=True))
 @api_view(["GET"])
 def check_out_list(request):
     """List the check-outs the caller holds now."""
@@ -123,6 +127,7 @@ def _checkout(request, pk) -> CheckOut:
     return checkout
 
 
+@extend_schema(request=schema.CheckInBody, responses=schema.CheckOutOut)
 @api_view(["POST"])
 def check_in(request, pk):
     """Check in (the holder; ``"force": true`` for an Administrator): the password is rotated."""
@@ -139,6 +144,7 @@ def check_in(request, pk):
     return Response(_checkout_json(checkout))
 
 
+@extend_schema(request=schema.CheckOutBody, responses=schema.CheckOutOut)
 @api_view(["POST"])
 def renew(request, pk):
     """Extend a check-out (by ``ttl`` seconds, else its TTL) up to its maximum TTL."""
@@ -151,6 +157,8 @@ def renew(request, pk):
     return Response(_checkout_json(checkout))
 
 
+@extend_schema(methods=["GET"], responses=schema.AccessRequestOut(many=True))
+@extend_schema(methods=["POST"], request=schema.AccessRequestBody, responses={201: schema.AccessRequestOut})
 @api_view(["GET", "POST"])
 def requests(request):
     """List the requests the caller made or may decide; POST ``{account, reason, wanted_minutes}`` asks for one."""
@@ -180,6 +188,7 @@ def requests(request):
     return Response(_request_json(access), status=201)
 
 
+@extend_schema(request=schema.DecisionBody, responses=schema.AccessRequestOut)
 @api_view(["POST"])
 def decide(request, pk):
     """Approve or deny a pending request: ``{decision: approve|deny, comment, minutes}``."""
@@ -201,6 +210,7 @@ def decide(request, pk):
     return Response(_request_json(access))
 
 
+@extend_schema(request=schema.BreakGlassBody, responses=schema.BreakGlassOut)
 @api_view(["POST"])
 @sensitive_variables()
 def break_glass(request, pk):
