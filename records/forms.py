@@ -309,7 +309,6 @@ class ConfigurationForm(RecordForm):
         # A form (or import, API) that leaves the window out keeps the model's defaults: no window.
         for name in WINDOW_FIELDS:
             field = self.fields[name]
-            field.required = False
             if self.is_bound and field.widget.value_omitted_from_data(
                 self.data, self.files, self.add_prefix(name)
             ):
