@@ -239,9 +239,8 @@ def _path(route: str, names: tuple[str, ...], world: dict, **overrides) -> str:
         owner = "user"
     if app == "ops":
         owner = ""
-    if (
-        app == "access"
-    ):  # an account's or a configuration's page; a check-out, request or pool: id 1 (missing)
+    # access: an account's or a configuration's page; a check-out, request or pool is id 1 (missing).
+    if app == "access":
         named = name.removeprefix("api-") in ("check-out", "request", "break-glass")
         owner = "user" if named else "configuration" if name == "configuration" else ""
     values = {
