@@ -24,9 +24,13 @@ def _zones() -> frozenset[str]:
     return frozenset(zoneinfo.available_timezones())
 
 
+# In tzdata but no place: "Factory" (an unset zone) and "localtime" (whatever this host is set to).
+NOT_OFFERED = frozenset({"Factory", "localtime", "posixrules"})
+
+
 def zone_names() -> list[str]:
-    """Return every IANA zone name this host knows, sorted."""
-    return sorted(_zones())
+    """Return every IANA zone name this host knows that a picker offers, sorted."""
+    return sorted(_zones() - NOT_OFFERED)
 
 
 def is_zone(name: str) -> bool:

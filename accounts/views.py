@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model, logout
@@ -12,6 +14,7 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse, reverse_lazy
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
@@ -23,8 +26,17 @@ from accounts.models import Grant, Preference, Profile, RecoveryCodeDevice, Sour
 from audit.actors import Actor
 from audit.models import AuditEvent, Outcome
 
-sign_in = LoginView.as_view(form_class=SignInForm, template_name="registration/login.html",
-                            redirect_authenticated_user=True)  # fmt: skip
+_SIGN_IN = {
+    "form_class": SignInForm,
+    "template_name": "registration/login.html",
+    "redirect_authenticated_user": True,
+}
+
+
+def sign_in(request: HttpRequest) -> HttpResponse:
+    """Sign in; the page offers "your directory account" only when directory sign-in is configured."""
+    directory = bool(getattr(settings, "AUTH_LDAP_SERVER_URI", ""))
+    return LoginView.as_view(**_SIGN_IN, extra_context={"directory_sign_in": directory})(request)
 
 
 @require_POST
@@ -165,13 +177,22 @@ def mfa_verify(request: HttpRequest) -> HttpResponse:
         if device is not None:
             mfa.mark_verified(request, device)
             return redirect(_next_url(request))
-        form.add_error(
-            None, "That code is not right, or too many wrong codes were tried: wait a little and retry."
-        )
+        form.add_error(None, _code_refused(request.user))
     status = 400 if request.method == "POST" else 200
     return render(
         request, "accounts/mfa_verify.html", {"form": form, "next": _next_url(request)}, status=status
     )
+
+
+def _code_refused(user) -> str:
+    """Say a code was refused and, when wrong codes locked the second factor, how long to wait."""
+    devices = [*TOTPDevice.objects.filter(user=user, confirmed=True)]
+    devices += RecoveryCodeDevice.objects.filter(user=user)
+    locks = [info["locked_until"] for ok, info in (d.verify_is_allowed() for d in devices) if not ok and info]
+    if not locks:
+        return "That code is not right: check the time on your phone and retry."
+    seconds = max(1, math.ceil((max(locks) - timezone.now()).total_seconds()))
+    return f"That code is not right. Wrong codes lock the second factor for a while: retry in {seconds} s."
 
 
 def _verify_code(request: HttpRequest, code: str):

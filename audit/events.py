@@ -66,6 +66,7 @@ def new_event(
         remote_address=who.address,
         record_type=instance._meta.model_name if instance is not None else "",
         record_id=instance.pk if instance is not None else None,
+        record_uid=getattr(instance, "uid", "") or "",
         record_title=str(instance)[:200] if instance is not None else "",
         attempt_id=attempt_id,
         message="; ".join(part for part in (message, agent) if part)[:1000],
@@ -122,7 +123,7 @@ _EXPORT_COLUMNS = (
     "category",
     "actor_name",
     "created_at",
-    "record_id",
+    "record_uid",
     "remote_address",
     "outcome",
     "message",
@@ -291,6 +292,7 @@ EVENT_COLUMNS = (
     "remote_address",
     "record_type",
     "record_id",
+    "record_uid",
     "record_title",
     "attempt_id",
     "message",
@@ -342,7 +344,7 @@ def export_rows(events: QuerySet) -> Iterator[dict]:
     for row in rows.iterator(chunk_size=EXPORT_CHUNK):
         record = dict(zip(EXPORT_FIELDS, row, strict=True))
         record["timestamp"] = _timestamp(record["timestamp"])
-        record["record_uid"] = str(record["record_uid"]) if record["record_uid"] is not None else ""
+
         record["remote_address"] = record["remote_address"] or ""
         yield record
 

@@ -148,6 +148,8 @@ class AuditEvent(models.Model):
     remote_address = models.GenericIPAddressField(null=True, blank=True)
     record_type = models.CharField(max_length=32, blank=True)
     record_id = models.BigIntegerField(null=True, blank=True)
+    # The record's UID (what the pages, the API and Keeper name it by), kept after the record is deleted.
+    record_uid = models.CharField(max_length=22, blank=True, default="")
     record_title = models.CharField(max_length=200, blank=True)
     attempt_id = models.BigIntegerField(null=True, blank=True)
     message = models.CharField(max_length=1000, blank=True)

@@ -93,7 +93,7 @@ def as_dict(event: AuditEvent) -> dict:
         "timestamp": _stamp(event.created_at),
         "remote_address": event.remote_address or "",
         "record_type": event.record_type,
-        "record_uid": str(event.record_id) if event.record_id is not None else "",
+        "record_uid": event.record_uid,
         "record_title": event.record_title,
         "attempt_id": event.attempt_id,
         "message": event.message,

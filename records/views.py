@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from zoneinfo import available_timezones
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model
@@ -19,6 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts import policy, roles
 from accounts.mfa import require_verified
 from accounts.policy import Action
+from accounts.timezones import zone_names
 from audit.actors import Actor
 from records import changes, filters, imports, keeper, repoint, schedules
 from records.complexity import ComplexityError
@@ -43,7 +43,7 @@ USER_SORTS = {
 }
 RECORD_TYPES = {"configuration": PamConfiguration, "directory": PamDirectory, "user": PamUser}
 RECORD_NAMES = {model: name for name, model in RECORD_TYPES.items()}
-TIME_ZONES = sorted(available_timezones())
+TIME_ZONES = zone_names()
 PREVIEW_ERRORS = (schedules.ScheduleError, IndexError, KeyError, TypeError, ValueError, OverflowError)
 
 
@@ -167,6 +167,10 @@ def directory_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "directory": directory,
         "pam_users": directory.users.select_related("configuration")[:200],
         "user_count": directory.users.count(),
+        # What "Rotate all its accounts now" would start, for its confirmation.
+        "rotate_count": policy.scope(
+            request, PamUser.objects.targets(directory=pk), action=Action.ROTATE
+        ).count(),
     }
     return render(request, "records/directory_detail.html", context)
 

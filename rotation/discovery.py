@@ -7,6 +7,7 @@ other record change, so each adopted account is scheduled and audited as a recor
 
 from __future__ import annotations
 
+import re
 import string
 from dataclasses import dataclass
 
@@ -39,6 +40,27 @@ class DiscoveredAccount:
     @property
     def key(self) -> str:
         return canonical_dn(self.account.dn)
+
+    @property
+    def readable_dn(self) -> str:
+        """Return the DN for people to read: hex escapes (``\\2C``, UTF-8 ``\\C3\\A9``) as characters."""
+        return readable_dn(self.account.dn)
+
+
+_HEX_ESCAPES = re.compile(r"(?:\\[0-9A-Fa-f]{2})+")
+
+
+def readable_dn(dn: str) -> str:
+    """Return a DN with hex escapes undone, special characters kept escaped as ``\\,`` (RFC 4514)."""
+
+    def decode(match: re.Match) -> str:
+        try:
+            text = bytes.fromhex(match.group().replace("\\", "")).decode()
+        except UnicodeDecodeError:
+            return match.group()
+        return "".join("\\" + char if char in ',+"\\<>;' else char for char in text)
+
+    return _HEX_ESCAPES.sub(decode, dn)
 
 
 def canonical_dn(dn: str) -> str:

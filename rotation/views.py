@@ -14,7 +14,7 @@ from django.http import Http404, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import policy
 from accounts.mfa import require_verified
@@ -362,12 +362,12 @@ def _discovered(request, directory: PamDirectory):
     except ldap.DirectoryError as exc:
         messages.error(request, f"Discovery failed: {exc}")
         return None, None
-    filters = DiscoveryFilterForm(request.POST)
+    filters = DiscoveryFilterForm(request.POST or request.GET)
     return found, filters.apply(found)
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])  # GET: the results page can be reloaded and linked
 @require_verified
 def discover_accounts(request, pk):
     directory = _get_directory_for_discovery(request, pk)
@@ -381,7 +381,7 @@ def discover_accounts(request, pk):
         "shown": shown[:DISCOVERY_SHOWN],
         "shown_count": len(shown),
         "truncated": len(shown) > DISCOVERY_SHOWN,
-        "filters": DiscoveryFilterForm(request.POST),
+        "filters": DiscoveryFilterForm(request.POST or request.GET),
         "adopt_form": AdoptForm(),
     }
     return render(request, "rotation/discover.html", context)

@@ -206,7 +206,7 @@ def test_csv_export_parses_and_carries_keeper_field_names(client, alice, world):
     assert rows[0]["username"] == "alice"
     assert rows[0]["timestamp"].endswith("Z")
     dt.datetime.fromisoformat(rows[0]["timestamp"].replace("Z", "+00:00"))
-    assert rows[0]["record_uid"] == str(world["blue"].pk)
+    assert rows[0]["record_uid"] == world["blue"].uid  # Keeper's field: the record's UID (issue 25)
     assert rows[0]["record_type"] == "pamconfiguration"
 
 

@@ -115,6 +115,17 @@
       configuration.addEventListener("change", filterByConfiguration);
       filterByConfiguration();
     }
+    // Buttons that start many rotations ask first, naming how many ({count}: the boxes ticked).
+    document.addEventListener("submit", function (event) {
+      var button = event.submitter;
+      if (!button || !button.dataset.confirm) return;
+      var text = button.dataset.confirm;
+      if (button.dataset.confirmCount) {
+        var ticked = event.target.querySelectorAll("input[name=" + button.dataset.confirmCount + "]:checked").length;
+        text = text.replace("{count}", String(ticked));
+      }
+      if (!window.confirm(text)) event.preventDefault();
+    });
     // Filters on list pages apply as soon as a select changes.
     document.querySelectorAll("form[role=search] select, form[role=search] input[type=checkbox]").forEach(
       function (control) {

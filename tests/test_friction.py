@@ -1,0 +1,120 @@
+"""What a new admin still tripped over in the second hour (issue 25, Friction): one test per item."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+import time_machine
+from django.conf import settings
+from django.test import override_settings
+from django.urls import reverse
+
+from accounts.timezones import zone_names
+from audit import events as audit
+from audit.models import AuditEvent
+from ops import siem
+from rotation.discovery import readable_dn
+from tests.conftest import make_configuration, make_directory, make_user
+from tests.test_mfa import current_code, enrol, sign_in
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_client(client, alice):
+    client.force_login(alice)
+    return client
+
+
+def test_the_discovery_results_page_answers_a_get_so_it_can_be_reloaded(admin_client):
+    directory = make_directory(make_configuration(), port=9)  # refuses at once: discovery fails
+    response = admin_client.get(reverse("rotation:discover-accounts", args=[directory.pk]), {"q": "x"})
+    assert response.status_code == 302 and response.url == directory.get_absolute_url()  # was 405
+    page = admin_client.get(directory.get_absolute_url()).content.decode()
+    assert "Discovery failed" in page
+    form = re.search(r'<form method="(\w+)"[^>]*id="discover-panel"', page)
+    assert form and form.group(1) == "get"
+
+
+def test_discovery_shows_dns_people_can_read():
+    assert readable_dn(r"CN=Smith\2C John,OU=IT\2C Ops,DC=x") == r"CN=Smith\, John,OU=IT\, Ops,DC=x"
+    assert readable_dn(r"CN=Ren\C3\A9e,DC=x") == "CN=Renée,DC=x"
+    assert readable_dn(r"CN=odd\FF,DC=x") == r"CN=odd\FF,DC=x"  # not UTF-8: left as it was
+
+
+def test_audit_export_api_and_siem_name_the_record_by_its_uid(admin_client, alice):
+    pam_user = make_user(title="Uid user")
+    audit.record_event(AuditEvent.RECORD_UPDATED, instance=pam_user, actor=alice)
+    event = AuditEvent.objects.get(record_id=pam_user.pk, event=AuditEvent.RECORD_UPDATED)
+    assert pam_user.uid != str(pam_user.pk)
+    exported = next(audit.export_rows(AuditEvent.objects.filter(pk=event.pk)))
+    assert exported["record_uid"] == pam_user.uid
+    assert siem.as_dict(event)["record_uid"] == pam_user.uid
+    response = admin_client.get(reverse("rotation:audit-log"), {"format": "json"})
+    if response.status_code == 200 and response["Content-Type"].startswith("application/json"):
+        body = b"".join(response.streaming_content) if response.streaming else response.content
+        assert pam_user.uid in body.decode()
+    api = admin_client.get(reverse("api:audit-event-list"))
+    assert api.status_code == 200
+    listed = [row for row in api.json()["results"] if row["id"] == event.pk]
+    assert listed and listed[0]["record_uid"] == pam_user.uid
+    pam_user.delete()  # the UID stays in the log after the record is gone
+    event.refresh_from_db()
+    assert event.record_uid == listed[0]["record_uid"]
+
+
+def test_the_sign_in_page_offers_a_directory_account_only_when_one_is_configured(client):
+    assert "directory account" not in client.get(reverse("login")).content.decode()
+    with override_settings(AUTH_LDAP_SERVER_URI="ldaps://ldap.example.test"):
+        assert "Use your directory account" in client.get(reverse("login")).content.decode()
+
+
+def test_a_refused_code_says_how_long_to_wait(client, bob):
+    client.force_login(bob)
+    device, _ = enrol(client, bob)
+    client.post(reverse("logout"))
+    sign_in(client, bob)
+    with time_machine.travel(time.time(), tick=False) as clock:
+        wrong = "000000" if current_code(device, 1) != "000000" else "111111"
+        client.post(reverse("accounts:mfa-verify"), {"code": wrong})
+        client.post(reverse("accounts:mfa-verify"), {"code": wrong})  # a second wrong code: 2 s
+        refused = client.post(reverse("accounts:mfa-verify"), {"code": current_code(device, 1)})
+        assert refused.status_code == 400
+        text = refused.content.decode()
+        assert "wait a little" not in text and re.search(r"retry in [12] s\b", text), text
+        clock.shift(3)
+        assert (
+            client.post(reverse("accounts:mfa-verify"), {"code": current_code(device, 1)}).status_code == 302
+        )
+
+
+def test_the_zone_pickers_leave_out_factory_and_localtime(admin_client):
+    assert "Europe/Berlin" in zone_names() and "UTC" in zone_names()
+    assert not {"Factory", "localtime"} & set(zone_names())
+    page = admin_client.get(reverse("records:configuration-create")).content.decode()
+    assert "Europe/Berlin" in page and '"Factory"' not in page and '"localtime"' not in page
+
+
+def test_the_people_link_is_active_on_its_page_only(admin_client):
+    def people_link(url: str) -> str:
+        page = admin_client.get(url).content.decode()
+        return re.search(r'<a class="([^"]*)"[^>]*id="nav-people"', page).group(1)
+
+    assert "active" not in people_link(reverse("records:dashboard"))
+    assert "active" not in people_link(reverse("accounts:security"))
+    assert "active" in people_link(reverse("accounts:people"))
+
+
+def test_rotating_many_accounts_asks_first_with_the_count(admin_client):
+    configuration = make_configuration()
+    directory = make_directory(configuration)
+    for n in range(3):
+        make_user(
+            configuration, title=f"Many {n}", resource=directory, rotation_enabled=True, password="P-1!x"
+        )
+    page = admin_client.get(directory.get_absolute_url()).content.decode()
+    assert f'data-confirm="Rotate the passwords of 3 accounts of {directory} now?"' in page
+    app_js = (settings.BASE_DIR / "static" / "js" / "app.js").read_text()
+    assert "window.confirm(text)" in app_js and "dataset.confirmCount" in app_js
