@@ -122,6 +122,13 @@ def personas(alice, bob, carol, dave):
     return {"alice": alice, "bob": bob, "carol": carol, "dave": dave}
 
 
+@pytest.fixture
+def signed_in(client, alice):
+    """The test client, signed in as alice (an administrator)."""
+    client.force_login(alice)
+    return client
+
+
 def make_configuration(**fields) -> PamConfiguration:
     fields.setdefault("title", f"Configuration {next(_counter)}")
     return PamConfiguration.objects.create(**fields)

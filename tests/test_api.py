@@ -8,7 +8,6 @@ import io
 import json
 
 import pytest
-from django.core.cache import cache
 from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
@@ -29,13 +28,6 @@ SECRET = "Stored-Secret-Pass-9!"  # noqa: S105 - a test account's password
 VIEWERS_AND_UP = {"carol", "bob", "alice"}
 OPERATORS_AND_UP = {"bob", "alice"}
 ADMINISTRATORS = {"alice"}
-
-
-@pytest.fixture(autouse=True)
-def _fresh_throttle_cache():
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture

@@ -13,12 +13,6 @@ from tests.conftest import PERSONA_PASSWORD, make_configuration, make_directory,
 from tests.test_records_forms import configuration_data, directory_data, user_data
 
 
-@pytest.fixture
-def signed_in(client, alice):
-    client.force_login(alice)
-    return client
-
-
 def complexity_parts(length="", upper="", lower="", digits="", special="", chars=None) -> dict:
     data = {
         "complexity_length": length,

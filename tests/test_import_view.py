@@ -40,12 +40,6 @@ def sessions_text() -> str:
     return "\n".join(json.dumps(session.get_decoded()) for session in Session.objects.all())
 
 
-@pytest.fixture
-def signed_in(client, alice):
-    client.force_login(alice)
-    return client
-
-
 def test_only_administrators_may_import(client, personas):
     for name in ("bob", "carol", "dave"):
         client.force_login(personas[name])

@@ -8,7 +8,6 @@ import pytest
 import time_machine
 from django.conf import settings
 from django.contrib.auth.models import Permission, User
-from django.core.cache import cache
 from django.urls import reverse
 
 from records.models import PamConfiguration, PamDirectory, PamUser
@@ -47,13 +46,6 @@ MATRIX = [
     ("records:user-delete", "get", "spare_user", ADMINISTRATORS),
     ("records:user-delete", "post", "spare_user", ADMINISTRATORS),
 ]
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture

@@ -16,12 +16,6 @@ from tests.conftest import make_configuration, make_directory, make_user
 from tests.test_records_forms import configuration_data, directory_data, make_ca_pem, user_data
 
 
-@pytest.fixture
-def signed_in(client, alice):
-    client.force_login(alice)
-    return client
-
-
 def titles(response) -> list[str]:
     return [record.title for record in response.context["page"]]
 

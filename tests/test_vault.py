@@ -10,7 +10,6 @@ from types import SimpleNamespace
 import hvac
 import hvac.exceptions
 import pytest
-from django.core.cache import cache
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django.utils import timezone
@@ -27,13 +26,6 @@ from tests.conftest import database_text, make_configuration, make_user
 from tests.test_rotation import STRONG, make_env
 
 VAULT_KEYS = {"username", "password", "last_password", "last_vault_rotation", "rotation_period", "ttl", "dn"}
-
-
-@pytest.fixture(autouse=True)
-def _fresh_throttle_cache():
-    cache.clear()
-    yield
-    cache.clear()
 
 
 def test_hvac_rotates_then_reads_a_static_credential_that_binds_on_slapd(
