@@ -10,7 +10,6 @@ import json
 import pytest
 import time_machine
 from django.core import mail
-from django.core.cache import cache
 from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -24,14 +23,6 @@ from rotation.models import AttemptState, ErrorClass, RotationAttempt, Trigger
 from tests.conftest import PERSONA_PASSWORD, make_configuration, make_directory, make_user
 
 URL = reverse("rotation:audit-log")
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    """Notices remember accounts in the cache for an hour; ids repeat between tests."""
-    cache.clear()
-    yield
-    cache.clear()
 
 
 def login(client, user):
