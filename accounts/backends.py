@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django_auth_ldap.backend import LDAPBackend
+from django_auth_ldap.config import LDAPGroupQuery
 
 from accounts import roles, signin
 from accounts.models import DirectoryGroupMembership, Grant, Profile, Source
@@ -16,7 +17,19 @@ class DirectoryBackend(LDAPBackend):
     def authenticate(self, request, username=None, password=None, **kwargs):
         if not settings.DIRECTORY_SIGNIN:
             return None
+        self._admit_granted_groups()
         return super().authenticate(request, username=username, password=password, **kwargs)
+
+    def _admit_granted_groups(self) -> None:
+        """Let members of a group with a scoped grant sign in too (the role groups' requirement, widened)."""
+        required = self.settings.REQUIRE_GROUP
+        granted = list(Grant.objects.exclude(group_dn="").values_list("group_dn", flat=True).distinct())
+        if required is None or not granted:
+            return
+        query = required if isinstance(required, LDAPGroupQuery) else LDAPGroupQuery(required)
+        for dn in granted:
+            query |= LDAPGroupQuery(dn)
+        self.settings.REQUIRE_GROUP = query  # this backend instance's settings: Django makes one per sign-in
 
     def get_or_build_user(self, username, ldap_user):
         user, built = super().get_or_build_user(username, ldap_user)

@@ -11,6 +11,7 @@ from accounts.models import DirectoryGroupMembership, Grant, GrantRole
 from api import services
 from audit import events
 from tests.conftest import make_directory, make_persona, make_user
+from tests.test_directory_signin import STRONG, Groups, openldap, sign_in  # noqa: F401 (openldap: a fixture)
 
 RED_PASSWORD, BLUE_PASSWORD = "Red-Team-Secret-1!", "Blue-Team-Secret-2!"
 
@@ -185,3 +186,27 @@ def PamUserModel():
     from records.models import PamUser
 
     return PamUser
+
+
+def test_a_directory_group_grant_is_read_at_sign_in_on_a_real_directory(
+    client,
+    teams,
+    openldap,  # noqa: F811 (the imported fixture)
+    slapd,
+    unique_name,
+):
+    team_groups = Groups(slapd, unique_name, slapd.suffix, ["groupOfNames"])
+    team_groups.create(slapd.add_user(unique_name("holder"), STRONG))
+    given = Grant.objects.create(group_dn=team_groups.dns["viewers"], role=GrantRole.OPERATOR)
+    given.configurations.set([teams["blue"]["configuration"]])
+    name = unique_name("blueop")
+    dn = slapd.add_user(name, STRONG)
+    team_groups.set_member("viewers", dn, True)  # in the team's group only, in no role group
+    assert sign_in(client, name, STRONG).status_code == 302
+    person = User.objects.get(username=name.lower())
+    assert policy.can(person, policy.Action.ROTATE, teams["blue"]["user"])
+    assert not policy.can(person, policy.Action.VIEW, teams["red"]["user"])
+    client.post(reverse("logout"))
+    team_groups.set_member("viewers", dn, False)  # left the team: no way in at the next sign-in
+    response = sign_in(client, name, STRONG)
+    assert response.status_code == 200 and "_auth_user_id" not in client.session
