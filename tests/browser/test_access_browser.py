@@ -49,7 +49,8 @@ def test_approval_check_out_check_in_and_break_glass(browser, page, live_server,
         "console", lambda m: "Content Security Policy" in m.text and approver.csp_errors.append(m.text)
     )
     sign_in(approver, base, "alice")
-    approver.goto(base + access.get_absolute_url())
+    approver.click("#nav-access")
+    approver.click(f"#waiting >> text=#{access.pk}")  # the request waits for her decision
     approver.select_option("#id_decision", "approve")
     approver.fill("#id_comment", "go ahead")
     approver.click("#decide")
