@@ -73,3 +73,15 @@ def vault_exception_handler(exc, context):
         name: response[name] for name in ("Retry-After", "WWW-Authenticate") if response.has_header(name)
     }
     return Response({"errors": messages}, status=response.status_code, headers=headers)
+
+
+def page_not_found(request, exception=None):
+    """Answer an unknown path under /api/ as ``{"detail": ...}`` (Vault's shape under /v1/); HTML elsewhere."""
+    from django.http import JsonResponse
+    from django.views import defaults
+
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    if request.path.startswith("/v1/"):
+        return JsonResponse({"errors": []}, status=404)
+    return defaults.page_not_found(request, exception)

@@ -22,3 +22,4 @@ urlpatterns = [
     path("", include("api.urls")),
     path("", include("records.urls")),
 ]
+handler404 = "api.errors.page_not_found"  # JSON under /api/ and /v1/

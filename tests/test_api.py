@@ -343,7 +343,7 @@ def test_lists_filter_and_page_by_cursor(client, world, carol):
         f"/api/v1/directories/?type=active_directory&configuration={world['configuration'].pk}"
     )
     assert by_type.json()["results"] == []
-    assert client.get("/api/v1/users/?cursor=garbage").status_code == 404
+    assert client.get("/api/v1/users/?cursor=garbage").status_code == 400
 
 
 def test_audit_events_use_the_audit_logs_filters(client, world, bob):
