@@ -4,6 +4,7 @@ from django.contrib import admin
 from django_q import admin as q_admin
 from django_q.models import Schedule
 
+from accounts import policy
 from rotation.models import PasswordVersion, RotationAttempt
 
 
@@ -67,19 +68,19 @@ class SuperuserScheduleAdmin(q_admin.ScheduleAdmin):
     """Whoever edits a django-q2 schedule can run any importable function: superusers only."""
 
     def has_module_permission(self, request):
-        return request.user.is_active and request.user.is_superuser
+        return policy.can(request, policy.Action.ADMIN_SITE)
 
     def has_view_permission(self, request, obj=None):
-        return request.user.is_active and request.user.is_superuser
+        return policy.can(request, policy.Action.ADMIN_SITE)
 
     def has_add_permission(self, request):
-        return request.user.is_active and request.user.is_superuser
+        return policy.can(request, policy.Action.ADMIN_SITE)
 
     def has_change_permission(self, request, obj=None):
-        return request.user.is_active and request.user.is_superuser
+        return policy.can(request, policy.Action.ADMIN_SITE)
 
     def has_delete_permission(self, request, obj=None):
-        return request.user.is_active and request.user.is_superuser
+        return policy.can(request, policy.Action.ADMIN_SITE)
 
 
 if admin.site.is_registered(Schedule):
