@@ -111,7 +111,9 @@ def after_use_minutes(user: PamUser) -> int | None:
 
 
 def requires_approval(user: PamUser) -> bool:
-    return ConfigurationAccess.of(user.configuration_id).require_approval
+    """Return whether the account's configuration requires approval (rules a page loaded are reused)."""
+    rules = getattr(user, "_access_rules", None)
+    return (rules or ConfigurationAccess.of(user.configuration_id)).require_approval
 
 
 def holder_of(user: PamUser) -> CheckOut | None:

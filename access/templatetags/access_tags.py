@@ -3,34 +3,50 @@
 from __future__ import annotations
 
 from django import template
+from django.db.models import Q
+from django.utils import timezone
 
-from access import services
-from access.models import AccessRequest, AccountAccess, ConfigurationAccess, RequestState
+from access.models import AccessRequest, ConfigurationAccess, RequestState
 from accounts import policy
 from accounts.policy import Action
+from records.models import PamUser
 
 register = template.Library()
 
 
 @register.inclusion_tag("access/_panel.html", takes_context=True)
 def access_panel(context, pam_user):
-    """Show who holds the account and for how long, and the buttons the policy allows."""
+    """Show who holds the account and for how long, and the buttons the policy allows (one query, two with approval)."""
     request = context["request"]
-    rules = ConfigurationAccess.of(pam_user.configuration_id)
-    held = services.holder_of(pam_user)
-    access = AccountAccess.objects.select_related("pool").filter(user=pam_user).first()
+    loaded = PamUser.objects.select_related("access__pool", "access__held_by", "configuration__access").get(
+        pk=pam_user.pk
+    )
+    access = getattr(loaded, "access", None)
+    rules = getattr(loaded.configuration, "access", None) or ConfigurationAccess(
+        configuration_id=pam_user.configuration_id
+    )
+    pam_user._access_rules = rules  # the policy's approval condition reads the rules loaded here
+    held = access.held_by if access is not None else None
     person = request.user
-    mine = held is not None and held.held_by_caller(person=person)
-    grant = AccessRequest.objects.granting(person, pam_user).order_by("-granted_until").first()
-    pending = AccessRequest.objects.filter(
-        requester=person, user=pam_user, state=RequestState.PENDING
-    ).first()
+    grant = pending = None
+    if rules.require_approval:
+        now = timezone.now()
+        open_requests = AccessRequest.objects.filter(
+            Q(state=RequestState.PENDING) | Q(state=RequestState.APPROVED, granted_until__gt=now),
+            requester=person,
+            user=pam_user,
+        ).order_by("-granted_until")
+        for found in open_requests:
+            if found.state == RequestState.APPROVED and grant is None:
+                grant = found
+            elif found.state == RequestState.PENDING:
+                pending = found
     return {
         "pam_user": pam_user,
         "rules": rules,
         "held": held,
-        "mine": mine,
-        "pool": access.pool if access else None,
+        "mine": held is not None and held.held_by_caller(person=person),
+        "pool": access.pool if access is not None else None,
         "grant": grant,
         "pending": pending,
         "may_check_out": policy.can(request, Action.CHECK_OUT, pam_user),
