@@ -8,7 +8,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from records import changes, keeper, schedules
-from records.complexity import KEEPER_SPECIALS, Complexity, ComplexityError, keeper_text
+from records.complexity import KEEPER_SPECIALS, MAX_LENGTH, Complexity, ComplexityError, keeper_text
 from records.fields import EDITABLE_FIELDS, ROTATION_FIELDS
 from records.models import SCHEDULE_FIELDS, WINDOW_FIELDS, PamConfiguration, PamDirectory, PamUser
 
@@ -183,11 +183,28 @@ class RecordForm(forms.ModelForm):
             elif parts[0] is None:
                 self.add_error("complexity_length", "Enter the password length.")
             elif not any(name in self.errors for name, _label in COMPLEXITY_PARTS):
-                numbers = [parts[0], *[0 if part is None else part for part in parts[1:]]]
+                inherited = self._inherited_complexity(cleaned)
+                numbers = [
+                    parts[0],
+                    *[
+                        getattr(inherited, name.removeprefix("complexity_")) if part is None else part
+                        for part, (name, _label) in zip(parts[1:], COMPLEXITY_PARTS[1:], strict=True)
+                    ],
+                ]
                 posted = self.add_prefix("complexity_special_chars") in self.data
                 chars = cleaned.get("complexity_special_chars", "") if posted else KEEPER_SPECIALS
                 cleaned[self.complexity_field] = keeper_text(*numbers, chars)
         return cleaned
+
+    def _inherited_complexity(self, cleaned: dict) -> Complexity:
+        """Return what a blank minimum follows: the chosen configuration's default (a configuration: none, 0)."""
+        configuration = cleaned.get("configuration") or getattr(self.instance, "configuration", None)
+        if self.complexity_optional and configuration is not None:
+            try:
+                return Complexity.parse(configuration.default_password_complexity)
+            except ComplexityError:
+                pass
+        return Complexity(length=MAX_LENGTH, upper=0, lower=0, digits=0, special=0)
 
     def _post_clean(self):
         super()._post_clean()

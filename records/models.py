@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from pamrotate import crypto
 from records import schedules, validators
-from records.complexity import Complexity
+from records.complexity import Complexity, ComplexityError
 from records.validators import validate_complexity  # noqa: F401  (named by migration 0001)
 
 DEFAULT_COMPLEXITY = "20,1,1,1,1"
@@ -215,6 +215,13 @@ class PamConfiguration(RecordUid, ScheduleFields):
 
     def get_absolute_url(self) -> str:
         return reverse("records:configuration-detail", args=[self.pk])
+
+    def complexity_text(self) -> str:
+        """Return the default complexity in words ("20 characters, at least 1 uppercase, …"), not Keeper's string."""
+        try:
+            return Complexity.parse(self.default_password_complexity).describe()
+        except ComplexityError as exc:
+            return f"{self.default_password_complexity} (cannot be used: {exc})"
 
     def clean(self) -> None:
         # Stored in one normal form whichever entry point wrote it (validators ran on each field).

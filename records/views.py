@@ -151,6 +151,7 @@ def configuration_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "schedule_description": description,
         "next_runs": next_runs,
         "schedule_error": schedule_error,
+        "complexity": configuration.complexity_text(),
     }
     return render(request, "records/configuration_detail.html", context)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -52,7 +53,7 @@ def attach(request, kind: str, pk: int):
             _announce(request, owner, f"{script.file} attached")
         messages.success(request, f"Script {script.file} attached to {owner}.")
         return redirect(owner)
-    return render(request, "scripts/script_form.html", {"form": form, "owner": owner, "script": None})
+    return _form_page(request, form, owner, None)
 
 
 @login_required
@@ -67,7 +68,14 @@ def edit(request, pk: int):
             _announce(request, owner, f"{script.file} changed ({', '.join(form.changed_data) or 'nothing'})")
         messages.success(request, f"Script {script.file} saved.")
         return redirect(owner)
-    return render(request, "scripts/script_form.html", {"form": form, "owner": owner, "script": script})
+    return _form_page(request, form, owner, script)
+
+
+def _form_page(request, form, owner, script):
+    """Render the script form with where the scripts directory is and whether it exists."""
+    folder = settings.SCRIPTS_DIR
+    context = {"form": form, "owner": owner, "script": script, "scripts_dir": folder}
+    return render(request, "scripts/script_form.html", {**context, "scripts_dir_exists": folder.is_dir()})
 
 
 @login_required

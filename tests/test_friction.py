@@ -118,3 +118,35 @@ def test_rotating_many_accounts_asks_first_with_the_count(admin_client):
     assert f'data-confirm="Rotate the passwords of 3 accounts of {directory} now?"' in page
     app_js = (settings.BASE_DIR / "static" / "js" / "app.js").read_text()
     assert "window.confirm(text)" in app_js and "dataset.confirmCount" in app_js
+
+
+def test_a_blank_complexity_minimum_follows_the_configuration_not_zero():
+    from records.forms import UserForm
+    from tests.test_records_forms import user_data
+
+    configuration = make_configuration(default_password_complexity="24,2,3,4,5")
+    data = user_data(configuration, complexity_length="30", complexity_upper="6")
+    form = UserForm(data)
+    assert form.is_valid(), form.errors
+    assert form.cleaned_data["password_complexity"].startswith("30,6,3,4,5")
+    blank = UserForm(user_data(configuration))  # no complexity typed: the configuration's, as before
+    assert blank.is_valid(), blank.errors
+    assert blank.cleaned_data["password_complexity"] == ""
+
+
+def test_the_configuration_page_says_the_complexity_in_words(admin_client):
+    configuration = make_configuration(default_password_complexity="20,1,1,1,1")
+    page = admin_client.get(configuration.get_absolute_url()).content.decode()
+    shown = re.search(r'id="default-complexity"[^>]*>([^<]*)<', page).group(1)
+    assert shown == "20 characters, at least 1 uppercase, 1 lowercase, 1 digit, 1 special"
+
+
+def test_the_scripts_page_says_where_the_scripts_directory_is_and_that_it_is_missing(admin_client, tmp_path):
+    pam_user = make_user(title="Scripted")
+    url = reverse("scripts:attach", args=["user", pam_user.pk])
+    with override_settings(SCRIPTS_DIR=tmp_path / "absent"):
+        page = admin_client.get(url).content.decode()
+        assert str(tmp_path / "absent") in page and 'id="scripts-dir-missing"' in page
+    with override_settings(SCRIPTS_DIR=tmp_path):
+        page = admin_client.get(url).content.decode()
+        assert str(tmp_path) in page and 'id="scripts-dir-missing"' not in page

@@ -126,6 +126,33 @@
       }
       if (!window.confirm(text)) event.preventDefault();
     });
+    // Copy and download buttons for secrets shown once (a token, recovery codes): data-copy / data-download
+    // name the element whose value or lines they take.
+    function textOf(id) {
+      var node = document.getElementById(id);
+      if (!node) return "";
+      if ("value" in node && node.tagName === "INPUT") return node.value;
+      return Array.prototype.map.call(node.querySelectorAll("li"), function (li) { return li.textContent.trim(); })
+        .join("\n") || node.textContent.trim();
+    }
+    document.querySelectorAll("button[data-copy]").forEach(function (button) {
+      button.addEventListener("click", function () {
+        if (!navigator.clipboard) return;
+        navigator.clipboard.writeText(textOf(button.dataset.copy)).then(function () { button.textContent = "Copied"; });
+      });
+    });
+    document.querySelectorAll("button[data-download]").forEach(function (button) {
+      button.addEventListener("click", function () {
+        var blob = new Blob([textOf(button.dataset.download) + "\n"], { type: "text/plain" });
+        var link = document.createElement("a");
+        link.href = URL.createObjectURL(blob);
+        link.download = button.dataset.filename || "download.txt";
+        document.body.appendChild(link);
+        link.click();
+        link.remove();
+        URL.revokeObjectURL(link.href);
+      });
+    });
     // Filters on list pages apply as soon as a select changes.
     document.querySelectorAll("form[role=search] select, form[role=search] input[type=checkbox]").forEach(
       function (control) {
