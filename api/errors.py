@@ -50,6 +50,11 @@ def api_exception_handler(exc, context):
     data = response.data
     if isinstance(exc, exceptions.ValidationError):
         errors = data if isinstance(data, dict) else {"non_field_errors": data}
+        # Each field's problems as a list, as the schema says (a view may raise {"detail": "..."}).
+        errors = {
+            field: problems if isinstance(problems, list | dict) else [problems]
+            for field, problems in errors.items()
+        }
         response.data = {"detail": "The request is not valid.", "errors": errors}
     elif not (isinstance(data, dict) and "detail" in data):
         response.data = {"detail": str(data)}

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import re
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import mixins, status, viewsets
+from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
@@ -40,7 +43,44 @@ def _param(name: str, description: str, kind=OpenApiTypes.STR, enum=None) -> Ope
     return OpenApiParameter(name, kind, OpenApiParameter.QUERY, description=description, enum=enum)
 
 
-class RecordViewSet(viewsets.ModelViewSet):
+def _query_value_valid(parameter: OpenApiParameter, value: str) -> bool:
+    if parameter.enum:
+        return value in parameter.enum
+    if parameter.type == OpenApiTypes.INT:
+        return value.isascii() and value.lstrip("-").isdigit() and len(value) < 19
+    if parameter.type == OpenApiTypes.DATE:
+        return bool(re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value)) and _is_date(value)
+    return True
+
+
+def _is_date(value: str) -> bool:
+    try:
+        dt.date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+class QueryChecked:
+    """A list whose documented query values are checked: a value its type or enum refuses is a 400."""
+
+    query_parameters: list[OpenApiParameter] = []
+
+    def list(self, request, *args, **kwargs):
+        problems = {
+            parameter.name: [f"Not a valid value for {parameter.name}."]
+            for parameter in self.query_parameters
+            if parameter.name in request.query_params
+            and not all(
+                _query_value_valid(parameter, v) for v in request.query_params.getlist(parameter.name)
+            )
+        }
+        if problems:
+            raise exceptions.ValidationError(problems)
+        return super().list(request, *args, **kwargs)
+
+
+class RecordViewSet(QueryChecked, viewsets.ModelViewSet):
     """List, read, create, change and delete records with the UI's roles and validation."""
 
     permission_classes = RECORD_PERMISSIONS
@@ -64,12 +104,17 @@ def record_docs(serializer) -> dict:
     }
 
 
+CONFIGURATION_FILTERS = [_param("q", "Search in title, network ID and application folder")]
+
+
 @extend_schema_view(
-    list=extend_schema(parameters=[_param("q", "Search in title, network ID and application folder")]),
+    list=extend_schema(parameters=CONFIGURATION_FILTERS),
     **record_docs(serializers.ConfigurationSerializer),
 )
 class ConfigurationViewSet(RecordViewSet):
     """PAM configurations."""
+
+    query_parameters = CONFIGURATION_FILTERS
 
     serializer_class = serializers.ConfigurationSerializer
     queryset = PamConfiguration.objects.all()
@@ -81,18 +126,21 @@ class ConfigurationViewSet(RecordViewSet):
         return queryset
 
 
+DIRECTORY_FILTERS = [
+    _param("q", "Search in title, hostname and domain"),
+    _param("configuration", "A configuration's id", OpenApiTypes.INT),
+    _param("type", "Directory type", enum=DirectoryType.values),
+]
+
+
 @extend_schema_view(
-    list=extend_schema(
-        parameters=[
-            _param("q", "Search in title, hostname and domain"),
-            _param("configuration", "A configuration's id", OpenApiTypes.INT),
-            _param("type", "Directory type", enum=DirectoryType.values),
-        ]
-    ),
+    list=extend_schema(parameters=DIRECTORY_FILTERS),
     **record_docs(serializers.DirectorySerializer),
 )
 class DirectoryViewSet(RecordViewSet):
     """PAM directories."""
+
+    query_parameters = DIRECTORY_FILTERS
 
     serializer_class = serializers.DirectorySerializer
     queryset = PamDirectory.objects.select_related("configuration", "administrative_credential")
@@ -103,22 +151,25 @@ class DirectoryViewSet(RecordViewSet):
         return queryset
 
 
+USER_FILTERS = [
+    _param("q", "Search in title, login and DN"),
+    _param("configuration", "A configuration's id", OpenApiTypes.INT),
+    _param("directory", "A directory's id", OpenApiTypes.INT),
+    _param("type", "Directory type", enum=DirectoryType.values),
+    _param("status", "Last rotation's outcome", enum=RotationStatus.values),
+    _param("rotation", "Rotation on (nothing blocks it) or off", enum=["on", "off"]),
+    _param("overdue", "1: only overdue accounts", enum=["1"]),
+]
+
+
 @extend_schema_view(
-    list=extend_schema(
-        parameters=[
-            _param("q", "Search in title, login and DN"),
-            _param("configuration", "A configuration's id", OpenApiTypes.INT),
-            _param("directory", "A directory's id", OpenApiTypes.INT),
-            _param("type", "Directory type", enum=DirectoryType.values),
-            _param("status", "Last rotation's outcome", enum=RotationStatus.values),
-            _param("rotation", "Rotation on (nothing blocks it) or off", enum=["on", "off"]),
-            _param("overdue", "1: only overdue accounts", enum=["1"]),
-        ]
-    ),
+    list=extend_schema(parameters=USER_FILTERS),
     **record_docs(serializers.UserSerializer),
 )
 class UserViewSet(RecordViewSet):
     """PAM users; rotate one, or read its credential."""
+
+    query_parameters = USER_FILTERS
 
     serializer_class = serializers.UserSerializer
     queryset = PamUser.objects.select_related("configuration", "resource")
@@ -180,6 +231,7 @@ class AttemptViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
 
     serializer_class = serializers.AttemptSerializer
     queryset = RotationAttempt.objects.select_related("user")
+    lookup_value_regex = "[0-9]{1,18}"
     permission_classes = [IsAuthenticated]
 
     def get_object(self):
@@ -187,28 +239,33 @@ class AttemptViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         return policy.get_object(self.request, queryset, Action.VIEW_ATTEMPTS, pk=self.kwargs["pk"])
 
 
+AUDIT_FILTERS = [
+    _param("from", "First day (YYYY-MM-DD)", OpenApiTypes.DATE),
+    _param("to", "Last day (YYYY-MM-DD)", OpenApiTypes.DATE),
+    _param("event", "Event name", enum=list(AuditEvent.LABELS)),
+    _param("outcome", "ok or fail", enum=Outcome.values),
+    _param("actor", "Who (user name, or application:NAME)"),
+    _param(
+        "configuration",
+        "Events about a configuration's id, its directories and users",
+        OpenApiTypes.INT,
+    ),
+    _param("directory", "Events about a directory's id and its users", OpenApiTypes.INT),
+    _param("account", "Events about a PAM user's id", OpenApiTypes.INT),
+    _param("q", "Free-text search"),
+]
+
+
 @extend_schema_view(
     list=extend_schema(
-        parameters=[
-            _param("from", "First day (YYYY-MM-DD)", OpenApiTypes.DATE),
-            _param("to", "Last day (YYYY-MM-DD)", OpenApiTypes.DATE),
-            _param("event", "Event name", enum=list(AuditEvent.LABELS)),
-            _param("outcome", "ok or fail", enum=Outcome.values),
-            _param("actor", "Who (user name, or application:NAME)"),
-            _param(
-                "configuration",
-                "Events about a configuration's id, its directories and users",
-                OpenApiTypes.INT,
-            ),
-            _param("directory", "Events about a directory's id and its users", OpenApiTypes.INT),
-            _param("account", "Events about a PAM user's id", OpenApiTypes.INT),
-            _param("q", "Free-text search"),
-        ],
+        parameters=AUDIT_FILTERS,
         responses={200: serializers.AuditEventSerializer(many=True), **ERRORS},
     )
 )
-class AuditEventViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+class AuditEventViewSet(QueryChecked, mixins.ListModelMixin, viewsets.GenericViewSet):
     """The audit log, newest first, with the audit page's filters."""
+
+    query_parameters = AUDIT_FILTERS
 
     serializer_class = serializers.AuditEventSerializer
     queryset = AuditEvent.objects.all()

@@ -436,6 +436,10 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": "/api/v1",
     # Two choice sets name a field `state`: an attempt's and an access request's.
     "ENUM_NAME_OVERRIDES": {"RequestStateEnum": "access.models.RequestState"},
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "api.schema.describe_errors_and_rules",  # error answers, the models' value rules
+    ],
 }
 # Vault's LDAP secrets engine path: GET /v1/<mount>/static-cred/<name>.
 VAULT_MOUNT = env_str("PAMROTATE_VAULT_MOUNT", "ldap")

@@ -44,3 +44,54 @@ def test_a_malformed_cursor_or_page_size_is_a_400(client, bearer, query):
 @pytest.mark.django_db
 def test_a_good_page_size_still_pages(client, bearer):
     assert client.get("/api/v1/users/?page_size=2", **bearer).status_code == 200
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("path", "query"),
+    [
+        ("/api/v1/audit-events/", "to="),
+        ("/api/v1/audit-events/", "from=2026-02-30"),
+        ("/api/v1/audit-events/", "from=%C3%B29"),
+        ("/api/v1/audit-events/", "outcome=maybe"),
+        ("/api/v1/audit-events/", "account=abc"),
+        ("/api/v1/users/", "rotation=sideways"),
+        ("/api/v1/users/", "status=null"),
+        ("/api/v1/users/", "overdue=2"),
+        ("/api/v1/users/", "configuration=" + "9" * 30),
+        ("/api/v1/directories/", "type=nonsense"),
+    ],
+)
+def test_a_query_value_its_schema_refuses_is_a_400(client, bearer, path, query):
+    response = client.get(f"{path}?{query}", **bearer)
+    assert response.status_code == 400, (path, query)
+    assert list(response.json()["errors"]) == [query.split("=")[0]]
+
+
+@pytest.mark.django_db
+def test_documented_query_values_still_filter(client, bearer):
+    for path, query in [
+        ("/api/v1/audit-events/", "from=2026-01-01&to=2026-12-31&outcome=ok"),
+        ("/api/v1/users/", "rotation=on&overdue=1&configuration=1"),
+    ]:
+        assert client.get(f"{path}?{query}", **bearer).status_code == 200, query
+
+
+@pytest.mark.django_db
+def test_an_attempt_id_that_is_not_a_number_is_a_json_404(client, bearer):
+    response = client.get("/api/v1/attempts/%C3%A6%C5%93/", **bearer)
+    assert response.status_code == 404 and response.json() == {"detail": "Not found."}
+
+
+def test_the_schema_documents_errors_and_the_models_value_rules():
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    for operations in schema["paths"].values():
+        for operation in operations.values():
+            assert {"400", "401", "403", "404", "429"} <= {str(code) for code in operation["responses"]}
+    components = schema["components"]["schemas"]
+    assert components["DirectoryRequest"]["properties"]["port"]["maximum"] == 65535
+    assert "pattern" in components["DirectoryRequest"]["properties"]["hostname"]
+    assert "" in components["ErrorClassEnum"]["enum"]
+    assert "format" not in components["User"]["properties"]["schedule_time"]
