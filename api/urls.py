@@ -21,6 +21,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", docs.swagger_ui, name="docs"),
     path("api/redoc/", docs.redoc, name="redoc"),
+    path("api/redoc/redoc.standalone.js", docs.redoc_bundle, name="redoc-bundle"),
     # Vault's paths (api.vault_http.VaultPathMiddleware answers them ahead of the browser's middleware).
     *vault_urls.urlpatterns,
     path("applications/", pages.application_list, name="application-list"),

@@ -150,3 +150,13 @@ def test_the_scripts_page_says_where_the_scripts_directory_is_and_that_it_is_mis
     with override_settings(SCRIPTS_DIR=tmp_path):
         page = admin_client.get(url).content.decode()
         assert str(tmp_path) in page and 'id="scripts-dir-missing"' not in page
+
+
+def test_redoc_loads_its_logo_from_here_not_a_cdn(admin_client):
+    page = admin_client.get(reverse("api:redoc")).content.decode()
+    bundle_url = reverse("api:redoc-bundle")
+    assert f'src="{bundle_url}"' in page
+    bundle = admin_client.get(bundle_url)
+    assert bundle.status_code == 200 and bundle["Content-Type"].startswith("text/javascript")
+    text = bundle.content.decode()
+    assert "cdn.redoc.ly" not in text and "favicon.svg" in text and "API docs by Redocly" in text
