@@ -109,6 +109,14 @@ def queue_due(now: dt.datetime | None = None) -> int:
     return sent
 
 
+def queue_check(user: PamUser) -> None:
+    """Send one account's check to its gateway's workers now (the account page's Check now)."""
+    from django_q.tasks import async_task
+
+    gateway = user.configuration.gateway or "default"
+    async_task("rotation.tasks.check_accounts", [user.pk], cluster=gateway, task_name=f"heartbeat-{user.pk}")
+
+
 def check_many(user_ids: Iterable[int]) -> list[Finding]:
     """Check several accounts one after another."""
     users = checkable().filter(pk__in=list(user_ids)).order_by("pk")

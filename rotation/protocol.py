@@ -37,7 +37,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from audit.events import new_event
 from audit.models import AuditEvent, Category, Outcome
-from records.models import PamUser, RotationStatus
+from records.models import AccountState, PamUser, RotationStatus
 from rotation import hooks, ldap, messages, notifications, passwords
 from rotation.directories import admin_bind_name, directory_spec, is_self_change
 from rotation.faults import fault_point
@@ -67,8 +67,13 @@ COMMITTED_USER_FIELDS = (
     "updated_at",
     "lease_until",
     "lease_attempt_id",
+    "account_state",
+    "account_state_at",
+    "account_state_detail",
 )
 REQUEUED = "requeued"
+# A rotation set the password on the directory, so pamrotate's copy is current again.
+ROTATED_OVER_DRIFT = "the rotation set a new password: pamrotate's copy is current again"
 
 
 @dataclass(frozen=True)
@@ -341,6 +346,9 @@ def apply_commit(user: PamUser, attempt: RotationAttempt, now: dt.datetime) -> P
     user.rotation_status = RotationStatus.SUCCEEDED
     user.rotation_error = ""
     user.updated_at = now
+    if user.account_state == AccountState.DRIFTED:
+        user.account_state, user.account_state_detail = AccountState.OK, ROTATED_OVER_DRIFT
+        user.account_state_at = now
     return version
 
 

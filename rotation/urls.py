@@ -7,6 +7,7 @@ urlpatterns = [
     path("users/<int:pk>/rotate/", views.rotate_now, name="rotate-now"),
     path("users/<int:pk>/reveal/", views.reveal_password, name="reveal-password"),
     path("users/<int:pk>/history/", views.user_history, name="user-history"),
+    path("users/<int:pk>/check/", views.check_now, name="heartbeat-now"),
     path("users/<int:pk>/status.json", views.user_status, name="user-status"),
     path("directories/<int:pk>/test/", views.test_connection, name="test-connection"),
     path("directories/test/", views.test_unsaved_connection, name="test-unsaved-connection"),

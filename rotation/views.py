@@ -26,7 +26,7 @@ from records import repoint
 from records.filters import configurations_and_directories
 from records.forms import RETYPE_SECRET, DirectoryForm
 from records.models import PamDirectory, PamUser
-from rotation import directories, discovery, ldap, reveal, services, status
+from rotation import directories, discovery, heartbeat, ldap, reveal, services, status
 from rotation.forms import AdoptForm, DiscoveryFilterForm
 from rotation.models import (
     ACTIVE_STATES,
@@ -75,6 +75,19 @@ def rotate_now(request, pk):
         return redirect(active or pam_user)
     messages.info(request, f"Rotation of {pam_user} queued.")
     return redirect(attempt)
+
+
+@login_required
+@require_POST
+@require_verified
+def check_now(request, pk):
+    pam_user = _get_user_for(request, pk, Action.ROTATE)
+    if not heartbeat.checkable().filter(pk=pam_user.pk).exists():
+        messages.warning(request, "Not checked: the heartbeat needs the account's directory and DN.")
+    else:
+        heartbeat.queue_check(pam_user)
+        messages.info(request, f"Check of {pam_user} queued: its account state updates in a few seconds.")
+    return redirect(pam_user)
 
 
 @login_required

@@ -160,3 +160,44 @@ def test_redoc_loads_its_logo_from_here_not_a_cdn(admin_client):
     assert bundle.status_code == 200 and bundle["Content-Type"].startswith("text/javascript")
     text = bundle.content.decode()
     assert "cdn.redoc.ly" not in text and "favicon.svg" in text and "API docs by Redocly" in text
+
+
+@pytest.fixture
+def ol(db, slapd, unique_name):
+    from tests.test_rotation import make_env
+
+    return make_env(slapd, unique_name)
+
+
+def test_a_successful_rotation_clears_drift_and_check_now_runs_the_heartbeat(admin_client, ol, unique_name):
+    from records.models import AccountState, PamUser
+    from rotation.models import AttemptState
+    from tests.test_heartbeat import change_out_of_band, rotated_earlier
+    from tests.test_rotation import rotate
+
+    user = ol.account(unique_name("drift"))
+    rotated_earlier(user)
+    change_out_of_band(ol.server, user.distinguished_name, "Out-Of-Band-Pass-1!")
+    page = admin_client.get(user.get_absolute_url()).content.decode()
+    assert 'id="check-now"' in page
+    admin_client.post(reverse("rotation:heartbeat-now", args=[user.pk]))  # the worker runs it (sync in tests)
+    assert PamUser.objects.get(pk=user.pk).account_state == AccountState.DRIFTED
+    assert rotate(user).state == AttemptState.SUCCEEDED
+    user.refresh_from_db()
+    assert user.account_state == AccountState.OK  # not "Changed outside pamrotate" until the next heartbeat
+    assert "Changed outside pamrotate" not in admin_client.get(user.get_absolute_url()).content.decode()
+    admin_client.post(reverse("rotation:heartbeat-now", args=[user.pk]))
+    user.refresh_from_db()
+    assert (
+        user.account_state == AccountState.OK
+        and user.account_state_detail == "the stored password opens the account"
+    )
+
+
+def test_the_attempt_heading_names_the_id_as_an_id_not_a_try_count(admin_client):
+    from rotation.models import AttemptState, RotationAttempt
+
+    attempt = RotationAttempt.objects.create(user=make_user(title="Tried"), state=AttemptState.FAILED)
+    page = admin_client.get(attempt.get_absolute_url()).content.decode()
+    heading = re.sub(r"<[^>]+>", "", re.search(r"<h1.*?</h1>", page, re.S).group())
+    assert f"(id {attempt.pk})" in heading and f"attempt {attempt.pk}" not in heading
