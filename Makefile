@@ -77,6 +77,7 @@ XDIST := -n $(PYTEST_WORKERS) --dist loadgroup
 FAST := not (slapd or samba or postgres or browser or live_server)
 
 pytest: dev-venv
+	@command -v npm >/dev/null || $(MAKE) apt APT_PACKAGES=npm; npm ci --prefix tests/browser --no-audit --no-fund --silent  # axe-core for test_accessibility
 	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
 
 test-fast: dev-venv
