@@ -123,6 +123,14 @@ def personas(alice, bob, carol, dave):
 
 
 @pytest.fixture
+def ldap_env(db, slapd, unique_name):  # noqa: F811 - slapd: the fixture imported above
+    """A configuration, directory and rotator on the session's slapd (make_env in tests/test_rotation.py)."""
+    from tests.test_rotation import make_env
+
+    return make_env(slapd, unique_name)
+
+
+@pytest.fixture
 def signed_in(client, alice):
     """The test client, signed in as alice (an administrator)."""
     client.force_login(alice)

@@ -20,11 +20,6 @@ from tests.conftest import make_configuration, make_user
 from tests.test_rotation import STRONG, make_env
 
 
-@pytest.fixture
-def ldap_env(db, slapd, unique_name):
-    return make_env(slapd, unique_name)
-
-
 def queued(users) -> list[int]:
     return [services.request_rotation(user, enqueue=False).pk for user in users]
 

@@ -78,11 +78,6 @@ def env(request, db, unique_name) -> Env:
 
 
 @pytest.fixture
-def ldap_env(db, slapd, unique_name) -> Env:
-    return make_env(slapd, unique_name)
-
-
-@pytest.fixture
 def ad_env(db, samba, unique_name) -> Env:
     return make_env(samba, unique_name)
 

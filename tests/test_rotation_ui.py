@@ -17,7 +17,6 @@ from records.models import PamUser
 from rotation import services, status
 from rotation.models import AttemptState, RotationAttempt, Trigger
 from tests.conftest import PERSONA_PASSWORD, make_configuration, make_directory, make_user
-from tests.test_rotation import make_env
 
 
 def login(client, user):
@@ -30,11 +29,6 @@ def closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-@pytest.fixture
-def ldap_env(db, slapd, unique_name):
-    return make_env(slapd, unique_name)
 
 
 def unreachable(env) -> None:

@@ -111,11 +111,6 @@ def attach(owner, name: str, command: str = "", order: int = 1, credentials=()) 
     return script
 
 
-@pytest.fixture
-def ldap_env(db, slapd, unique_name):
-    return make_env(slapd, unique_name)
-
-
 @pytest.fixture(params=["openldap", "ad"])
 def env(request, db, unique_name):
     return make_env(request.getfixturevalue("slapd" if request.param == "openldap" else "samba"), unique_name)
