@@ -439,6 +439,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "api.schema.describe_errors_and_rules",  # error answers, the models' value rules
+        "api.schema.vault_paths",  # the Vault-compatible /v1/ paths
     ],
 }
 # Vault's LDAP secrets engine path: GET /v1/<mount>/static-cred/<name>.

@@ -87,11 +87,30 @@ def test_the_schema_documents_errors_and_the_models_value_rules():
     from drf_spectacular.generators import SchemaGenerator
 
     schema = SchemaGenerator().get_schema(request=None, public=True)
-    for operations in schema["paths"].values():
-        for operation in operations.values():
+    for path, operations in schema["paths"].items():
+        for operation in operations.values() if path.startswith("/api/") else ():
             assert {"400", "401", "403", "404", "429"} <= {str(code) for code in operation["responses"]}
     components = schema["components"]["schemas"]
     assert components["DirectoryRequest"]["properties"]["port"]["maximum"] == 65535
     assert "pattern" in components["DirectoryRequest"]["properties"]["hostname"]
     assert "" in components["ErrorClassEnum"]["enum"]
     assert "format" not in components["User"]["properties"]["schedule_time"]
+
+
+def test_the_schema_and_its_pages_describe_the_vault_compatible_paths():
+    from django.conf import settings
+    from drf_spectacular.generators import SchemaGenerator
+
+    paths = SchemaGenerator().get_schema(request=None, public=True)["paths"]
+    mount = settings.VAULT_MOUNT
+    for path, method in [
+        (f"/v1/{mount}/static-cred/{{name}}", "get"),
+        (f"/v1/{mount}/rotate-role/{{name}}", "post"),
+        (f"/v1/{mount}/library/{{name}}/check-out", "post"),
+        ("/v1/auth/approle/login", "post"),
+        ("/v1/auth/token/lookup-self", "get"),
+        ("/v1/sys/health", "get"),
+        ("/v1/sys/leases/renew", "post"),
+    ]:
+        assert method in paths[path], path
+        assert "403" in paths[path][method]["responses"]
