@@ -124,12 +124,12 @@ class GrantForm(forms.Form):
     def __init__(self, *args, **kwargs):
         from django.contrib.auth import get_user_model
 
-        from accounts.models import GrantRole
-        from records.models import PamConfiguration
+        from accounts.models import Grant, GrantRole
 
         super().__init__(*args, **kwargs)
         self.fields["person"].queryset = get_user_model().objects.order_by("username")
-        self.fields["configurations"].queryset = PamConfiguration.objects.order_by("title")
+        configurations = Grant._meta.get_field("configurations").related_model  # records' configuration
+        self.fields["configurations"].queryset = configurations.objects.order_by("title")
         self.fields["role"].choices = GrantRole.choices
 
     def clean(self):

@@ -30,13 +30,6 @@ def is_enrolled(user) -> bool:
     return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
 
 
-def must_enrol(user) -> bool:
-    """Return whether PAMROTATE_REQUIRE_MFA makes this user enrol: Operators, Administrators, superusers."""
-    from accounts import policy
-
-    return settings.REQUIRE_MFA and policy.highest_role(user) >= policy.Role.OPERATOR
-
-
 def session_is_verified(request) -> bool:
     """Return whether this session may do what needs a second factor (always, with MFA not required)."""
     user = getattr(request, "user", None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.http import JsonResponse
 from django.shortcuts import redirect
 
-from accounts import mfa
+from accounts.policy import pending_step
 
 EXEMPT_PREFIXES = ("/static/", "/healthz")
 # Machine paths answer JSON, not a redirect: a session that owes its second factor gets a 403 there.
@@ -16,21 +16,6 @@ STEP_VIEWS = {
     "accounts:mfa-verify": {"accounts:mfa-verify"},
     "accounts:mfa-enrol": {"accounts:mfa-enrol", "accounts:mfa-confirm"},
 }
-
-
-def pending_step(request) -> str | None:
-    """Return the view a signed-in person must go to first (verify or enrol), or None."""
-    user = request.user
-    if getattr(user, "is_verified", None) and user.is_verified():
-        return None
-    enrolled = request.session.get(mfa.ENROLLED_SESSION_KEY)
-    if enrolled is None:
-        enrolled = request.session[mfa.ENROLLED_SESSION_KEY] = mfa.is_enrolled(user)
-    if enrolled:
-        return "accounts:mfa-verify"
-    if mfa.must_enrol(user):
-        return "accounts:mfa-enrol"
-    return None
 
 
 class RequireMfaMiddleware:

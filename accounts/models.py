@@ -19,6 +19,7 @@ from django.db import models, transaction
 from django_otp.models import Device, ThrottlingMixin, TimestampMixin
 from django_otp.oath import TOTP
 
+from accounts.timezones import is_zone
 from pamrotate import crypto
 
 RECOVERY_CODE_COUNT = 10
@@ -55,8 +56,6 @@ class Profile(models.Model):
 
 def validate_time_zone(value: str) -> None:
     """Refuse a time zone name that is not in the IANA database."""
-    from accounts.timezones import is_zone
-
     if value and not is_zone(value):
         raise ValidationError(f"{value} is not an IANA time zone name (for example Europe/Berlin).")
 
@@ -74,6 +73,11 @@ class Preference(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user}: {self.time_zone or 'browser time zone'}"
+
+    @classmethod
+    def zone_of(cls, user) -> str:
+        """Return the zone a person chose, or an empty string."""
+        return cls.objects.filter(user=user).values_list("time_zone", flat=True).first() or ""
 
 
 def hash_recovery_code(code: str) -> str:

@@ -18,9 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.http import Http404, HttpRequest
+
+from accounts import mfa
 
 
 class Role(IntEnum):
@@ -214,9 +217,6 @@ def actor_of(who) -> Principal:
 
 
 def _actor_of_request(request) -> Principal:
-    from accounts import mfa
-    from accounts.middleware import pending_step
-
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return Principal()
@@ -232,17 +232,43 @@ def _actor_of_request(request) -> Principal:
     )
 
 
+def must_enrol(user) -> bool:
+    """Return whether PAMROTATE_REQUIRE_MFA makes this user enrol: Operators, Administrators, superusers."""
+    return settings.REQUIRE_MFA and highest_role(user) >= Role.OPERATOR
+
+
+def pending_step(request) -> str | None:
+    """Return the view a signed-in person must go to first (verify or enrol), or None."""
+    user = request.user
+    if getattr(user, "is_verified", None) and user.is_verified():
+        return None
+    enrolled = request.session.get(mfa.ENROLLED_SESSION_KEY)
+    if enrolled is None:
+        enrolled = request.session[mfa.ENROLLED_SESSION_KEY] = mfa.is_enrolled(user)
+    if enrolled:
+        return "accounts:mfa-verify"
+    if must_enrol(user):
+        return "accounts:mfa-enrol"
+    return None
+
+
+def _configuration_model():
+    """Return the model grants scope to (records' configuration), read from Grant's own relation."""
+    from accounts.models import Grant
+
+    return Grant._meta.get_field("configurations").related_model
+
+
 def configuration_of(target):
     """Return the configuration id a target belongs to, EVERYWHERE, or ANYWHERE for no target."""
-    from records.models import PamConfiguration
-
+    configuration = _configuration_model()
     if target is None:
         return ANYWHERE
-    if target is PamConfiguration:
+    if target is configuration:
         return EVERYWHERE
     if isinstance(target, type):
         return ANYWHERE
-    if isinstance(target, PamConfiguration):
+    if isinstance(target, configuration):
         return target.pk
     if getattr(target, "configuration_id", None) is not None:
         return target.configuration_id
@@ -436,13 +462,10 @@ class _AppPermissions:
         return True
 
 
-def proof(who, password: str = ""):
-    """Return what a save carries to repoint a credential (records.repoint): the second factor, the password typed."""
-    from records.repoint import Proof
-
+def is_verified(who) -> bool:
+    """Return whether the actor carries a second factor (a command, or a person's verified session)."""
     actor = actor_of(who)
-    verified = actor.system or (actor.is_person and actor.verified and not actor.pending)
-    return Proof(verified=bool(verified), password=password if isinstance(password, str) else "")
+    return bool(actor.system or (actor.is_person and actor.verified and not actor.pending))
 
 
 def scope_events(who, queryset):

@@ -6,6 +6,7 @@ from django.contrib.auth.signals import user_logged_in, user_logged_out, user_lo
 from django.dispatch import receiver
 
 from accounts import mfa, sessions, signin, timezones
+from accounts.models import Preference
 from audit.models import AuditEvent, Outcome
 
 
@@ -16,7 +17,7 @@ def signed_in(sender, request, user, **kwargs):
         return
     sessions.stamp(request)
     request.session[mfa.ENROLLED_SESSION_KEY] = mfa.is_enrolled(user)
-    timezones.remember(request, timezones.person_zone(user))
+    timezones.remember(request, Preference.zone_of(user))
     backend = getattr(user, "backend", "") or ""
     how = "directory" if "directory" in backend.lower() or "ldap" in backend.lower() else "local password"
     signin.audit(request, AuditEvent.SIGNIN_OK, user=user, note=f"signed in with a {how}")

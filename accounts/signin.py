@@ -23,7 +23,6 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.db.models import Max, Q
-from django.shortcuts import render
 from django.utils import timezone
 
 from audit.actors import Actor
@@ -112,24 +111,6 @@ def lockout_message(seconds: int) -> str:
     minutes = max(1, math.ceil(seconds / 60))
     unit = "minute" if minutes == 1 else "minutes"
     return f"Too many failed sign-in attempts; try again in {minutes} {unit}."
-
-
-def lockout_response(request, original_response=None, credentials=None):
-    """Answer the failure that reached the limit as any failure (AXES_LOCKOUT_CALLABLE); later ones see the wait.
-
-    The sign-in form refuses the next attempts itself, with the wait time; a request that did not
-    come through it (another authenticate() caller) gets the sign-in page with the wait, status 429.
-    """
-    if original_response is not None:
-        return original_response
-    from accounts.forms import SignInForm
-
-    username = axes_username(request, credentials)
-    form = SignInForm(request, initial={"username": username})
-    form.lockout_error = lockout_message(
-        seconds_locked(request, username) or 60 * settings.SIGNIN_LOCKOUT_MINUTES
-    )
-    return render(request, "registration/login.html", {"form": form}, status=429)
 
 
 def audit(

@@ -38,13 +38,6 @@ def is_zone(name: str) -> bool:
     return name in _zones()
 
 
-def person_zone(user) -> str:
-    """Return the zone a person chose, or an empty string."""
-    from accounts.models import Preference
-
-    return Preference.objects.filter(user=user).values_list("time_zone", flat=True).first() or ""
-
-
 def remember(request: HttpRequest, name: str) -> None:
     """Keep a person's chosen zone in their session (at sign-in and after they change it)."""
     request.session[SESSION_KEY] = name

@@ -33,6 +33,22 @@ _SIGN_IN = {
 }
 
 
+def lockout_response(request, original_response=None, credentials=None):
+    """Answer the failure that reached the limit as any failure (AXES_LOCKOUT_CALLABLE); later ones see the wait.
+
+    The sign-in form refuses the next attempts itself, with the wait time; a request that did not
+    come through it (another authenticate() caller) gets the sign-in page with the wait, status 429.
+    """
+    if original_response is not None:
+        return original_response
+    username = signin.axes_username(request, credentials)
+    form = SignInForm(request, initial={"username": username})
+    form.lockout_error = signin.lockout_message(
+        signin.seconds_locked(request, username) or 60 * settings.SIGNIN_LOCKOUT_MINUTES
+    )
+    return render(request, "registration/login.html", {"form": form}, status=429)
+
+
 def sign_in(request: HttpRequest) -> HttpResponse:
     """Sign in; the page offers "your directory account" only when directory sign-in is configured."""
     directory = bool(getattr(settings, "AUTH_LDAP_SERVER_URI", ""))
@@ -72,7 +88,7 @@ def security(request: HttpRequest) -> HttpResponse:
         "recovery_left": recovery.remaining() if recovery else 0,
         "local": Profile.source_of(request.user) == Source.LOCAL,
         "verified": request.user.is_verified(),
-        "must_enrol": mfa.must_enrol(request.user),
+        "must_enrol": policy.must_enrol(request.user),
         "time_zone_form": TimeZoneForm(instance=Preference.objects.filter(user=request.user).first()),
     }
     return render(request, "accounts/security.html", context)
@@ -116,7 +132,7 @@ def _enrol_page(request: HttpRequest, device: TOTPDevice, form: CodeForm, status
         "secret": secret,
         "secret_groups": [secret[i : i + 4] for i in range(0, len(secret), 4)],
         "reenrol": mfa.is_enrolled(request.user),
-        "must_enrol": mfa.must_enrol(request.user),
+        "must_enrol": policy.must_enrol(request.user),
     }
     return render(request, "accounts/mfa_enrol.html", context, status=status)
 

@@ -39,7 +39,7 @@ def save_record(instance, *, request, created: bool, changed: list[str]) -> None
     """
     # The configuration the record is saved into must be in the caller's scope too (a new one: all).
     policy.require(request, policy.Action.CREATE if created else policy.Action.EDIT, instance)
-    proof = policy.proof(request, typed_credential(request))
+    proof = repoint.Proof.of(request, typed_credential(request))
     try:
         changes.save_record(instance, created=created, changed=changed, proof=proof, **actor_of(request))
     except repoint.RepointRefused as exc:

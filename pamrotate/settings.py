@@ -326,7 +326,7 @@ AXES_FAILURE_LIMIT = "accounts.signin.failure_limit"
 AXES_LOCKOUT_PARAMETERS = "accounts.signin.lockout_parameters"
 AXES_USERNAME_CALLABLE = "accounts.signin.axes_username"
 AXES_CLIENT_IP_CALLABLE = "accounts.signin.client_address"
-AXES_LOCKOUT_CALLABLE = "accounts.signin.lockout_response"
+AXES_LOCKOUT_CALLABLE = "accounts.views.lockout_response"
 AXES_COOLOFF_TIME = dt.timedelta(minutes=SIGNIN_LOCKOUT_MINUTES)
 AXES_RESET_ON_SUCCESS = True
 # A refused attempt does not extend the lock: an attacker cannot keep a person out forever.

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 
+from accounts import policy
 from records.models import PamDirectory, PamUser
 
 # Where a directory's credentials are sent, and how.
@@ -44,6 +45,11 @@ class Proof:
 
     def __repr__(self) -> str:  # never the password, in a log or a traceback
         return f"Proof(verified={self.verified}, password={'set' if self.password else 'empty'})"
+
+    @classmethod
+    def of(cls, who, password: str = "") -> Proof:
+        """Return what a request's save carries: its second factor (accounts.policy), the password typed."""
+        return cls(verified=policy.is_verified(who), password=password if isinstance(password, str) else "")
 
 
 NO_PROOF = Proof()

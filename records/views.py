@@ -235,7 +235,7 @@ def _typed_credential(form) -> str:
 
 def _save_form(request: HttpRequest, form, record, *, created: bool) -> None:
     """Save a record form (and a directory's new credential with it); RepointRefused saves nothing."""
-    proof = policy.proof(request, _typed_credential(form))
+    proof = repoint.Proof.of(request, _typed_credential(form))
     with transaction.atomic():
         if getattr(form, "new_credential", None) is not None:
             changes.save_record(form.new_credential, created=True, **_actor(request))

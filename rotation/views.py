@@ -179,7 +179,7 @@ def test_unsaved_connection(request):
         return JsonResponse({"ok": False, "steps": [], "errors": errors})
     directory = form.save(commit=False)  # unsaved, as is a credential created on the form
     try:  # a stored credential is sent only where it was entered for, tested or saved
-        repoint.check(directory, policy.proof(request, form.cleaned_data.get("credential_password", "")))
+        repoint.check(directory, repoint.Proof.of(request, form.cleaned_data.get("credential_password", "")))
     except repoint.RepointRefused as exc:
         return JsonResponse({"ok": False, "steps": [], "errors": exc.messages})
     steps = directories.test_connection(directory, actor=Actor.from_request(request))

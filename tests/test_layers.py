@@ -155,3 +155,20 @@ def test_the_audit_app_imports_no_other_app():
         if target.split(".")[0] != "audit"
     }
     assert reached == set()
+
+
+# The floors, lowest first: an app imports only apps on floors below its own (a new app must be placed).
+# accounts sits under records: the access policy reads targets by their configuration, not by model.
+FLOORS = (("audit",), ("accounts",), ("records",), ("rotation",), ("scripts", "api", "ops"), ("access",))
+
+
+def test_every_app_imports_only_apps_on_lower_floors():
+    floor_of = {app: number for number, apps in enumerate(FLOORS) for app in apps}
+    assert set(APPS) <= set(floor_of), f"place these apps on a floor: {sorted(set(APPS) - set(floor_of))}"
+    upward = sorted(
+        f"{source} -> {target}"
+        for source, targets in app_graph().items()
+        for target in targets
+        if floor_of[target] >= floor_of[source]
+    )
+    assert upward == []
