@@ -98,8 +98,17 @@ class RecordSerializer(serializers.ModelSerializer):
         return super().run_validation(data)
 
 
+class UidField(serializers.SlugRelatedField):
+    """A record named by its uid; "" is refused (DRF would read it as null), as the schema's minLength says."""
+
+    def run_validation(self, data=serializers.empty):
+        if data == "":
+            self.fail("does_not_exist", slug_name=self.slug_field, value=data)
+        return super().run_validation(data)
+
+
 def _uid_field(queryset, **kwargs) -> serializers.SlugRelatedField:
-    return serializers.SlugRelatedField(slug_field="uid", queryset=queryset, **kwargs)
+    return UidField(slug_field="uid", queryset=queryset, **kwargs)
 
 
 class ConfigurationSerializer(RecordSerializer):

@@ -114,3 +114,19 @@ def test_the_schema_and_its_pages_describe_the_vault_compatible_paths():
     ]:
         assert method in paths[path], path
         assert "403" in paths[path][method]["responses"]
+
+
+@pytest.mark.django_db
+def test_an_empty_uid_for_a_related_record_is_refused_not_read_as_none(client, bearer):
+    from tests.conftest import make_configuration, make_user
+
+    pam_user = make_user(make_configuration(), title="Empty resource")
+    response = client.patch(
+        f"/api/v1/users/{pam_user.uid}/", {"resource": ""}, content_type="application/json", **bearer
+    )
+    assert response.status_code == 400
+    assert "resource" in response.json()["errors"]
+    response = client.patch(
+        f"/api/v1/users/{pam_user.uid}/", {"resource": None}, content_type="application/json", **bearer
+    )
+    assert response.status_code != 400 or "resource" not in response.json().get("errors", {})
