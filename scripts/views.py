@@ -5,13 +5,14 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import Http404
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from accounts import policy
 from accounts.mfa import require_verified
+from accounts.policy import Action
 from audit import events as audit
 from audit.actors import Actor
 from audit.models import AuditEvent, Category, Outcome
@@ -26,11 +27,6 @@ from scripts.models import PostRotationScript
 OWNERS = {"user": PamUser, "directory": PamDirectory, "configuration": PamConfiguration}
 
 
-def _require(request, perm: str) -> None:
-    if not request.user.has_perm(perm):
-        raise PermissionDenied
-
-
 def _actor(request) -> dict:
     return {"actor": Actor.from_request(request)}
 
@@ -42,10 +38,9 @@ def _announce(request, owner, what: str) -> None:
 
 @login_required
 def attach(request, kind: str, pk: int):
-    _require(request, "records.configure_rotation")
     if kind not in OWNERS:
         raise Http404
-    owner = get_object_or_404(OWNERS[kind], pk=pk)
+    owner = policy.get_object(request, OWNERS[kind].objects, Action.MANAGE_SCRIPTS, pk=pk)
     form = ScriptForm(request.POST or None, owner=owner)
     if request.method == "POST" and form.is_valid():
         with transaction.atomic():
@@ -58,8 +53,7 @@ def attach(request, kind: str, pk: int):
 
 @login_required
 def edit(request, pk: int):
-    _require(request, "records.configure_rotation")
-    script = get_object_or_404(PostRotationScript, pk=pk)
+    script = policy.get_object(request, PostRotationScript.objects, Action.MANAGE_SCRIPTS, pk=pk)
     owner = script.owner
     form = ScriptForm(request.POST or None, instance=script, owner=owner)
     if request.method == "POST" and form.is_valid():
@@ -81,8 +75,7 @@ def _form_page(request, form, owner, script):
 @login_required
 @require_POST
 def detach(request, pk: int):
-    _require(request, "records.configure_rotation")
-    script = get_object_or_404(PostRotationScript, pk=pk)
+    script = policy.get_object(request, PostRotationScript.objects, Action.MANAGE_SCRIPTS, pk=pk)
     owner = script.owner
     with transaction.atomic():
         script.delete()
@@ -95,8 +88,8 @@ def detach(request, pk: int):
 @require_POST
 @require_verified
 def rerun(request, pk: int):
-    _require(request, "records.rotate_credentials")
-    attempt = get_object_or_404(RotationAttempt.objects.select_related("user__configuration"), pk=pk)
+    attempts = RotationAttempt.objects.select_related("user__configuration")
+    attempt = policy.get_object(request, attempts, Action.RERUN_SCRIPTS, pk=pk)
     reason = runner.request_rerun(attempt, **_actor(request))
     if reason:
         messages.error(request, f"Not run again: {reason}")
@@ -109,8 +102,9 @@ def rerun(request, pk: int):
 @require_POST
 @require_verified
 def decide(request, pk: int):
-    _require(request, "records.configure_rotation")
-    attempt = get_object_or_404(RotationAttempt.objects.select_related("user"), pk=pk)
+    attempt = policy.get_object(
+        request, RotationAttempt.objects.select_related("user"), Action.MANAGE_SCRIPTS, pk=pk
+    )
     keep = request.POST.get("keep")
     if keep not in ("pending", "stored"):
         messages.error(request, "Choose which password the account has.")

@@ -14,9 +14,10 @@ from scripts.models import PostRotationScript
 register = template.Library()
 
 
-def _can(context, perm: str) -> bool:
+def _can(context, action: str, target) -> bool:
+    """Return whether the page's viewer may do an action to a record (accounts.policy)."""
     request = context.get("request")
-    return bool(request and request.user.has_perm(perm))
+    return bool(request) and policy.can(request, action, target)
 
 
 @register.inclusion_tag("scripts/_record_panel.html", takes_context=True)
@@ -28,7 +29,7 @@ def record_scripts(context, record):
         "record": record,
         "kind": field,
         "scripts": scripts,
-        "can_configure": _can(context, "records.configure_rotation"),
+        "can_configure": _can(context, policy.Action.MANAGE_SCRIPTS, record),
         "scripts_only": getattr(record, "rotation_type", "") == RotationType.SCRIPTS_ONLY,
         "csrf_token": context.get("csrf_token"),
     }
@@ -36,8 +37,7 @@ def record_scripts(context, record):
 
 def _can_see_output(context, attempt) -> bool:
     """Output may hold what masking cannot name: show it to whom the policy lets reveal the password."""
-    request = context.get("request")
-    return bool(request) and policy.can(request, policy.Action.REVEAL_CURRENT, attempt.user)
+    return _can(context, policy.Action.REVEAL_CURRENT, attempt.user)
 
 
 @register.inclusion_tag("scripts/_attempt_panel.html", takes_context=True)
@@ -52,8 +52,9 @@ def attempt_scripts(context, attempt):
         "runs": runs,
         "show": bool(runs or attempt.scripts_state),
         "can_see_output": _can_see_output(context, attempt),
-        "can_rerun": _can(context, "records.rotate_credentials") and not runner.refused_reason(attempt),
-        "can_decide": _can(context, "records.configure_rotation")
+        "can_rerun": _can(context, policy.Action.RERUN_SCRIPTS, attempt.user)
+        and not runner.refused_reason(attempt),
+        "can_decide": _can(context, policy.Action.MANAGE_SCRIPTS, attempt.user)
         and scripts_only
         and attempt.state == AttemptState.UNKNOWN,
         "csrf_token": context.get("csrf_token"),
