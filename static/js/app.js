@@ -153,6 +153,11 @@
         URL.revokeObjectURL(link.href);
       });
     });
+    // On phones a list's filters start folded unless one is in use.
+    var filters = document.querySelector("details.list-filters");
+    if (filters && window.matchMedia("(max-width: 575.98px)").matches && !window.location.search) {
+      filters.open = false;
+    }
     // Filters on list pages apply as soon as a select changes.
     document.querySelectorAll("form[role=search] select, form[role=search] input[type=checkbox]").forEach(
       function (control) {

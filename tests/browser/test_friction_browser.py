@@ -68,3 +68,29 @@ def test_recovery_codes_can_be_downloaded(page, live_server):
     assert download.value.suggested_filename == "pamrotate-recovery-codes-alice.txt"
     assert open(download.value.path()).read().split() == [code.strip() for code in codes]
     assert page.csp_errors == []
+
+
+def test_at_390_px_the_user_list_folds_its_filters_and_shows_status_and_next_rotation(browser, live_server):
+    make_persona("alice")
+    configuration = make_configuration()
+    make_user(
+        configuration, title="Phone user", rotation_enabled=True, schedule_type="DAILY", password="P-1!x"
+    )
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    sign_in(page, live_server.url, "alice")
+    page.goto(live_server.url + reverse("records:user-list"))
+    expect(page.locator("#user-filters select[name=configuration]")).to_be_hidden()
+    expect(page.locator("#user-filters-box > summary")).to_be_visible()
+    for heading in ("#status-heading", "#next-rotation-heading"):
+        found = page.locator(heading).bounding_box()
+        assert found is not None and found["x"] + found["width"] <= 390, (heading, found)
+    page.click("#user-filters-box > summary")
+    expect(page.locator("#user-filters select[name=configuration]")).to_be_visible()
+    page.goto(live_server.url + reverse("records:dashboard"))
+    labels = page.locator(".rotation-chart .chart-label")
+    assert labels.count() > 2
+    chart = page.locator(".rotation-chart").bounding_box()
+    last = labels.last.bounding_box()
+    assert last["x"] + last["width"] <= chart["x"] + chart["width"] + 0.5, (last, chart)
+    context.close()
