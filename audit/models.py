@@ -85,6 +85,10 @@ class AuditEvent(models.Model):
     BREAK_GLASS = "break_glass"
     ROTATED_AFTER_USE = "rotation_after_use"
     POOL_CHANGED = "pool_change"
+    # Alert settings (ops/): webhook endpoints added, resumed after giving up, removed.
+    WEBHOOK_ADDED = "webhook_add"
+    WEBHOOK_RESUMED = "webhook_resume"
+    WEBHOOK_REMOVED = "webhook_delete"
     # The audit log's filter menu and labels (ids on hover); a new event name gets a line here.
     LABELS = {
         ROTATION_ON_DEMAND_OK: "On-demand rotation succeeded",
@@ -130,6 +134,9 @@ class AuditEvent(models.Model):
         BREAK_GLASS: "BREAK-GLASS access",
         ROTATED_AFTER_USE: "Rotation after use requested",
         POOL_CHANGED: "Pool created or changed",
+        WEBHOOK_ADDED: "Alert webhook added",
+        WEBHOOK_RESUMED: "Alert webhook resumed",
+        WEBHOOK_REMOVED: "Alert webhook removed",
     }
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)

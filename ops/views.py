@@ -7,7 +7,6 @@ import ipaddress
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -15,10 +14,12 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from accounts import policy
 from accounts.mfa import require_verified
-from accounts.roles import is_administrator
+from accounts.policy import Action
+from audit.actors import Actor
 from audit.events import record_event
-from audit.models import AuditEvent
+from audit.models import AuditEvent, Category, Outcome
 from ops import conf, metrics, webhooks
 from ops.forms import WebhookForm
 from ops.models import DeliveryState, WebhookEndpoint
@@ -55,25 +56,21 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     return HttpResponse(generate_latest(metrics.registry()), content_type=CONTENT_TYPE_LATEST)
 
 
-def _require_administrator(request: HttpRequest) -> None:
-    if not is_administrator(request.user):
-        raise PermissionDenied("Only Administrators manage alert webhooks.")
-
-
-def _audit(request: HttpRequest, message: str) -> None:
+def _audit(request: HttpRequest, event: str, endpoint: WebhookEndpoint, message: str) -> None:
+    """Record a change of the alert settings under its own event name."""
     record_event(
-        AuditEvent.RECORD_UPDATED,
-        actor=request.user,
-        remote_address=request.META.get("REMOTE_ADDR"),
-        outcome="ok",
-        category="configuration",
+        event,
+        instance=endpoint,
+        actor=Actor.from_request(request),
+        outcome=Outcome.OK,
+        category=Category.SECURITY,
         message=message,
     )
 
 
 @login_required
 def webhook_list(request: HttpRequest) -> HttpResponse:
-    _require_administrator(request)
+    policy.require(request, Action.MANAGE_ALERTS)
     endpoints = WebhookEndpoint.objects.annotate(
         pending=Count("deliveries", filter=Q(deliveries__state=DeliveryState.PENDING)),
         given_up=Count("deliveries", filter=Q(deliveries__state=DeliveryState.GIVEN_UP)),
@@ -84,19 +81,24 @@ def webhook_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_verified
 def webhook_create(request: HttpRequest) -> HttpResponse:
-    _require_administrator(request)
+    policy.require(request, Action.MANAGE_ALERTS)
     form = WebhookForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         endpoint, secret = webhooks.create_endpoint(data["name"], data["url"], data["events"], data["format"])
-        _audit(request, f"Webhook endpoint {endpoint.name} added ({endpoint.url_host}; {endpoint.events})")
+        _audit(
+            request,
+            AuditEvent.WEBHOOK_ADDED,
+            endpoint,
+            f"Webhook endpoint {endpoint.name} added ({endpoint.url_host}; {endpoint.events})",
+        )
         return render(request, "ops/webhook_created.html", {"endpoint": endpoint, "secret": secret})
     return render(request, "ops/webhook_form.html", {"form": form})
 
 
 @login_required
 def webhook_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    _require_administrator(request)
+    policy.require(request, Action.MANAGE_ALERTS)
     endpoint = get_object_or_404(WebhookEndpoint, pk=pk)
     deliveries = endpoint.deliveries.all()[:100]
     return render(request, "ops/webhook_detail.html", {"endpoint": endpoint, "deliveries": deliveries})
@@ -106,7 +108,7 @@ def webhook_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_verified
 @require_POST
 def webhook_test(request: HttpRequest, pk: int) -> HttpResponse:
-    _require_administrator(request)
+    policy.require(request, Action.MANAGE_ALERTS)
     endpoint = get_object_or_404(WebhookEndpoint, pk=pk)
     delivery = webhooks.send_test(endpoint)
     delivery.refresh_from_db()
@@ -118,10 +120,10 @@ def webhook_test(request: HttpRequest, pk: int) -> HttpResponse:
 @require_verified
 @require_POST
 def webhook_resume(request: HttpRequest, pk: int) -> HttpResponse:
-    _require_administrator(request)
+    policy.require(request, Action.MANAGE_ALERTS)
     endpoint = get_object_or_404(WebhookEndpoint, pk=pk)
     endpoint.resume()
-    _audit(request, f"Webhook endpoint {endpoint.name} resumed")
+    _audit(request, AuditEvent.WEBHOOK_RESUMED, endpoint, f"Webhook endpoint {endpoint.name} resumed")
     messages.success(request, f"{endpoint.name} resumed: deliveries are sent again.")
     return redirect(endpoint)
 
@@ -130,9 +132,9 @@ def webhook_resume(request: HttpRequest, pk: int) -> HttpResponse:
 @require_verified
 @require_POST
 def webhook_delete(request: HttpRequest, pk: int) -> HttpResponse:
-    _require_administrator(request)
+    policy.require(request, Action.MANAGE_ALERTS)
     endpoint = get_object_or_404(WebhookEndpoint, pk=pk)
+    _audit(request, AuditEvent.WEBHOOK_REMOVED, endpoint, f"Webhook endpoint {endpoint.name} removed")
     endpoint.delete()
-    _audit(request, f"Webhook endpoint {endpoint.name} removed")
     messages.success(request, f"{endpoint.name} removed.")
     return redirect("ops:webhook-list")

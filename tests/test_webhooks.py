@@ -199,6 +199,7 @@ def test_the_command_line_adds_lists_tests_and_removes(transactional_db, receive
         call_command("pam_webhook", "add", receiver.url, "--events", "everything")
     call_command("pam_webhook", "remove", "cli")
     assert not WebhookEndpoint.objects.exists()
+    assert _alert_events() == [(AuditEvent.WEBHOOK_ADDED, "system"), (AuditEvent.WEBHOOK_REMOVED, "system")]
     with pytest.raises(CommandError, match="no webhook endpoint"):
         call_command("pam_webhook", "test", "cli")
 
@@ -235,6 +236,20 @@ def test_an_administrator_adds_an_endpoint_and_sees_its_secret_once(
     endpoint = WebhookEndpoint.objects.get(name="ui")
     detail = client.get(reverse("ops:webhook-detail", args=[endpoint.pk])).content.decode()
     assert "whsec_" not in detail and "token=abc" not in detail
+    client.post(reverse("ops:webhook-resume", args=[endpoint.pk]))
+    client.post(reverse("ops:webhook-delete", args=[endpoint.pk]))
+    assert _alert_events() == [
+        (AuditEvent.WEBHOOK_ADDED, "alice"),
+        (AuditEvent.WEBHOOK_RESUMED, "alice"),
+        (AuditEvent.WEBHOOK_REMOVED, "alice"),
+    ]
+    assert not AuditEvent.objects.filter(event=AuditEvent.RECORD_UPDATED).exists()
+
+
+def _alert_events() -> list[tuple[str, str]]:
+    """Return the alert-settings events, oldest first, with who: a person, or "system" (a command)."""
+    rows = AuditEvent.objects.filter(record_type="webhookendpoint", category="security").order_by("pk")
+    return [(row.event, row.actor.username if row.actor else "system") for row in rows]
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

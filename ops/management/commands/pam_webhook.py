@@ -5,8 +5,9 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from audit.actors import Actor
 from audit.events import record_event
-from audit.models import AuditEvent
+from audit.models import AuditEvent, Category, Outcome
 from ops import webhooks
 from ops.models import WebhookEndpoint, WebhookFormat
 from records.management.commands.pam_import import os_user
@@ -37,12 +38,13 @@ class Command(BaseCommand):
             raise CommandError(f"no webhook endpoint is named {name[:64]!r}")
         return endpoint
 
-    def _audit(self, message: str) -> None:
+    def _audit(self, event: str, endpoint: WebhookEndpoint, message: str) -> None:
         record_event(
-            AuditEvent.RECORD_UPDATED,
-            actor_name=os_user(),
-            outcome="ok",
-            category="configuration",
+            event,
+            instance=endpoint,
+            actor=Actor.system(os_user()),
+            outcome=Outcome.OK,
+            category=Category.SECURITY,
             message=message,
         )
 
@@ -56,7 +58,11 @@ class Command(BaseCommand):
             endpoint, secret = webhooks.create_endpoint(slug, checked, names, format)
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from None
-        self._audit(f"Webhook endpoint {endpoint.name} added ({endpoint.url_host}; {endpoint.events})")
+        self._audit(
+            AuditEvent.WEBHOOK_ADDED,
+            endpoint,
+            f"Webhook endpoint {endpoint.name} added ({endpoint.url_host}; {endpoint.events})",
+        )
         self.stdout.write(
             f"Added {endpoint.name} ({endpoint.get_format_display()}; events {endpoint.events})."
         )
@@ -80,6 +86,6 @@ class Command(BaseCommand):
 
     def do_remove(self, name: str, **options):
         endpoint = self._endpoint(name)
+        self._audit(AuditEvent.WEBHOOK_REMOVED, endpoint, f"Webhook endpoint {name} removed")
         endpoint.delete()
-        self._audit(f"Webhook endpoint {name} removed")
         self.stdout.write(f"Removed {name}.")
