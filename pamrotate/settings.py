@@ -344,6 +344,8 @@ LDAP_OPERATION_TIMEOUT = env_int("PAMROTATE_LDAP_OPERATION_TIMEOUT", 15)
 # Post-rotation scripts (scripts/): files on the worker's host, never uploaded through the web.
 SCRIPTS_DIR = Path(env_str("PAMROTATE_SCRIPTS_DIR", str(DATA_DIR / "scripts")))
 SCRIPT_TIMEOUT = env_int("PAMROTATE_SCRIPT_TIMEOUT", 60)
+# The unprivileged OS user scripts run as (useradd --system --no-create-home pamrotate-script).
+SCRIPT_USER = env_str("PAMROTATE_SCRIPT_USER")
 
 # django-q2 (DESIGN.md §4). Task arguments and results are stored pickled and unencrypted:
 # tasks take record ids only. retry must exceed (1 + ceil((queue_limit + 1) / workers)) x timeout,

@@ -61,7 +61,7 @@ class Execution:
 
 def configured_user() -> str:
     """Return the configured script user's name ("" when none is set)."""
-    return (getattr(settings, "SCRIPT_USER", None) or os.environ.get("PAMROTATE_SCRIPT_USER", "")).strip()
+    return settings.SCRIPT_USER.strip()
 
 
 def script_path() -> str:
