@@ -142,3 +142,25 @@ def test_no_window_input_gives_a_server_error(db, alice, client, mode, weekdays,
         response = client.post(reverse("records:configuration-create"), data)
         assert response.status_code in (200, 302)
         transaction.set_rollback(True)
+
+
+def test_the_api_reads_and_sets_the_window_and_notice_of_a_configuration(client, alice):
+    configuration = make_configuration(title="By API")
+    client.force_login(alice)
+    url = f"/api/v1/configurations/{configuration.uid}/"
+    body = {"window_mode": schedules.WINDOW_ALLOW, "window_weekdays": "56", "window_start": "01:00:00",
+            "window_end": "04:00:00", "notice_hours": 6}  # fmt: skip
+    response = client.patch(url, body, content_type="application/json")
+    assert response.status_code == 200, response.content
+    shown = client.get(url).json()
+    assert {name: shown[name] for name in body} == body
+    configuration.refresh_from_db()
+    assert (configuration.window_weekdays, configuration.window_start, configuration.notice_hours) == (
+        "56",
+        dt.time(1),
+        6,
+    )
+    whole_week = {"window_mode": schedules.WINDOW_BLACKOUT, "window_weekdays": "0123456",
+                  "window_start": "00:00:00", "window_end": "00:00:00"}  # fmt: skip
+    refused = client.patch(url, whole_week, content_type="application/json")
+    assert refused.status_code == 400 and "whole week" in refused.content.decode()
