@@ -22,7 +22,7 @@ INHERENT = {
     "state": "a check-out or break-glass the account's state refuses (rotation off, held, no approval needed)",
 }
 EXAMPLES = 4  # per operation and phase
-MAX_SECONDS = 35  # Schemathesis stops generating after this: the suite must fit in 300 s
+MAX_SECONDS = 30  # Schemathesis stops generating after this: the suite must fit in 300 s
 
 
 @pytest.fixture
@@ -46,11 +46,11 @@ def seeded(live_server, alice):
 
 
 def test_the_api_conforms_to_its_schema(seeded, tmp_path, monkeypatch):
+    """Every operation, every phase (coverage, fuzzing, stateful), every check but the one above."""
     from api.throttles import TokenRateThrottle
 
     monkeypatch.setattr(TokenRateThrottle, "THROTTLE_RATES", {"token": "100000/minute"})
     url, token = seeded
-    report = tmp_path / "report.json"
     command = [
         str(Path(sys.executable).with_name("st")),
         "run",
@@ -74,14 +74,13 @@ def test_the_api_conforms_to_its_schema(seeded, tmp_path, monkeypatch):
         "2",
         "--max-time",
         str(MAX_SECONDS),
-        "--report",
-        "ndjson",
-        "--report-ndjson-path",
-        str(report),
     ]
     run = subprocess.run(
         command, capture_output=True, text=True, timeout=120, env={**os.environ, "NO_COLOR": "1"}
     )
-    Path("/tmp/schemathesis-last.txt").write_text(run.stdout + run.stderr)
-    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+    (tmp_path / "schemathesis.txt").write_text(run.stdout + run.stderr)
+    left_out = "; ".join(f"{cause}: {why}" for cause, why in INHERENT.items())
+    assert run.returncode == 0, (
+        f"{run.stdout[-6000:]}{run.stderr[-2000:]}\n(left out as inherent: {left_out})"
+    )
     assert "Coverage" in run.stdout and "Stateful" in run.stdout, run.stdout[-3000:]  # every phase ran
