@@ -523,6 +523,17 @@ class UserForm(RecordForm):
         resource.label_from_instance = lambda directory: f"{directory.title} — {directory.configuration}"
         if self.instance.pk is None:
             self.fields["password"].help_text = "The account's current password, if you know it."
+        # A directory belongs to one configuration: choosing it is enough.
+        self.fields["configuration"].required = False
+        self.fields["configuration"].help_text = "Blank: the configuration of the directory chosen below."
+
+    def clean(self):
+        chosen = self.cleaned_data
+        if not chosen.get("configuration") and chosen.get("resource"):
+            chosen["configuration"] = chosen["resource"].configuration
+        elif not chosen.get("configuration") and "configuration" not in self.errors:
+            self.add_error("configuration", "Choose a configuration, or a directory (it implies its own).")
+        return super().clean()
 
     def _post_clean(self):
         fill_in_dn(self)

@@ -201,3 +201,16 @@ def test_the_attempt_heading_names_the_id_as_an_id_not_a_try_count(admin_client)
     page = admin_client.get(attempt.get_absolute_url()).content.decode()
     heading = re.sub(r"<[^>]+>", "", re.search(r"<h1.*?</h1>", page, re.S).group())
     assert f"(id {attempt.pk})" in heading and f"attempt {attempt.pk}" not in heading
+
+
+def test_the_user_form_takes_the_configuration_from_the_directory():
+    from records.forms import UserForm
+    from tests.test_records_forms import user_data
+
+    configuration = make_configuration(title="Implied")
+    directory = make_directory(configuration)
+    form = UserForm({**user_data(configuration, directory), "configuration": ""})
+    assert form.is_valid(), form.errors
+    assert form.save().configuration == configuration
+    neither = UserForm({**user_data(configuration), "configuration": ""})
+    assert not neither.is_valid() and "configuration" in neither.errors

@@ -114,6 +114,17 @@
     if (configuration) {
       configuration.addEventListener("change", filterByConfiguration);
       filterByConfiguration();
+      // Choosing a directory chooses its configuration (the server infers it too).
+      var directory = document.getElementById("id_resource");
+      if (directory) {
+        directory.addEventListener("change", function () {
+          var option = directory.options[directory.selectedIndex];
+          if (option && option.dataset.configuration && !configuration.value) {
+            configuration.value = option.dataset.configuration;
+            configuration.dispatchEvent(new Event("change"));
+          }
+        });
+      }
     }
     // Buttons that start many rotations ask first, naming how many ({count}: the boxes ticked).
     document.addEventListener("submit", function (event) {

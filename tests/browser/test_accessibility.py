@@ -273,10 +273,15 @@ def test_every_app_page_has_no_serious_or_critical_violation(browser, live_serve
     assert not failing, "\n".join(f"{key}: {value}" for key, value in failing.items())
 
 
+# One mark for an empty value everywhere: the em dash (issue 25 found -, – and — mixed).
+OTHER_EMPTY_MARKS = "() => [...document.querySelectorAll('td, dd')].filter(c => ['-', '–', '--'].includes(c.textContent.trim())).length"
+
+
 def _check(page, url: str) -> list[dict]:
     response = page.goto(url)
     assert response is not None and response.ok, (url, response and response.status)
-    return axe(page)
+    marks = page.evaluate(OTHER_EMPTY_MARKS)
+    return axe(page) + ([{"id": "empty-value-mark", "cells": marks}] if marks else [])
 
 
 def test_vendored_api_pages_are_measured(browser, live_server, world):
