@@ -21,8 +21,9 @@ def attempts_for_every_account() -> None:
 
     from django.utils import timezone
 
+    from audit.models import AuditEvent
     from records.models import PamUser
-    from rotation.models import AttemptState, AuditEvent, RotationAttempt, Trigger
+    from rotation.models import AttemptState, RotationAttempt, Trigger
 
     now = timezone.now()
     ids = list(PamUser.objects.values_list("pk", flat=True))

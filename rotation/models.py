@@ -1,4 +1,4 @@
-"""What rotation records: attempts, the password history, and the append-only audit log."""
+"""What rotation records: attempts and the password history (the audit log is the audit app)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from django.db import connection, models
 from django.urls import reverse
 from django.utils import timezone
 
-from audit.models import AuditEvent, AuditQuerySet  # noqa: F401 - re-exported while callers move
 from pamrotate import crypto
 from records.models import PamUser, RotationStatus
 

@@ -21,7 +21,7 @@ from accounts.mfa import require_verified
 from accounts.policy import Action
 from audit import events as audit
 from audit.actors import Actor
-from audit.models import Category, Outcome
+from audit.models import AuditEvent, Category, Outcome
 from records import repoint
 from records.filters import configurations_and_directories
 from records.forms import RETYPE_SECRET, DirectoryForm
@@ -32,7 +32,6 @@ from rotation.models import (
     ACTIVE_STATES,
     OK_STATES,
     AttemptState,
-    AuditEvent,
     ErrorClass,
     PasswordVersion,
     RotationAttempt,
