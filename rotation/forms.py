@@ -7,7 +7,7 @@ from crispy_forms.layout import Layout
 from django import forms
 
 from records import schedules
-from records.forms import SCHEDULE_FIELDS, SCHEDULE_WIDGETS, schedule_fieldset
+from records.forms import SCHEDULE_FIELDS, SCHEDULE_WIDGETS, RecordForm, schedule_fieldset
 from records.models import PamUser
 
 SHOW_CHOICES = [("all", "All accounts"), ("new", "Not yet managed"), ("adopted", "Already managed")]
@@ -41,8 +41,12 @@ class DiscoveryFilterForm(forms.Form):
         return kept
 
 
-class AdoptForm(forms.ModelForm):
+class AdoptForm(RecordForm):
     """The schedule and complexity adopted accounts get; the defaults follow the configuration."""
+
+    # The complexity as the user form shows it (length, minimums, special characters), not Keeper's string.
+    complexity_field = "password_complexity"
+    complexity_optional = True
 
     class Meta:
         model = PamUser
@@ -58,4 +62,4 @@ class AdoptForm(forms.ModelForm):
         self.helper = FormHelper(self)
         self.helper.form_tag = False
         self.helper.disable_csrf = True
-        self.helper.layout = Layout(schedule_fieldset(), "password_complexity")
+        self.helper.layout = Layout(schedule_fieldset(), self.complexity_fieldset())

@@ -214,3 +214,16 @@ def test_the_user_form_takes_the_configuration_from_the_directory():
     assert form.save().configuration == configuration
     neither = UserForm({**user_data(configuration), "configuration": ""})
     assert not neither.is_valid() and "configuration" in neither.errors
+
+
+def test_the_adopt_form_shows_complexity_as_fields_like_the_user_form():
+    from rotation.forms import AdoptForm
+
+    form = AdoptForm()
+    assert {"complexity_length", "complexity_upper", "complexity_special_chars"} <= set(form.fields)
+    schedule = {"schedule_type": "USE_DEFAULT", "schedule_interval": 1, "schedule_tz": "UTC"}
+    typed = AdoptForm({**schedule, "complexity_length": "32", "complexity_digits": "4"})
+    assert typed.is_valid(), typed.errors
+    assert typed.instance.password_complexity.startswith("32,")
+    blank = AdoptForm(schedule)
+    assert blank.is_valid() and blank.instance.password_complexity == ""  # blank: the configuration's
