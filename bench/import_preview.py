@@ -82,6 +82,7 @@ def main() -> None:
     from django.test import Client
     from django.urls import reverse
 
+    from audit.actors import Actor
     from records import imports, keeper
     from records.models import PamUser
 
@@ -111,7 +112,7 @@ def main() -> None:
     assert page.status_code == 200 and f"bench-{args.users - 1}" in page.content.decode()
 
     started = time.perf_counter()
-    imports.import_projects(keeper.parse(text), actor_name="bench")
+    imports.import_projects(keeper.parse(text), actor=Actor.system("bench"))
     confirm = time.perf_counter() - started
     assert PamUser.objects.count() == args.users
     print(

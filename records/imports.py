@@ -28,6 +28,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 
+from audit.actors import Actor
 from pamrotate import crypto
 from records import changes, keeper, schedules
 from records.keeper import KeeperError
@@ -687,7 +688,7 @@ class _Plan:
 
     # Writing.
 
-    def write(self, *, actor, actor_name: str, remote_address: str | None) -> None:
+    def write(self, *, actor: Actor | None) -> None:
         """Save the planned records in one transaction and announce them; raise ImportRejected on a clash."""
         new = [*self.configurations, *self.directories, *self.users]
         try:
@@ -704,9 +705,7 @@ class _Plan:
                 for write_extra in self.extra_writes:
                     write_extra()
                 for instance in new:
-                    changes.announce(
-                        instance, "created", actor=actor, actor_name=actor_name, remote_address=remote_address
-                    )
+                    changes.announce(instance, "created", actor=actor)
         except IntegrityError:
             self.reject(
                 "file", "", "the records changed while importing (a title or uid is now taken); import again"
@@ -737,16 +736,14 @@ class _Plan:
 def import_projects(
     projects: list[dict],
     *,
-    actor_name: str = "",
     dry_run: bool = False,
-    actor=None,
-    remote_address: str | None = None,
+    actor: Actor | None = None,
 ) -> ImportReport:
     """Plan and validate the records a parsed file describes, then (unless a dry run) write them; return the report.
 
     Raises ImportRejected (nothing written) when any item is invalid. A dry run only reads the
-    database. ``actor`` and ``remote_address`` name the web user and their address in the audit
-    events (the command gives neither).
+    database. ``actor`` (audit.actors.Actor) names who imports in the audit events: the web user
+    with their address, or the command's operating-system user.
     """
     report = ImportReport(dry_run=dry_run)
     plan = _Plan(report)
@@ -760,7 +757,7 @@ def import_projects(
     if report.rejected:
         raise ImportRejected(report)
     if not dry_run:
-        plan.write(actor=actor, actor_name=actor_name, remote_address=remote_address)
+        plan.write(actor=actor)
     return report
 
 

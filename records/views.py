@@ -379,9 +379,7 @@ def _run_import(request: HttpRequest, text: str, *, dry_run: bool) -> imports.Im
     try:
         report = imports.import_projects(
             projects,
-            actor=request.user,
-            actor_name=request.user.get_username(),
-            remote_address=request.META.get("REMOTE_ADDR"),
+            actor=Actor.from_request(request),
             dry_run=dry_run,
         )
     except imports.ImportRejected as exc:

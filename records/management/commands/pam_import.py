@@ -7,6 +7,7 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
+from audit.actors import Actor
 from records import imports, keeper
 
 
@@ -41,7 +42,9 @@ class Command(BaseCommand):
             raise CommandError(f"cannot read {path}: {exc.strerror}") from None
         try:
             projects = keeper.parse(text)
-            report = imports.import_projects(projects, actor_name=os_user(), dry_run=options["dry_run"])
+            report = imports.import_projects(
+                projects, actor=Actor.system(os_user()), dry_run=options["dry_run"]
+            )
         except imports.ImportRejected as exc:
             exc.report.hide(imports.passwords_in(projects))
             for line in exc.report.lines():
