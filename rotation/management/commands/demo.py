@@ -9,6 +9,7 @@ import tempfile
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from audit.actors import Actor
 from records import schedules
 from records.changes import save_record
 from records.management.commands.serve import supervise
@@ -104,5 +105,5 @@ class Command(BaseCommand):
                 },
             )
             user.set_password(password)
-            save_record(user, created=created, actor_name="demo")
+            save_record(user, created=created, actor=Actor.system("demo"))
         self.stdout.write(f"Seeded configuration, directory and {len(DEMO_ACCOUNTS)} accounts.")
