@@ -231,7 +231,7 @@ class AttemptViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
 
     serializer_class = serializers.AttemptSerializer
     queryset = RotationAttempt.objects.select_related("user")
-    lookup_value_regex = "[0-9]{1,18}"
+    lookup_value_regex = "[0-9]+"
     permission_classes = [IsAuthenticated]
 
     def get_object(self):
