@@ -76,7 +76,12 @@ def test_the_api_conforms_to_its_schema(seeded, tmp_path, monkeypatch):
         str(MAX_SECONDS),
     ]
     run = subprocess.run(
-        command, capture_output=True, text=True, timeout=120, env={**os.environ, "NO_COLOR": "1"}
+        command,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,  # its replay store (.schemathesis/) stays out of the tree
+        env={**os.environ, "NO_COLOR": "1"},
     )
     (tmp_path / "schemathesis.txt").write_text(run.stdout + run.stderr)
     left_out = "; ".join(f"{cause}: {why}" for cause, why in INHERENT.items())
