@@ -203,7 +203,11 @@ class RotationAttempt(models.Model):
             state=AttemptState.QUEUED, started_at=None, pending_password_encrypted=""
         )
         for attempt in attempts:
-            attempt.state, attempt.started_at, attempt.pending_password_encrypted = AttemptState.QUEUED, None, ""
+            attempt.state, attempt.started_at, attempt.pending_password_encrypted = (
+                AttemptState.QUEUED,
+                None,
+                "",
+            )
 
     def refuse(self, error_class: str, message: str) -> None:
         """End an attempt that never ran (blocked, already rotating, superseded)."""

@@ -342,7 +342,9 @@ def test_only_administrators_may_discover(client, personas, persona, slapd, uniq
     client.force_login(personas[persona])
     assert client.post(f"/rotation/directories/{directory.pk}/discover/").status_code == 403
     assert client.post(f"/rotation/directories/{directory.pk}/adopt/", {"all": "1"}).status_code == 403
-    assert client.get(f"/rotation/directories/{directory.pk}/discover/").status_code == 403  # GET: the results
+    assert (
+        client.get(f"/rotation/directories/{directory.pk}/discover/").status_code == 403
+    )  # GET: the results
 
 
 def test_discovery_of_an_unreachable_directory_says_why(client, alice, unique_name):
