@@ -30,6 +30,7 @@ def _redoc_bundle() -> bytes:
     return text.replace(REDOC_LOGO, static("favicon.svg")).encode()
 
 
+@login_required
 def redoc_bundle(request):
     """Serve Redoc's bundle with its footer logo from here, not a CDN (a blocked request, a console error)."""
     response = HttpResponse(_redoc_bundle(), content_type="text/javascript; charset=utf-8")
