@@ -83,6 +83,8 @@ def test_alice_rotates_an_account_end_to_end_and_carol_only_watches(page, live_s
     page.select_option(
         "#id_administrative_credential", label=f"Journey rotator ({slapd.rotator_dn}) — Journey configuration"
     )
+    # A stored credential goes to a new address only with its password typed again (issue 21).
+    page.fill("#id_credential_password", slapd.rotator_password)
     page.click("input[type=submit][value=Save]")
     expect(page.locator("h1")).to_have_text("Journey slapd")
     directory_url = page.url
@@ -139,6 +141,7 @@ def test_alice_rotates_an_account_end_to_end_and_carol_only_watches(page, live_s
 
     # A directory-wide bulk rotation shows its progress bar reaching 100 %.
     page.goto(directory_url)
+    page.once("dialog", lambda dialog: dialog.accept())  # "Rotate the passwords of 1 account … now?"
     page.click("#rotate-directory")
     expect(page.locator("#bulk-progress-bar")).to_have_text("100%")
     expect(page.locator("#bulk-attempts tbody tr")).to_have_count(1)
