@@ -70,11 +70,13 @@ def duration(value, field: str, default: int | None = None) -> int | None:
     if value in (None, ""):
         return default
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    match = _DURATION.match(value) if isinstance(value, str) else None
-    if match is None:
-        raise VaultError(400, f"{field}: not a duration (use seconds or 30s, 5m, 2h, 1d)")
-    seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        seconds = value
+    else:
+        match = _DURATION.match(value) if isinstance(value, str) else None
+        if match is None:
+            raise VaultError(400, f"{field}: not a duration (use seconds or 30s, 5m, 2h, 1d)")
+        seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    # One limit for both forms: a whole number of seconds past it would overflow a date (a 500).
     if seconds > 10 * 366 * 86400:
         raise VaultError(400, f"{field}: longer than ten years")
     return seconds

@@ -169,9 +169,13 @@ def _fresh_cache():
     """Start every test with an empty cache: notices remember accounts by id, and ids repeat between tests."""
     from django.core.cache import cache
 
+    from api import vault_http
+
     cache.clear()
+    vault_http._counts.clear()  # the Vault paths' per-process share of the rate limit, keyed by token id
     yield
     cache.clear()
+    vault_http._counts.clear()
 
 
 # -- No secret in clear anywhere ---------------------------------------------------------------

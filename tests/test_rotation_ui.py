@@ -72,7 +72,7 @@ def test_the_attempt_page_names_the_accounts_number_and_keeps_the_global_id_in_t
 
     assert reverse("rotation:attempt-detail", args=[attempt.pk]) == f"/rotation/attempts/{attempt.pk}/"
     assert f"Rotation #1 of {ghost}" in page.content.decode()
-    assert f"attempt {attempt.pk}" in page.content.decode()
+    assert f"(id {attempt.pk})" in page.content.decode()  # the global id, not read as a try count (issue 25)
 
 
 def test_the_migration_numbers_existing_attempts_in_creation_order(db):

@@ -343,3 +343,16 @@ def test_a_read_costs_five_queries(client, app_token, django_assert_max_num_quer
     with django_assert_max_num_queries(5):
         response = client.get(url, HTTP_X_VAULT_TOKEN=app_token.token)
     assert response.json()["data"]["password"] == STRONG
+
+
+@pytest.mark.parametrize("field", ["ttl", "explicit_max_ttl"])
+def test_a_duration_past_ten_years_is_a_400_whether_a_number_or_a_string(client, app_token, field):
+    # Found by the property above: a whole number of seconds past a date's range answered a 500.
+    for value in (10**38, "1000000000d"):
+        response = client.post(
+            "/v1/auth/token/create",
+            json.dumps({field: value}),
+            content_type="application/json",
+            HTTP_X_VAULT_TOKEN=app_token.token,
+        )
+        assert response.status_code == 400 and "ten years" in response.json()["errors"][0], response.content
