@@ -371,7 +371,7 @@ def run(*args) -> tuple[str, str]:
 
 
 def test_pam_discover_lists_and_adopts(db, slapd, unique_name, monkeypatch):
-    monkeypatch.setattr("records.management.commands.pam_import.getpass.getuser", lambda: "opsuser")
+    monkeypatch.setattr("getpass.getuser", lambda: "opsuser")
     ou = slapd_ou(slapd, unique_name)
     names = [unique_name("cli") for _ in range(3)]
     dns = [slapd.add_user(name, STRONG, cn=f"{name}, {escape_rdn('x')}", ou_dn=ou) for name in names]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Q
@@ -10,7 +9,7 @@ from django.db.models import Q
 from access import services
 from access.models import CheckOut, EndReason, Pool
 from access.services import Caller, Refused, Unavailable
-from records.management.commands.pam_import import os_user
+from accounts.cli import Acting, add_as_argument
 from records.models import PamUser
 
 
@@ -35,6 +34,7 @@ class Command(BaseCommand):
         renew.add_argument("--ttl", type=int)
         status = sub.add_parser("status", help="list the accounts held now")
         status.add_argument("--pool")
+        add_as_argument(status, help="show only the check-outs of this person's configurations")
 
     def handle(self, *args, **options):
         try:
@@ -43,13 +43,8 @@ class Command(BaseCommand):
             raise CommandError(str(exc) or "permission denied") from None
 
     def caller(self, options) -> Caller:
-        name = options.get("person")
-        if not name:
-            return Caller.system(os_user())
-        person = get_user_model().objects.filter(username=name, is_active=True).first()
-        if person is None:
-            raise CommandError(f"no active person {name!r}")
-        return Caller.person_acting(person)
+        acting = Acting.from_options(options)
+        return Caller.system(acting.name) if acting.person is None else Caller.person_acting(acting.person)
 
     def do_out(self, options):
         caller = self.caller(options)
@@ -60,7 +55,8 @@ class Command(BaseCommand):
             checkout, password = services.check_out_from_pool(pool, caller, ttl=options["ttl"])
         else:
             name = options["account"] or ""
-            matches = list(PamUser.objects.filter(Q(title=name) | Q(login=name) | Q(uid=name))[:2])
+            accounts = Acting.from_options(options).scope(PamUser.objects)
+            matches = list(accounts.filter(Q(title=name) | Q(login=name) | Q(uid=name))[:2])
             if len(matches) != 1:
                 raise CommandError(f"account {name!r}: {'not found' if not matches else 'ambiguous'}")
             checkout, password = services.check_out(matches[0], caller, ttl=options["ttl"])
@@ -87,6 +83,7 @@ class Command(BaseCommand):
 
     def do_status(self, options):
         held = CheckOut.objects.held().select_related("user", "pool").order_by("expires_at")
+        held = Acting.from_options(options).scope(held, "user__configuration")
         if options["pool"]:
             held = held.filter(pool__name=options["pool"])
         for checkout in held:

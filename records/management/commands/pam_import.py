@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import getpass
 import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from audit.actors import Actor
+from accounts.cli import (  # noqa: F401 (os_user: other commands import it here)
+    Acting,
+    add_as_argument,
+    os_user,
+)
+from accounts.policy import Action
 from records import imports, keeper
-
-
-def os_user() -> str:
-    """Return the operating-system user running the command (the audit actor)."""
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 class Command(BaseCommand):
@@ -28,9 +24,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("file", help='The project JSON file, or "-" for standard input.')
         parser.add_argument("--dry-run", action="store_true", help="Validate and report; write nothing.")
+        add_as_argument(parser)
 
     def handle(self, *args, **options):
         path = options["file"]
+        acting = Acting.from_options(options)
+        acting.require(Action.IMPORT)
         try:
             # One byte past the limit is enough for parse to refuse the file without reading it all.
             if path == "-":
@@ -42,9 +41,7 @@ class Command(BaseCommand):
             raise CommandError(f"cannot read {path}: {exc.strerror}") from None
         try:
             projects = keeper.parse(text)
-            report = imports.import_projects(
-                projects, actor=Actor.system(os_user()), dry_run=options["dry_run"]
-            )
+            report = imports.import_projects(projects, actor=acting.actor, dry_run=options["dry_run"])
         except imports.ImportRejected as exc:
             exc.report.hide(imports.passwords_in(projects))
             for line in exc.report.lines():

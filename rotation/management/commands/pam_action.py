@@ -13,7 +13,8 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from records.management.commands.pam_import import os_user
+from accounts.cli import Acting
+from accounts.policy import Action
 from rotation import hooks, services
 from rotation.management.commands.pam_rotation import add_target_arguments, select_users
 from rotation.models import ACTIVE_STATES, AttemptState, RotationAttempt, ScriptsState, Trigger
@@ -59,9 +60,13 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
-        description, users = select_users(options, rotating=True)
+        acting = Acting.from_options(options)
+        acting.require(Action.ROTATE)  # no Operator role anywhere: refused before anything is looked up
+        description, users = select_users(options, rotating=True, acting=acting)
         if not users:
             raise CommandError(f"the {description} has no accounts to rotate")
+        for user in users:  # all or nothing: a refusal queues none
+            acting.require(Action.ROTATE, user)
         if options["dry_run"]:
             return self.dry_run(users)
         running = options["local"] or worker_running()
@@ -71,10 +76,13 @@ class Command(BaseCommand):
                 "No worker (qcluster) seems to be running: the rotations wait in the queue until one starts. "
                 "Use --wait to run them here."
             )
-        actor_name = os_user()
         attempts = [
             services.request_rotation(
-                user, trigger=Trigger.ON_DEMAND, actor_name=actor_name, enqueue=not local
+                user,
+                trigger=Trigger.ON_DEMAND,
+                actor=acting.person,
+                actor_name=acting.name,
+                enqueue=not local,
             )
             for user in users
         ]

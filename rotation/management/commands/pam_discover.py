@@ -7,8 +7,8 @@ import json
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from audit.actors import Actor
-from records.management.commands.pam_import import os_user
+from accounts.cli import Acting, add_as_argument
+from accounts.policy import Action
 from records.models import PamDirectory
 from rotation import discovery, ldap
 from rotation.management.commands.pam_rotation import write_table
@@ -41,22 +41,23 @@ class Command(BaseCommand):
         adopt = parser.add_mutually_exclusive_group()
         adopt.add_argument("--adopt", metavar="DN", nargs="+", help="Adopt these accounts (by DN).")
         adopt.add_argument("--adopt-all", action="store_true", help="Adopt every account not yet managed.")
+        add_as_argument(parser)
 
     def handle(self, *args, **options):
-        directory = (
-            PamDirectory.objects.select_related("configuration").filter(title=options["directory"]).first()
-        )
+        acting = Acting.from_options(options)
+        directories = acting.scope(PamDirectory.objects.select_related("configuration"))
+        directory = directories.filter(title=options["directory"]).first()
         if directory is None:
             raise CommandError(f"no PAM directory is titled {options['directory']!r}")
-        actor_name = os_user()
+        acting.require(Action.DISCOVER, directory)
         try:
             if options["adopt"] or options["adopt_all"]:
                 result = discovery.adopt(
                     directory,
                     None if options["adopt_all"] else options["adopt"],
-                    actor=Actor.system(actor_name),
+                    actor=acting.actor,
                 )
-            found = discovery.discover(directory, actor=Actor.system(actor_name))
+            found = discovery.discover(directory, actor=acting.actor)
         except ldap.DirectoryError as exc:
             raise CommandError(f"discovery failed: {exc}") from None
         except ValidationError as exc:

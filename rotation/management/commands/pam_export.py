@@ -9,11 +9,11 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.text import slugify
 
+from accounts.cli import Acting, add_as_argument
+from accounts.policy import Action
 from audit import events as audit
-from audit.actors import Actor
 from audit.models import AuditEvent, Category, Outcome
 from records import keeper
-from records.management.commands.pam_import import os_user
 from records.models import PamConfiguration, PamUser
 
 
@@ -51,9 +51,13 @@ class Command(BaseCommand):
             "(files mode 0600); without it, standard output (several configurations: a JSON list, "
             "which pam_import reads and Keeper does not).",
         )
+        add_as_argument(parser)
 
     def handle(self, *args, **options):
-        configurations = PamConfiguration.objects.order_by("title")
+        acting = Acting.from_options(options)
+        if options["include_secrets"]:
+            acting.require(Action.EXPORT_SECRETS)
+        configurations = acting.scope(PamConfiguration.objects.order_by("title"), "pk")
         if options["configuration"]:
             configurations = configurations.filter(title=options["configuration"])
             if not configurations.exists():
@@ -82,7 +86,7 @@ class Command(BaseCommand):
             )
             target = "standard output"
         if include_secrets:
-            self.audit_export(configurations, target)
+            self.audit_export(configurations, target, acting)
         if output is not None:
             self.stderr.write(f"Wrote {count} configuration(s) to {target}.")
 
@@ -102,15 +106,14 @@ class Command(BaseCommand):
             paths.append(path)
         return paths
 
-    def audit_export(self, configurations, target: str) -> None:
+    def audit_export(self, configurations, target: str, acting: Acting) -> None:
         """Record one security event per account whose password left pamrotate."""
-        actor_name = os_user()
         users = PamUser.objects.filter(configuration__in=configurations).exclude(password_encrypted="")
         for user in users:
             audit.record_event(
                 AuditEvent.PASSWORD_EXPORTED,
                 instance=user,
-                actor=Actor.system(actor_name),
+                actor=acting.actor,
                 outcome=Outcome.OK,
                 message=f"Password exported in clear by pam_export --include-secrets to {target}",
                 category=Category.SECURITY,

@@ -11,11 +11,11 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from audit.actors import Actor
+from accounts.cli import Acting, add_as_argument
+from accounts.policy import Action
 from records import schedules
 from records.changes import save_record, validate
 from records.complexity import Complexity, ComplexityError
-from records.management.commands.pam_import import os_user
 from records.models import PamConfiguration, PamDirectory, PamUser
 
 EDITABLE_FIELDS = (
@@ -30,9 +30,10 @@ EDITABLE_FIELDS = (
 # -- Finding records (shared with pam_action) ----------------------------------------------------
 
 
-def find_user(name: str) -> PamUser:
-    """Return the user whose title or login is ``name``; CommandError when none or several match."""
-    users = PamUser.objects.select_related("configuration", "resource")
+def find_user(name: str, acting: Acting | None = None) -> PamUser:
+    """Return the user whose title or login is ``name`` within the actor's sight; CommandError when none or several match."""
+    acting = acting or Acting.from_options({})
+    users = acting.scope(PamUser.objects.select_related("configuration", "resource"))
     matches = list(users.filter(Q(title=name) | Q(login=name)).order_by("title"))
     if not matches:
         raise CommandError(f"no PAM user has the title or login {name!r}")
@@ -47,36 +48,45 @@ def find_user(name: str) -> PamUser:
     return matches[0]
 
 
-def select_users(options: dict, *, rotating: bool = False) -> tuple[str, list[PamUser]]:
+def select_users(
+    options: dict, *, rotating: bool = False, acting: Acting | None = None
+) -> tuple[str, list[PamUser]]:
     """Return a description and the users chosen by --user, --directory or --configuration.
 
     For a rotation of a whole directory or configuration only the accounts it covers count
     (``PamUser.objects.targets``): managed and switched-off accounts are left out, as in the UI.
+    Only records the actor may see are found; others are answered as missing.
     """
-    users = PamUser.objects.select_related("configuration", "resource").order_by("title")
+    acting = acting or Acting.from_options({})
+    users = acting.scope(PamUser.objects.select_related("configuration", "resource").order_by("title"))
     if options.get("user"):
-        user = find_user(options["user"])
+        user = find_user(options["user"], acting)
         return f"user {user.title!r}", [user]
     if options.get("directory"):
-        directory = PamDirectory.objects.filter(title=options["directory"]).first()
+        directory = acting.scope(PamDirectory.objects).filter(title=options["directory"]).first()
         if directory is None:
             raise CommandError(f"no PAM directory is titled {options['directory']!r}")
         chosen = (
-            PamUser.objects.targets(directory=directory) if rotating else users.filter(resource=directory)
+            acting.scope(PamUser.objects.targets(directory=directory))
+            if rotating
+            else users.filter(resource=directory)
         )
         return f"directory {directory.title!r}", list(chosen)
-    configuration = PamConfiguration.objects.filter(title=options["configuration"]).first()
+    configuration = (
+        acting.scope(PamConfiguration.objects, "pk").filter(title=options["configuration"]).first()
+    )
     if configuration is None:
         raise CommandError(f"no PAM configuration is titled {options['configuration']!r}")
     if rotating:
-        chosen = PamUser.objects.targets(configuration=configuration)
+        chosen = acting.scope(PamUser.objects.targets(configuration=configuration))
     else:
         chosen = users.filter(configuration=configuration)
     return f"configuration {configuration.title!r}", list(chosen)
 
 
 def add_target_arguments(parser) -> None:
-    """Add the mutually exclusive --user / --directory / --configuration options."""
+    """Add the mutually exclusive --user / --directory / --configuration options, and --as."""
+    add_as_argument(parser)
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--user", metavar="USER", help="A PAM user's title or login.")
     target.add_argument("--directory", metavar="TITLE", help="Every user the directory rotates.")
@@ -173,9 +183,11 @@ class Command(BaseCommand):
             "--verbose", "-v", action="store_true", help="Add DN, gateway, complexity, errors."
         )
         listing.add_argument("--format", choices=["table", "json"], default="table")
+        add_as_argument(listing)
         info = verbs.add_parser("info", help="Show one user's rotation settings and last attempts.")
         info.add_argument("name", metavar="USER", help="A PAM user's title or login.")
         info.add_argument("--format", choices=["table", "json"], default="table")
+        add_as_argument(info)
         edit = verbs.add_parser(
             "edit", help="Change rotation settings of a user, directory or configuration."
         )
@@ -197,11 +209,11 @@ class Command(BaseCommand):
         switch.add_argument("--disable", action="store_true", help="Turn rotation off.")
 
     def handle(self, *args, **options):
-        return getattr(self, f"handle_{options['verb']}")(options)
+        return getattr(self, f"handle_{options['verb']}")(options, Acting.from_options(options))
 
-    def handle_list(self, options) -> None:
-        # Every account, as the UI's list shows it: administrative credentials and switched-off ones too.
-        users = PamUser.objects.select_related("configuration", "resource")
+    def handle_list(self, options, acting: Acting) -> None:
+        # Every account the actor sees, as the UI's list shows it: administrative credentials and switched-off ones too.
+        users = acting.scope(PamUser.objects.select_related("configuration", "resource"))
         rows = [
             user_row(user, options["verbose"]) for user in users.order_by("configuration__title", "title")
         ]
@@ -210,8 +222,8 @@ class Command(BaseCommand):
         else:
             write_table(self.stdout, rows)
 
-    def handle_info(self, options) -> None:
-        user = find_user(options["name"])
+    def handle_info(self, options, acting: Acting) -> None:
+        user = find_user(options["name"], acting)
         data = user_row(user, verbose=True)
         data["schedule_type"] = user.schedule_type
         data["schedule_cron"] = user.schedule_cron
@@ -248,12 +260,13 @@ class Command(BaseCommand):
         else:
             self.stdout.write("  none")
 
-    def handle_edit(self, options) -> None:
+    def handle_edit(self, options, acting: Acting) -> None:
         changes = self.requested_changes(options)
-        description, users = select_users(options)
+        description, users = select_users(options, acting=acting)
         if not users:
             raise CommandError(f"the {description} has no users")
-        actor_name = os_user()
+        for user in users:
+            acting.require(Action.CONFIGURE_ROTATION, user)
         errors, edited = [], []
         with transaction.atomic():
             for user in users:
@@ -275,7 +288,7 @@ class Command(BaseCommand):
             if errors:
                 raise CommandError("nothing was changed:\n  " + "\n  ".join(errors))
             for user, changed in edited:
-                save_record(user, created=False, changed=changed, actor=Actor.system(actor_name))
+                save_record(user, created=False, changed=changed, actor=acting.actor)
         for user, changed in edited:
             self.stdout.write(
                 f"{user.title}: {', '.join(changed)} changed; next rotation {_when(user.next_rotation_at) or 'none'}"
