@@ -8,6 +8,8 @@ import json
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from accounts.models import GrantRole
 from audit.models import AuditEvent
@@ -168,3 +170,18 @@ def test_checkout_status_as_a_person_lists_only_their_team(teams):
     assert "red-holder" in everything and "blue-holder" in everything
     out, _ = run("pam_checkout", "status", "--as", "rita")
     assert "red-holder" in out and "blue-holder" not in out
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.text(min_size=1, max_size=40).filter(lambda text: "\x00" not in text and text != "rita"))
+def test_any_as_name_is_a_person_or_a_clear_error(teams, name):
+    for command in (
+        ("pam_rotation", "list"),
+        ("pam_export",),
+        ("pam_action", "rotate", "--user", "Red service"),
+    ):
+        try:
+            run(*command, "--as", name)
+        except CommandError as exc:
+            assert "--as" in str(exc) or "refused" in str(exc) or "no " in str(exc)
+    assert not RotationAttempt.objects.exists()  # no such person: nothing is ever queued
