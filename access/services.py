@@ -150,6 +150,16 @@ def register() -> None:
         policy.register_condition(action, approval_condition)
     policy.register_condition(Action.CHECK_OUT, approval_condition)
     hooks.register_tick(on_tick)
+    hooks.register_slot_gate(held_account_ids)
+
+
+def held_account_ids(user_ids) -> set[int]:
+    """Return which of these accounts are checked out now (their scheduled slots pass; check-in rotates)."""
+    return set(
+        AccountAccess.objects.filter(user_id__in=list(user_ids), held_by__isnull=False).values_list(
+            "user_id", flat=True
+        )
+    )
 
 
 # -- Check-out, renew, check-in --------------------------------------------------------------------

@@ -87,7 +87,12 @@ def _take_slots(users: list[PamUser], now: dt.datetime) -> tuple[list[RotationAt
         [(user.pk, user.next_rotation_at, user.compute_next_rotation(after=now)) for user in users]
     )
     owned = [(user, user.next_rotation_at) for user in users if user.pk in moved]
-    rotating = [(user, slot) for user, slot in owned if not user.rotation_blocked_reason]
+    # A held account (checked out) lets its slot pass: rotating it would end the holder's copy early,
+    # and its check-in rotates it anyway.
+    held = hooks.held_accounts(user.pk for user, _slot in owned) if owned else set()
+    rotating = [
+        (user, slot) for user, slot in owned if not user.rotation_blocked_reason and user.pk not in held
+    ]
     return services.request_scheduled(rotating), len(owned) - len(rotating)
 
 

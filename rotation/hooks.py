@@ -50,6 +50,7 @@ _after_commit: list[_AfterCommit] = []
 _changers: dict[str, ChangeStrategy] = {}
 _housekeeping: list[Callable] = []
 _ticks: list[Callable] = []
+_slot_gates: list[Callable] = []
 
 
 def register_after_commit(run: Callable, wants: Callable | None = None) -> None:
@@ -73,6 +74,21 @@ def register_tick(run: Callable) -> None:
     """Call ``run(now)`` at every dispatcher tick."""
     if run not in _ticks:
         _ticks.append(run)
+
+
+def register_slot_gate(held: Callable) -> None:
+    """Make ``held(user_ids)`` name the accounts whose scheduled slots pass without a rotation."""
+    if held not in _slot_gates:
+        _slot_gates.append(held)
+
+
+def held_accounts(user_ids: Iterable[int]) -> set[int]:
+    """Return the ids among ``user_ids`` that a slot gate holds (e.g. checked out: check-in rotates them)."""
+    user_ids = list(user_ids)
+    held: set[int] = set()
+    for gate in _slot_gates:
+        held |= set(gate(user_ids))
+    return held
 
 
 def changer_for(rotation_type: str) -> ChangeStrategy | None:

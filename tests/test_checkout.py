@@ -131,6 +131,25 @@ def test_expiry_rotates_with_nobody_acting(env, unique_name, bob, django_capture
     assert AccountAccess.objects.get(user=user).held_by is None
 
 
+def test_a_scheduled_slot_of_a_checked_out_account_passes_without_a_rotation(env, unique_name, bob):
+    user = env.account(unique_name("held"), schedule_type="DAILY", schedule_time=dt.time(3, 0))
+    checkout, password = services.check_out(user, Caller.person_acting(bob), ttl=3600)
+    due = timezone.now() - dt.timedelta(minutes=1)
+    type(user).objects.filter(pk=user.pk).update(next_rotation_at=due)
+
+    result = dispatch.tick(timezone.now(), housekeeping=False)
+
+    user.refresh_from_db()
+    assert result["dispatched"] == 0 and result["skipped"] == 1
+    assert user.next_rotation_at > timezone.now()  # the slot moved on
+    assert not RotationAttempt.objects.filter(user=user).exists()
+    assert env.server.can_bind(user.distinguished_name, password)  # the holder's copy still works
+    # Once checked in, the account is scheduled again like any other.
+    services.check_in(checkout, Caller.person_acting(bob))
+    type(user).objects.filter(pk=user.pk).update(next_rotation_at=due)
+    assert dispatch.tick(timezone.now(), housekeeping=False)["dispatched"] == 1
+
+
 def test_renewal_extends_up_to_the_maximum_ttl_and_only_for_the_holder(env, unique_name, bob, alice):
     user = env.account(unique_name("renew"))
     ConfigurationAccess.objects.create(configuration=user.configuration, checkout_ttl=60, checkout_max_ttl=90)
