@@ -6,7 +6,7 @@ import sys
 
 
 def main():
-    """Load the project's .env, check the encryption keys, then run the command."""
+    """Load the project's .env, prepare the data directory, check the keys, then run the command."""
     try:
         import django
         from django.core.exceptions import ImproperlyConfigured
@@ -25,10 +25,12 @@ def main():
         ) from exc
     # After the import above: a python without the venv's packages has handed itself over by now.
     from pamrotate.envfile import load_env_file
+    from pamrotate.startup import prepare
 
     load_env_file()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pamrotate.settings")
     try:
+        prepare()  # the data directory and dev keys, before the settings read them
         django.setup()
         from pamrotate import crypto
 

@@ -12,9 +12,11 @@ import os
 from django.core.asgi import get_asgi_application
 
 from pamrotate.envfile import load_env_file
+from pamrotate.startup import prepare
 
 load_env_file()
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pamrotate.settings")
+prepare()  # the data directory and dev keys, before the settings read them
 
 application = get_asgi_application()
 

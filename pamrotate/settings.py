@@ -2,22 +2,25 @@
 
 Modes (``PAMROTATE_MODE``):
 - ``production`` (the default): a missing ``PAMROTATE_SECRET_KEY`` or encryption key stops start-up.
-- ``dev``: missing keys are created as files (mode 0600) in the data directory.
+- ``dev``: keys the environment does not give are read from files in the data directory.
+
+Importing this module only computes values: it creates no file and prints nothing. The entry points
+run ``pamrotate.startup.prepare()`` first, which creates the data directory and the dev keys.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
-import secrets
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from accounts.directory import settings_from_environment
+from pamrotate import paths
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+BASE_DIR = paths.BASE_DIR
 
 
 def env_str(name: str, default: str = "") -> str:
@@ -70,15 +73,17 @@ def env_secret(name: str) -> str:
     return ""
 
 
-def dev_secret_file(path: Path, make) -> str:
-    """Return the secret stored in a dev-mode file, creating it (mode 0600) when missing."""
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(make() + "\n")
-        print(f"pamrotate: created {path} (dev mode). Keep it safe; it cannot be recovered.")
-    return path.read_text().strip()
+def dev_secret_file(path: Path) -> str:
+    """Return the secret in a dev-mode file that start-up (pamrotate/startup.py) wrote."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        raise ImproperlyConfigured(
+            f"{path} does not exist: in dev mode manage.py creates it when it starts "
+            "(pamrotate.startup.prepare), or set PAMROTATE_SECRET_KEY"
+        ) from None
+    except OSError as exc:
+        raise ImproperlyConfigured(f"cannot read {path}: {exc.strerror}") from None
 
 
 MODE = env_str("PAMROTATE_MODE", "production")
@@ -86,16 +91,9 @@ if MODE not in ("production", "dev"):
     raise ImproperlyConfigured("PAMROTATE_MODE must be 'production' or 'dev'")
 PRODUCTION = MODE == "production"
 DEBUG = env_bool("PAMROTATE_DEBUG", False)
-DATA_DIR = Path(env_str("PAMROTATE_DATA_DIR", str(BASE_DIR / "data")))
-# The data directory holds the database (sessions, secrets' ciphertexts), dev keys and the cache:
-# private to the service's user (0700), in every mode.
-try:
-    DATA_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
-except OSError:
-    pass  # e.g. /var/lib not writable: the operator creates it; what needs it says so when used
-if not PRODUCTION and DATA_DIR == BASE_DIR / "data":
-    # Tighten the ./data an earlier `make run` created 0755; a directory someone named is theirs.
-    DATA_DIR.chmod(0o700)
+# The data directory holds the database (sessions, secrets' ciphertexts), dev keys and the cache;
+# start-up creates it private to the service's user (0700), in every mode.
+DATA_DIR = paths.data_dir()
 
 SECRET_KEY = env_secret("PAMROTATE_SECRET_KEY")
 if not SECRET_KEY:
@@ -104,7 +102,7 @@ if not SECRET_KEY:
             "PAMROTATE_SECRET_KEY (or PAMROTATE_SECRET_KEY_FILE) is required in production mode; "
             "set PAMROTATE_MODE=dev to have one created for local use."
         )
-    SECRET_KEY = dev_secret_file(DATA_DIR / "secret_key", lambda: secrets.token_urlsafe(50))
+    SECRET_KEY = dev_secret_file(paths.secret_key_file())
 
 # Encryption keys for secrets at rest (see pamrotate/crypto.py). The first key encrypts; all decrypt.
 # PAMROTATE_ENCRYPTION_KEY_FILE stays a file (not read into ENCRYPTION_KEYS like other _FILE
@@ -122,7 +120,7 @@ if not ENCRYPTION_KEYS and not ENCRYPTION_KEY_FILE:
             "mode; generate one with: python -c 'import os,base64;"
             "print(base64.urlsafe_b64encode(os.urandom(32)).decode())'"
         )
-    ENCRYPTION_KEY_FILE = str(DATA_DIR / "encryption.key")
+    ENCRYPTION_KEY_FILE = str(paths.encryption_key_file())
 
 ALLOWED_HOSTS = env_list("PAMROTATE_ALLOWED_HOSTS", "127.0.0.1,localhost")
 CSRF_TRUSTED_ORIGINS = env_list("PAMROTATE_CSRF_TRUSTED_ORIGINS")
@@ -195,17 +193,6 @@ TEMPLATES = [
 WSGI_APPLICATION = "pamrotate.wsgi.application"
 
 
-def private_database_file(path: Path) -> None:
-    """Create the SQLite file 0600 before SQLite does (0644); its -wal and -shm files copy that mode."""
-    try:
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    except FileExistsError:
-        if not PRODUCTION and path.parent == BASE_DIR / "data" and path.stat().st_mode & 0o077:
-            path.chmod(0o600)  # made 0644 by an earlier `make run`
-    except OSError:
-        pass  # a directory that does not exist yet: SQLite will say so when it is used
-
-
 def database_settings() -> dict:
     """Return the default database: SQLite in the data directory unless DATABASE_URL names one."""
     url = env_str("DATABASE_URL")
@@ -217,13 +204,12 @@ def database_settings() -> dict:
         if url  # the data directory's path is used as it is, never read as a URL
         else {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": str(DATA_DIR / "pamrotate.sqlite3"),
+            "NAME": str(paths.default_database_file()),  # start-up creates it 0600
             "CONN_MAX_AGE": 60,
         }
     )
     if database["ENGINE"] != "django.db.backends.sqlite3":
         return database
-    private_database_file(Path(database["NAME"]))
     return {
         **database,
         "OPTIONS": {

@@ -152,11 +152,15 @@ def test_database_url_keeps_escaped_credentials_the_port_and_options(monkeypatch
 
 
 def test_a_sqlite_database_url_gets_the_private_file_and_the_write_ahead_log(tmp_path, monkeypatch):
+    from pamrotate import startup
     from pamrotate.settings import database_settings
 
     path = tmp_path / "other.sqlite3"
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{path}")
     database = database_settings()
     assert database["NAME"] == str(path) and database["ENGINE"] == "django.db.backends.sqlite3"
+    assert not path.exists()  # the settings only compute; start-up creates the file
+    monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "pamrotate.settings")
+    startup.prepare()
     assert path.stat().st_mode & 0o777 == 0o600
     assert "journal_mode=WAL" in database["OPTIONS"]["init_command"]
