@@ -321,10 +321,7 @@ def check_in(checkout: CheckOut, caller: Caller, *, reason: str = EndReason.CHEC
 
 def _rotate(user: PamUser, caller: Caller, why: str):
     """Request a rotation through the one protocol, named for why it was asked."""
-    person = caller.person if caller.person is not None else None
-    return services.request_rotation(
-        user, actor=person, actor_name=f"{caller.name}: {why}"[:150], remote_address=caller.actor.address
-    )
+    return services.request_rotation(user, actor=caller.actor.renamed(f"{caller.name}: {why}"))
 
 
 def _mark_used_up(user: PamUser) -> None:

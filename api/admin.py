@@ -4,6 +4,7 @@ from django.contrib import admin
 
 from api import services
 from api.models import Application, Token
+from audit.actors import Actor
 
 
 class TokenInline(admin.TabularInline):
@@ -35,8 +36,7 @@ class ApplicationAdmin(admin.ModelAdmin):
         services.record_application_change(
             form.instance,
             [f"{name} (admin)" for name in form.changed_data],
-            actor=request.user,
-            remote_address=request.META.get("REMOTE_ADDR"),
+            actor=Actor.from_request(request),
         )
 
 

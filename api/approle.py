@@ -13,30 +13,24 @@ from django.utils import timezone
 
 from api.models import Application, AppRole, SecretId, Token
 from audit import events as audit
+from audit.actors import SYSTEM_ACTOR, Actor
 from audit.models import AuditEvent
 
 
-def _record(
-    message: str,
-    *,
-    event: str = AuditEvent.TOKEN_CREATED,
-    actor=None,
-    actor_name: str = "",
-    remote_address=None,
-) -> None:
+def _record(message: str, *, actor: Actor, event: str = AuditEvent.TOKEN_CREATED) -> None:
     audit.record_event(
         event,
-        actor=actor if actor is not None and actor.is_authenticated else None,
-        actor_name=actor_name,
-        remote_address=remote_address,
+        actor=actor,
         outcome="ok",
         message=message,
         category="security",
     )
 
 
-def configure(application: Application, *, token_ttl: int, token_max_ttl: int, **who) -> AppRole:
-    """Turn AppRole on for an application (or change its token lifetimes); return it."""
+def configure(
+    application: Application, *, token_ttl: int, token_max_ttl: int, actor: Actor = SYSTEM_ACTOR
+) -> AppRole:
+    """Turn AppRole on for an application (or change its token lifetimes, as ``actor``); return it."""
     with transaction.atomic():
         approle = AppRole.objects.filter(application=application).first() or AppRole(application=application)
         approle.token_ttl, approle.token_max_ttl = token_ttl, token_max_ttl
@@ -44,7 +38,7 @@ def configure(application: Application, *, token_ttl: int, token_max_ttl: int, *
         approle.save()
         _record(
             f"AppRole of {application.name}: token TTL {token_ttl} s, maximum {token_max_ttl} s",
-            **who,
+            actor=actor,
         )
     return approle
 
@@ -55,34 +49,29 @@ def issue_secret_id(
     ttl_seconds: int | None = None,
     uses: int | None = None,
     allowed_networks: str = "",
-    actor=None,
-    actor_name: str = "",
-    remote_address: str | None = None,
+    actor: Actor = SYSTEM_ACTOR,
 ) -> tuple[SecretId, str]:
     """Issue a secret ID (TTL, use count, networks); return it and its clear text (shown once)."""
     expires_at = timezone.now() + dt.timedelta(seconds=ttl_seconds) if ttl_seconds else None
-    name = actor_name or (actor.get_username() if actor is not None and actor.is_authenticated else "")
     with transaction.atomic():
         secret_id, clear = SecretId.issue(
             approle,
             expires_at=expires_at,
             uses_left=uses or None,
             allowed_networks=allowed_networks,
-            created_by_name=name[:150],
+            created_by_name=actor.name,
         )
         limits = [f"expires {expires_at:%Y-%m-%d %H:%M} UTC" if expires_at else "no expiry"]
         limits.append(f"{uses} logins" if uses else "unlimited logins")
         _record(
             f"Secret ID {secret_id.hint}… issued to {approle.application.actor_name}, {', '.join(limits)}",
             actor=actor,
-            actor_name=actor_name,
-            remote_address=remote_address,
         )
     return secret_id, clear
 
 
-def revoke_secret_id(secret_id: SecretId, **who) -> bool:
-    """Revoke a secret ID and every token its logins issued; return False when it already was."""
+def revoke_secret_id(secret_id: SecretId, *, actor: Actor = SYSTEM_ACTOR) -> bool:
+    """Revoke a secret ID and every token its logins issued (``actor`` did); return False when it already was."""
     with transaction.atomic():
         now = timezone.now()
         if not SecretId.objects.filter(pk=secret_id.pk, revoked_at__isnull=True).update(revoked_at=now):
@@ -92,19 +81,19 @@ def revoke_secret_id(secret_id: SecretId, **who) -> bool:
         _record(
             f"Secret ID {secret_id.hint}… of {secret_id.approle.application.actor_name} revoked",
             event=AuditEvent.TOKEN_REVOKED,
-            **who,
+            actor=actor,
         )
     return True
 
 
-def revoke_application_secret_ids(application: Application, **who) -> int:
+def revoke_application_secret_ids(application: Application, *, actor: Actor = SYSTEM_ACTOR) -> int:
     """Revoke every usable secret ID of an application (its revocation); return how many."""
     secret_ids = SecretId.objects.filter(approle__application=application, revoked_at__isnull=True)
-    return sum(revoke_secret_id(secret_id, **who) for secret_id in secret_ids.select_related("approle"))
+    return sum(revoke_secret_id(secret_id, actor=actor) for secret_id in secret_ids.select_related("approle"))
 
 
-def issue_login_token(secret_id: SecretId, *, remote_address: str | None = None) -> tuple[Token, str]:
-    """Issue the token of an AppRole login: TTL and maximum from the role, revoked with the secret ID."""
+def issue_login_token(secret_id: SecretId, *, actor: Actor) -> tuple[Token, str]:
+    """Issue an AppRole login's token for ``actor`` (the application): the role's TTLs, revoked with the secret ID."""
     approle, now = secret_id.approle, timezone.now()
     with transaction.atomic():
         token, clear = Token.issue(
@@ -117,8 +106,7 @@ def issue_login_token(secret_id: SecretId, *, remote_address: str | None = None)
         )
         _record(
             f"Token {token.hint}… issued to {token.owner_name} by an AppRole login with {secret_id.hint}…",
-            actor_name=token.owner_name,
-            remote_address=remote_address,
+            actor=actor,
         )
     return token, clear
 
@@ -130,9 +118,9 @@ def issue_child_token(
     expires_at: dt.datetime,
     ttl_seconds: int | None,
     max_expires_at: dt.datetime | None,
-    remote_address: str | None = None,
+    actor: Actor,
 ) -> tuple[Token, str]:
-    """Issue a child token (auth/token/create): its parent's owner and scope, revoked with its parent."""
+    """Issue a child token (auth/token/create) for ``actor``: its parent's owner and scope, revoked with it."""
     with transaction.atomic():
         token, clear = Token.issue(
             application=parent.application,
@@ -145,7 +133,6 @@ def issue_child_token(
         )
         _record(
             f"Token {token.hint}… issued to {token.owner_name} as a child of {parent.hint}…",
-            actor_name=token.owner_name,
-            remote_address=remote_address,
+            actor=actor,
         )
     return token, clear

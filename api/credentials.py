@@ -4,19 +4,11 @@ from __future__ import annotations
 
 from django.views.decorators.debug import sensitive_variables
 
-from api.authentication import ApplicationCaller
 from audit import events as audit
 from audit.actors import Actor
 from audit.models import AuditEvent, Category, Outcome
 from records.models import PamUser
 from rotation.reveal import reveal_password
-
-
-def caller_identity(request) -> dict:
-    """Return the audit actor of a request: a person, or an application by name."""
-    if isinstance(request.user, ApplicationCaller):
-        return {"actor": None, "actor_name": request.user.get_username()}
-    return {"actor": request.user, "actor_name": request.user.get_username()}
 
 
 @sensitive_variables()

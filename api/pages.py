@@ -17,14 +17,11 @@ from accounts.policy import Action
 from api import approle, services
 from api.forms import ApplicationForm, AppRoleForm, SecretIdForm, TokenForm
 from api.models import Application, AppRole, SecretId, Token
+from audit.actors import Actor
 
 
 def _require_manager(request: HttpRequest) -> None:
     policy.require(request, Action.MANAGE_APPLICATIONS)
-
-
-def _who(request: HttpRequest) -> dict:
-    return {"actor": request.user, "remote_address": request.META.get("REMOTE_ADDR")}
 
 
 def _token_created(request: HttpRequest, token: Token, clear: str, back: str) -> HttpResponse:
@@ -54,7 +51,7 @@ def application_create(request: HttpRequest) -> HttpResponse:
             allowed_networks=data["allowed_networks"],
             expires_at=data["expires_at"],
             is_active=data["is_active"],
-            **_who(request),
+            actor=Actor.from_request(request),
         )
         token = application.tokens.get()
         return _token_created(request, token, clear, application.get_absolute_url())
@@ -90,7 +87,9 @@ def application_edit(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         with transaction.atomic():
             form.save()
-            services.record_application_change(application, form.changed_data, **_who(request))
+            services.record_application_change(
+                application, form.changed_data, actor=Actor.from_request(request)
+            )
         messages.success(request, f"Application {application} saved.")
         return redirect(application)
     return render(request, "api/application_form.html", {"form": form, "application": application})
@@ -110,7 +109,7 @@ def application_token_create(request: HttpRequest, pk: int) -> HttpResponse:
         application=application,
         name=form.cleaned_data["name"],
         expires_at=services.expiry_in(form.cleaned_data["expires_days"]),
-        **_who(request),
+        actor=Actor.from_request(request),
     )
     return _token_created(request, token, clear, application.get_absolute_url())
 
@@ -135,7 +134,7 @@ def personal_token_create(request: HttpRequest) -> HttpResponse:
         user=request.user,
         name=form.cleaned_data["name"],
         expires_at=services.expiry_in(form.cleaned_data["expires_days"]),
-        **_who(request),
+        actor=Actor.from_request(request),
     )
     return _token_created(request, token, clear, reverse("api:personal-tokens"))
 
@@ -146,7 +145,7 @@ def token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
     token = get_object_or_404(Token.objects.select_related("application", "user"), pk=pk)
     if token.user_id != request.user.pk:
         _require_manager(request)
-    if services.revoke_token(token, **_who(request)):
+    if services.revoke_token(token, actor=Actor.from_request(request)):
         messages.success(request, f"Token {token.hint}… revoked.")
     else:
         messages.info(request, f"Token {token.hint}… was already revoked.")
@@ -161,7 +160,7 @@ def approle_configure(request: HttpRequest, pk: int) -> HttpResponse:
     application = get_object_or_404(Application, pk=pk)
     form = AppRoleForm(request.POST)
     if form.is_valid():
-        approle.configure(application, **form.cleaned_data, **_who(request))
+        approle.configure(application, **form.cleaned_data, actor=Actor.from_request(request))
         messages.success(request, f"AppRole of {application} saved.")
     else:
         messages.error(
@@ -193,7 +192,7 @@ def secret_id_create(request: HttpRequest, pk: int) -> HttpResponse:
         ttl_seconds=data["ttl_hours"] * 3600 if data["ttl_hours"] else None,
         uses=data["uses"],
         allowed_networks=data["allowed_networks"],
-        **_who(request),
+        actor=Actor.from_request(request),
     )
     context = {
         "secret_id": secret_id,
@@ -210,7 +209,7 @@ def secret_id_revoke(request: HttpRequest, pk: int) -> HttpResponse:
     """Revoke a secret ID and the tokens its logins were given."""
     _require_manager(request)
     secret_id = get_object_or_404(SecretId.objects.select_related("approle__application"), pk=pk)
-    if approle.revoke_secret_id(secret_id, **_who(request)):
+    if approle.revoke_secret_id(secret_id, actor=Actor.from_request(request)):
         messages.success(request, f"Secret ID {secret_id.hint}… revoked, with the tokens its logins got.")
     else:
         messages.info(request, f"Secret ID {secret_id.hint}… was already revoked.")

@@ -9,15 +9,14 @@ from django.utils import timezone
 
 from api.models import Application, Token
 from audit import events as audit
+from audit.actors import SYSTEM_ACTOR, Actor
 from audit.models import AuditEvent, Category, Outcome
 
 
-def _record(event: str, message: str, *, actor=None, actor_name: str = "", remote_address=None) -> None:
+def _record(event: str, message: str, *, actor: Actor) -> None:
     audit.record_event(
         event,
         actor=actor,
-        actor_name=actor_name,
-        remote_address=remote_address,
         outcome=Outcome.OK,
         message=message,
         category=Category.SECURITY,
@@ -36,19 +35,17 @@ def create_application(
     allowed_networks: str = "",
     expires_at: dt.datetime | None = None,
     is_active: bool = True,
-    actor=None,
-    actor_name: str = "",
-    remote_address: str | None = None,
+    actor: Actor = SYSTEM_ACTOR,
 ) -> tuple[Application, str]:
-    """Create a validated application with its first token; return both, the token in clear."""
+    """Create a validated application with its first token; return both, the token in clear (``actor`` creates)."""
     with transaction.atomic():
         application = Application(
             name=name,
             allowed_networks=allowed_networks,
             expires_at=expires_at,
             is_active=is_active,
-            created_by=actor if actor is not None and actor.is_authenticated else None,
-            created_by_name=actor_name or (actor.get_username() if actor is not None else ""),
+            created_by=actor.user,
+            created_by_name=actor.name,
         )
         application.full_clean()
         application.save()
@@ -58,24 +55,17 @@ def create_application(
             AuditEvent.APPLICATION_CREATED,
             f"Application {application.name} created for configurations: {titles}",
             actor=actor,
-            actor_name=actor_name,
-            remote_address=remote_address,
         )
-        _token, clear = issue_token(
-            application=application, actor=actor, actor_name=actor_name, remote_address=remote_address
-        )
+        _token, clear = issue_token(application=application, actor=actor)
     return application, clear
 
 
-def record_application_change(
-    application: Application, changed: list[str], *, actor=None, remote_address=None
-) -> None:
-    """Record that an application's settings changed, naming the fields."""
+def record_application_change(application: Application, changed: list[str], *, actor: Actor) -> None:
+    """Record that ``actor`` changed an application's settings, naming the fields."""
     _record(
         AuditEvent.APPLICATION_UPDATED,
         f"Application {application.name} changed: {', '.join(sorted(changed)) or 'nothing'}",
         actor=actor,
-        remote_address=remote_address,
     )
 
 
@@ -85,30 +75,24 @@ def issue_token(
     user=None,
     name: str = "",
     expires_at: dt.datetime | None = None,
-    actor=None,
-    actor_name: str = "",
-    remote_address: str | None = None,
+    actor: Actor = SYSTEM_ACTOR,
 ) -> tuple[Token, str]:
     """Issue a token to an application or a person; return it and its clear text (shown once)."""
     with transaction.atomic():
         token, clear = Token.issue(
-            application=application, user=user, created_by=actor, name=name, expires_at=expires_at
+            application=application, user=user, created_by=actor.user, name=name, expires_at=expires_at
         )
         _record(
             AuditEvent.TOKEN_CREATED,
             f"Token {token.hint}… issued to {token.owner_name}"
             + (f", expires {expires_at:%Y-%m-%d %H:%M} UTC" if expires_at else ""),
             actor=actor,
-            actor_name=actor_name,
-            remote_address=remote_address,
         )
     return token, clear
 
 
-def revoke_token(
-    token: Token, *, actor=None, actor_name: str = "", remote_address: str | None = None
-) -> bool:
-    """Revoke a token and record it; return False when it was already revoked."""
+def revoke_token(token: Token, *, actor: Actor = SYSTEM_ACTOR) -> bool:
+    """Revoke a token and record that ``actor`` did; return False when it was already revoked."""
     with transaction.atomic():
         if not token.revoke():
             return False
@@ -116,7 +100,5 @@ def revoke_token(
             AuditEvent.TOKEN_REVOKED,
             f"Token {token.hint}… of {token.owner_name} revoked",
             actor=actor,
-            actor_name=actor_name,
-            remote_address=remote_address,
         )
     return True

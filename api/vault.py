@@ -16,9 +16,9 @@ from django.utils import timezone
 from accounts import policy
 from accounts.policy import Action
 from api import permissions
-from api.authentication import client_address
-from api.credentials import caller_identity, read_credential
+from api.credentials import read_credential
 from api.vault_http import VaultError, envelope, vault_view
+from audit.actors import Actor
 from records.models import PamUser
 from rotation import services
 from rotation.models import AttemptState
@@ -99,9 +99,7 @@ def static_cred(request, data: dict, name: str) -> JsonResponse:
 def rotate_role(request, data: dict, name: str) -> HttpResponse:
     """Vault's ``rotate-role``: queue a rotation; 204 as Vault answers, 400 when it is refused."""
     pam_user = _account(request, name, Action.ROTATE)
-    attempt = services.request_rotation(
-        pam_user, remote_address=client_address(request), **caller_identity(request)
-    )
+    attempt = services.request_rotation(pam_user, actor=Actor.from_request(request))
     if attempt.state == AttemptState.REFUSED:
         raise VaultError(400, f"rotation: {attempt.error_message}")
     return HttpResponse(status=204)

@@ -16,9 +16,10 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from api import approle, services
-from api.authentication import client_address
+from api.authentication import ApplicationCaller, client_address
 from api.models import AppRole, SecretId, Token
 from api.vault_http import VaultError, duration, envelope, presented_token, vault_view
+from audit.actors import Actor
 
 POLICIES = ["default"]
 
@@ -108,7 +109,7 @@ def renew_self(request, data: dict) -> JsonResponse:
 @vault_view("POST")
 def revoke_self(request, data: dict) -> HttpResponse:
     """``auth/token/revoke-self``: revoke the calling token (and its children); 204."""
-    services.revoke_token(request.auth, actor_name=str(request.user), remote_address=client_address(request))
+    services.revoke_token(request.auth, actor=Actor.from_request(request))
     return HttpResponse(status=204)
 
 
@@ -130,7 +131,7 @@ def create_token(request, data: dict) -> JsonResponse:
         expires_at=min(limits),
         ttl_seconds=ttl if renewable else None,
         max_expires_at=min(limits[1:], default=None) if renewable else None,
-        remote_address=client_address(request),
+        actor=Actor.from_request(request),
     )
     return JsonResponse(envelope(auth=auth_block(token, clear, now)))
 
@@ -156,7 +157,8 @@ def approle_login(request, data: dict) -> JsonResponse:
         raise VaultError(400, "source address unauthorized through CIDR restrictions on the secret ID")
     if not secret_id.use():
         raise VaultError(400, "invalid role or secret ID")
-    token, clear = approle.issue_login_token(secret_id, remote_address=address)
+    actor = Actor.from_request(request, user=ApplicationCaller(application))
+    token, clear = approle.issue_login_token(secret_id, actor=actor)
     return JsonResponse(envelope(auth=auth_block(token, clear, timezone.now())))
 
 

@@ -15,10 +15,10 @@ from rest_framework.response import Response
 from accounts import policy
 from accounts.policy import Action
 from api import permissions, serializers
-from api.authentication import client_address
-from api.credentials import caller_identity, read_credential
+from api.credentials import read_credential
 from api.pagination import NewestFirstPagination
 from audit import events
+from audit.actors import Actor
 from audit.models import AuditEvent, Outcome
 from records import filters
 from records.models import DirectoryType, PamConfiguration, PamDirectory, PamUser, RotationStatus
@@ -196,9 +196,7 @@ class UserViewSet(RecordViewSet):
     def rotate(self, request, uid=None):
         """Queue a rotation of this account; 202 with the attempt, 409 when it is refused."""
         pam_user = self._account(uid, Action.ROTATE)
-        attempt = services.request_rotation(
-            pam_user, remote_address=client_address(request), **caller_identity(request)
-        )
+        attempt = services.request_rotation(pam_user, actor=Actor.from_request(request))
         attempt.refresh_from_db()
         body = serializers.AttemptSerializer(attempt).data
         if attempt.state == AttemptState.REFUSED:

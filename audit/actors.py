@@ -45,16 +45,10 @@ class Actor:
         """Return pamrotate itself, or a command run by an operating-system user."""
         return cls(SYSTEM, name[:150])
 
-    @classmethod
-    def coerce(cls, actor=None, actor_name: str = "", remote_address: str | None = None) -> Actor:
-        """Return an Actor from the old arguments (a User or None, a name, an address); they override an Actor's."""
-        if isinstance(actor, Actor):
-            given = {"name": (actor_name or "")[:150], "address": remote_address or None}
-            return replace(actor, **{key: value for key, value in given.items() if value})
-        if getattr(actor, "application", None) is not None:
-            return cls(APPLICATION, (actor_name or actor.get_username())[:150], None, remote_address or None)
-        if actor is not None and getattr(actor, "is_authenticated", False):
-            name = actor_name or actor.get_username()
-            return cls(PERSON, name[:150], actor, remote_address or None)
-        kind = PERSON if remote_address else SYSTEM
-        return cls(kind, (actor_name or "")[:150], None, remote_address or None)
+    def renamed(self, name: str) -> Actor:
+        """Return the same actor under the name an event shows ("alice: check-in (expired)")."""
+        return replace(self, name=name[:150])
+
+
+# Who an event names when nobody asked: pamrotate itself (a worker, the scheduler), unnamed.
+SYSTEM_ACTOR = Actor()

@@ -19,7 +19,7 @@ from django.db import connection
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from audit.actors import Actor
+from audit.actors import SYSTEM_ACTOR, Actor
 from audit.models import AuditEvent, Category, Outcome
 
 RECORD_EVENTS = {
@@ -41,9 +41,7 @@ def new_event(
     event: str,
     *,
     instance=None,
-    actor=None,
-    actor_name: str = "",
-    remote_address: str | None = None,
+    actor: Actor = SYSTEM_ACTOR,
     outcome: str = "",
     message: str = "",
     attempt_id: int | None = None,
@@ -51,19 +49,20 @@ def new_event(
 ) -> AuditEvent:
     """Return one audit event, not yet saved (``record_event`` saves; a batch bulk-creates).
 
-    ``actor`` is an ``Actor``; a User (or None) with ``actor_name`` and ``remote_address`` is the
-    older form, still read. A sign-in event names the actor's user agent at the end of its message
-    (as sign-in events always did); other events keep their message as it is.
+    ``actor`` says who did it (``audit.actors.Actor``). A sign-in event names the actor's user
+    agent at the end of its message (as sign-in events always did); other events keep their
+    message as it is.
     """
-    who = Actor.coerce(actor, actor_name, remote_address)
-    agent = f"user agent: {who.user_agent}" if who.user_agent and category == Category.LOGIN else ""
+    if not isinstance(actor, Actor):
+        raise TypeError(f"an audit event's actor is an audit.actors.Actor, not {type(actor).__name__}")
+    agent = f"user agent: {actor.user_agent}" if actor.user_agent and category == Category.LOGIN else ""
     return AuditEvent(
         event=event,
         category=category,
         outcome=outcome,
-        actor=who.user,
-        actor_name=who.name,
-        remote_address=who.address,
+        actor=actor.user,
+        actor_name=actor.name,
+        remote_address=actor.address,
         record_type=instance._meta.model_name if instance is not None else "",
         record_id=instance.pk if instance is not None else None,
         record_uid=getattr(instance, "uid", "") or "",
@@ -73,14 +72,31 @@ def new_event(
     )
 
 
-def record_event(event: str, **fields) -> AuditEvent:
-    """Append one audit event (the fields of ``new_event``)."""
-    instance = new_event(event, **fields)
+def record_event(
+    event: str,
+    *,
+    instance=None,
+    actor: Actor = SYSTEM_ACTOR,
+    outcome: str = "",
+    message: str = "",
+    attempt_id: int | None = None,
+    category: str = Category.RECORD,
+) -> AuditEvent:
+    """Append one audit event, saying who did it with ``actor`` (see ``new_event``)."""
+    instance = new_event(
+        event,
+        instance=instance,
+        actor=actor,
+        outcome=outcome,
+        message=message,
+        attempt_id=attempt_id,
+        category=category,
+    )
     instance.save()
     return instance
 
 
-def record_change(instance, action: str, *, actor=None, changed=()) -> AuditEvent:
+def record_change(instance, action: str, *, actor: Actor = SYSTEM_ACTOR, changed=()) -> AuditEvent:
     """Record a create, update or delete of a record, naming changed fields, never values."""
     message = f"{instance._meta.verbose_name} {action}"
     if changed:
@@ -411,14 +427,13 @@ def purge_events(cutoff: dt.datetime) -> int:
 
 
 def record_purge(
-    older_than_days: int, cutoff: dt.datetime, removed: dict[str, int], *, actor=None, actor_name: str = ""
+    older_than_days: int, cutoff: dt.datetime, removed: dict[str, int], *, actor: Actor = SYSTEM_ACTOR
 ) -> AuditEvent:
     """Record one purge, counting what each part removed (``{"audit event(s)": 3, ...}``)."""
     counted = " and ".join(f"{count} {what}" for what, count in removed.items())
     return record_event(
         AuditEvent.AUDIT_PURGED,
         actor=actor,
-        actor_name=actor_name,
         outcome=Outcome.OK,
         category=Category.SECURITY,
         message=f"Purged {counted} older than {older_than_days} day(s) (before {_timestamp(cutoff)})",

@@ -39,6 +39,8 @@ def main() -> None:
     from django.db import connection
     from django.utils import timezone
 
+    from audit.actors import Actor
+    from audit.events import record_event
     from audit.models import AuditEvent
     from records import schedules
     from records.models import PamUser
@@ -47,11 +49,7 @@ def main() -> None:
     from tests.ldapservers import SlapdServer
     from tests.test_fork_safety import BROKEN, SITECUSTOMIZE, shared_with_parent, write_audit_events
 
-    try:
-        from audit.events import record_event
-    except ImportError:  # before the audit app
-        from audit.events import record_event
-
+    soak = Actor.system("soak")
     slow = Path(tempfile.mkdtemp(prefix="pamrotate-soak-slowfork-"))
     (slow / "sitecustomize.py").write_text(SITECUSTOMIZE)
     server = SlapdServer(tempfile.mkdtemp(prefix="pamrotate-soak-slapd-"))
@@ -85,7 +83,7 @@ def main() -> None:
             if now >= next_press:
                 next_press = now + args.rotate_every
                 user = PamUser.objects.get(pk=random.choice(users).pk)  # noqa: S311 - not crypto
-                attempt = services.request_rotation(user, actor_name="soak")
+                attempt = services.request_rotation(user, actor=soak)
                 if attempt.state == AttemptState.QUEUED:
                     asked.append(attempt.pk)
             if now >= next_check:
@@ -95,7 +93,7 @@ def main() -> None:
                     cluster.pid, (database,) if database else (), pg_port and int(pg_port)
                 )
                 unhealthy += not status.health()["ok"]
-        record_event(AuditEvent.RECORD_UPDATED, actor_name="soak", message="soak ends")
+        record_event(AuditEvent.RECORD_UPDATED, actor=soak, message="soak ends")
         time.sleep(5)  # the last presses finish
         started = time.monotonic()
         cluster.send_signal(signal.SIGTERM)

@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from audit import events
-from audit.actors import Actor
+from audit.actors import SYSTEM_ACTOR, Actor
 from records import repoint
 from records.models import (
     SCHEDULE_FIELDS,
@@ -29,14 +29,9 @@ from records.models import (
 RESCHEDULING_FIELDS = frozenset({*SCHEDULE_FIELDS, *WINDOW_FIELDS, "rotation_enabled"})
 
 
-def announce(instance, action: str, *, actor=None, actor_name: str = "", remote_address=None, changed=()):
-    """Record in the audit log that a record changed, naming fields, never values.
-
-    ``actor`` is an ``audit.actors.Actor``; a User with ``actor_name`` and ``remote_address`` still works.
-    """
-    events.record_change(
-        instance, action, actor=Actor.coerce(actor, actor_name, remote_address), changed=changed
-    )
+def announce(instance, action: str, *, actor: Actor = SYSTEM_ACTOR, changed=()):
+    """Record in the audit log that a record changed (``actor`` did it), naming fields, never values."""
+    events.record_change(instance, action, actor=actor, changed=changed)
 
 
 # How a missing DN is found from the login: rotation registers its directory search (RotationConfig.ready),
@@ -90,9 +85,7 @@ def save_record(
     *,
     created: bool,
     changed=None,
-    actor=None,
-    actor_name: str = "",
-    remote_address: str | None = None,
+    actor: Actor = SYSTEM_ACTOR,
     announced_fields=None,
     proof: repoint.Proof | None = None,
 ) -> None:
@@ -110,8 +103,6 @@ def save_record(
             instance,
             "created" if created else "updated",
             actor=actor,
-            actor_name=actor_name,
-            remote_address=remote_address,
             changed=[
                 *(announced_fields if announced_fields is not None else (changed or ())),
                 *([repoint.describe(repointed)] if repointed else []),  # before and after, never a secret
@@ -119,10 +110,10 @@ def save_record(
         )
 
 
-def delete_record(instance, *, actor=None, actor_name: str = "", remote_address: str | None = None) -> None:
+def delete_record(instance, *, actor: Actor = SYSTEM_ACTOR) -> None:
     """Delete a record and announce it; raises ProtectedError (nothing deleted) while others refer to it."""
     with transaction.atomic():
         pk = instance.pk
         instance.delete()
         instance.pk = pk  # the audit event names the record that was deleted
-        announce(instance, "deleted", actor=actor, actor_name=actor_name, remote_address=remote_address)
+        announce(instance, "deleted", actor=actor)

@@ -28,7 +28,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 
-from audit.actors import Actor
+from audit.actors import SYSTEM_ACTOR, Actor
 from pamrotate import crypto
 from records import changes, keeper, schedules
 from records.keeper import KeeperError
@@ -688,7 +688,7 @@ class _Plan:
 
     # Writing.
 
-    def write(self, *, actor: Actor | None) -> None:
+    def write(self, *, actor: Actor) -> None:
         """Save the planned records in one transaction and announce them; raise ImportRejected on a clash."""
         new = [*self.configurations, *self.directories, *self.users]
         try:
@@ -737,7 +737,7 @@ def import_projects(
     projects: list[dict],
     *,
     dry_run: bool = False,
-    actor: Actor | None = None,
+    actor: Actor = SYSTEM_ACTOR,
 ) -> ImportReport:
     """Plan and validate the records a parsed file describes, then (unless a dry run) write them; return the report.
 

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.views.decorators.debug import sensitive_variables
 
 from audit import events as audit
+from audit.actors import SYSTEM_ACTOR, Actor
 from audit.models import AuditEvent, Category, Outcome
 from records.models import DirectoryType, PamDirectory, PamUser
 from rotation import ldap
@@ -50,8 +51,8 @@ def is_self_change(user: PamUser) -> bool:
 
 
 @sensitive_variables()
-def test_connection(directory: PamDirectory, *, actor=None, remote_address: str | None = None) -> list:
-    """Run Keeper's LDP-style check against a directory and record it."""
+def test_connection(directory: PamDirectory, *, actor: Actor = SYSTEM_ACTOR) -> list:
+    """Run Keeper's LDP-style check against a directory and record it (``actor`` asked)."""
     try:
         admin_name, admin_password = admin_bind_name(directory)
     except ldap.DirectoryError as exc:
@@ -63,7 +64,6 @@ def test_connection(directory: PamDirectory, *, actor=None, remote_address: str 
         AuditEvent.CONNECTION_TESTED,
         instance=directory,
         actor=actor,
-        remote_address=remote_address,
         outcome=Outcome.OK if ok else Outcome.FAIL,
         message="; ".join(f"{step.name}: {'ok' if step.ok else step.message}" for step in steps),
         category=Category.DIRECTORY,

@@ -16,7 +16,7 @@ from django.db import transaction
 from django.views.decorators.debug import sensitive_variables
 
 from audit import events
-from audit.actors import Actor
+from audit.actors import SYSTEM_ACTOR, Actor
 from audit.models import AuditEvent, Category, Outcome
 from records import schedules
 from records.changes import save_record
@@ -148,18 +148,12 @@ def search(directory: PamDirectory) -> list[ldap.DirectoryAccount]:
     )
 
 
-def discover(
-    directory: PamDirectory, *, actor: Actor | None = None, actor_name: str = "", remote_address=None
-) -> list[DiscoveredAccount]:
-    """Search the directory and mark each account with the PAM User that manages it; record the run.
-
-    ``actor`` says who asked (``actor_name`` and ``remote_address`` are the older form, still read).
-    """
-    who = Actor.coerce(actor, actor_name, remote_address)
+def discover(directory: PamDirectory, *, actor: Actor = SYSTEM_ACTOR) -> list[DiscoveredAccount]:
+    """Search the directory and mark each account with the PAM User that manages it; record who asked."""
     try:
         accounts = search(directory)
     except ldap.DirectoryError as exc:
-        _audit_run(directory, Outcome.FAIL, str(exc), who)
+        _audit_run(directory, Outcome.FAIL, str(exc), actor)
         raise
     managed = managed_dns(directory)
     found = []
@@ -167,15 +161,15 @@ def discover(
         pk, title = managed.get(canonical_dn(account.dn), (None, ""))
         found.append(DiscoveredAccount(account, pk, title))
     adopted = sum(1 for item in found if item.adopted)
-    _audit_run(directory, Outcome.OK, f"{len(found)} accounts found, {adopted} already managed", who)
+    _audit_run(directory, Outcome.OK, f"{len(found)} accounts found, {adopted} already managed", actor)
     return found
 
 
-def _audit_run(directory: PamDirectory, outcome: str, message: str, who: Actor) -> None:
+def _audit_run(directory: PamDirectory, outcome: str, message: str, actor: Actor) -> None:
     events.record_event(
         AuditEvent.DIRECTORY_DISCOVERED,
         instance=directory,
-        actor=who,
+        actor=actor,
         outcome=outcome,
         message=f"Discovery: {message}",
         category=Category.DIRECTORY,
@@ -196,9 +190,7 @@ def adopt(
     dns: list[str] | None,
     *,
     template: PamUser | None = None,
-    actor: Actor | None = None,
-    actor_name: str = "",
-    remote_address: str | None = None,
+    actor: Actor = SYSTEM_ACTOR,
 ) -> Adoption:
     """Create PAM Users for the directory's accounts named by ``dns`` (None: every unmanaged one), all or nothing.
 
@@ -206,8 +198,7 @@ def adopt(
     administrative reset needs none) and the schedule and complexity of ``template`` (default: the
     configuration's). Accounts already managed are skipped, so adopting twice creates nothing twice.
     """
-    who = Actor.coerce(actor, actor_name, remote_address)
-    found = {item.key: item for item in discover(directory, actor=who)}
+    found = {item.key: item for item in discover(directory, actor=actor)}
     if dns is None:
         wanted = {key: item.account.dn for key, item in found.items()}
     else:
@@ -228,7 +219,7 @@ def adopt(
             save_record(
                 user,
                 created=True,
-                actor=who,
+                actor=actor,
                 changed=[
                     "title",
                     "login",

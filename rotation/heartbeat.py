@@ -32,6 +32,7 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from audit import events as audit
+from audit.actors import Actor
 from audit.models import AuditEvent, Category, Outcome
 from records.models import AccountState, PamConfiguration, PamUser, RotationStatus, RotationType
 from rotation import ldap, notifications, services
@@ -46,6 +47,7 @@ TOLERANCE = dt.timedelta(minutes=2)
 QUEUED_FOR = 15 * 60
 BATCH = 50
 PROBLEM_STATES = (AccountState.DRIFTED, AccountState.DISABLED, AccountState.LOCKED, AccountState.EXPIRED)
+HEARTBEAT = Actor.system("heartbeat")  # who the events and rotations of a check name
 REFUSED = "the stored password no longer opens the account (changed outside pamrotate?)"
 
 
@@ -214,7 +216,7 @@ def _store(user: PamUser, state: str, detail: str, now: dt.datetime) -> Finding:
     audit.record_event(
         AuditEvent.ACCOUNT_STATE_CHANGED,
         instance=user,
-        actor_name="heartbeat",
+        actor=HEARTBEAT,
         outcome=Outcome.FAIL if state in PROBLEM_STATES else Outcome.OK,
         message=f"{AccountState(previous).label} → {AccountState(state).label}: {detail}",
         category=Category.HEARTBEAT,
@@ -222,6 +224,6 @@ def _store(user: PamUser, state: str, detail: str, now: dt.datetime) -> Finding:
     if state in PROBLEM_STATES or previous in PROBLEM_STATES:
         notifications.notify_account_state(user, previous, detail)
     if state == AccountState.DRIFTED and user.configuration.rotate_when_drifted:
-        attempt = services.request_rotation(user, trigger=Trigger.ON_DEMAND, actor_name="heartbeat")
+        attempt = services.request_rotation(user, trigger=Trigger.ON_DEMAND, actor=HEARTBEAT)
         log.info("heartbeat: account %s drifted, rotation attempt %s %s", user.pk, attempt.pk, attempt.state)
     return Finding(user.pk, state, detail, changed=True)

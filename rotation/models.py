@@ -9,6 +9,7 @@ from django.db import connection, models
 from django.urls import reverse
 from django.utils import timezone
 
+from audit.actors import PERSON, Actor
 from pamrotate import crypto
 from records.models import PamUser, RotationStatus
 
@@ -175,6 +176,13 @@ class RotationAttempt(models.Model):
     @property
     def succeeded(self) -> bool:
         return self.state in OK_STATES
+
+    @property
+    def requester(self) -> Actor:
+        """Return who asked for this attempt, rebuilt from its row (a worker's events name them)."""
+        if self.requested_by_id is not None:
+            return Actor(PERSON, self.requested_by_name, self.requested_by)
+        return Actor.system(self.requested_by_name)
 
     def set_pending(self, plaintext: str) -> None:
         self.pending_password_encrypted = crypto.encrypt(plaintext) if plaintext else ""

@@ -35,6 +35,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
+from audit.actors import Actor
 from audit.events import new_event
 from audit.models import AuditEvent, Category, Outcome
 from records.models import AccountState, PamUser, RotationStatus
@@ -516,13 +517,17 @@ def _already_ended(attempt: RotationAttempt) -> bool:
     return False
 
 
-def audit_attempt(attempt: RotationAttempt, actor=None, remote_address: str | None = None) -> None:
-    """Record how an attempt ended in the audit log."""
-    attempt_event(attempt, actor=actor, remote_address=remote_address).save()
+def audit_attempt(attempt: RotationAttempt, actor: Actor | None = None) -> None:
+    """Record how an attempt ended in the audit log (``actor``: who asked, else the attempt's requester)."""
+    attempt_event(attempt, actor).save()
 
 
-def attempt_event(attempt: RotationAttempt, actor=None, remote_address: str | None = None) -> AuditEvent:
-    """Return the (unsaved) audit event that says how an attempt ended, in Keeper's event names."""
+def attempt_event(attempt: RotationAttempt, actor: Actor | None = None) -> AuditEvent:
+    """Return the (unsaved) audit event that says how an attempt ended, in Keeper's event names.
+
+    ``actor`` is who asked, when the request itself is refused; an attempt a worker ends names its
+    requester as the attempt's row keeps them (``RotationAttempt.requester``).
+    """
     ok = attempt.succeeded
     if attempt.trigger == Trigger.ON_DEMAND:
         event = AuditEvent.ROTATION_ON_DEMAND_OK if ok else AuditEvent.ROTATION_ON_DEMAND_FAIL
@@ -534,9 +539,7 @@ def attempt_event(attempt: RotationAttempt, actor=None, remote_address: str | No
     return new_event(
         event,
         instance=attempt.user,
-        actor=actor if actor is not None else attempt.requested_by,
-        actor_name=attempt.requested_by_name,
-        remote_address=remote_address,
+        actor=actor if actor is not None else attempt.requester,
         outcome=Outcome.OK if ok else Outcome.FAIL,
         message=message,
         attempt_id=attempt.pk,

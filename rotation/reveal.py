@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.views.decorators.debug import sensitive_variables
 
 from audit import events as audit
+from audit.actors import Actor
 from audit.models import AuditEvent, Outcome
 from records.models import PamUser
 from rotation.models import PasswordVersion
@@ -14,14 +15,12 @@ from rotation.models import PasswordVersion
 def reveal_password(
     user: PamUser,
     *,
-    actor=None,
-    actor_name: str = "",
-    remote_address: str | None = None,
+    actor: Actor,
     version: PasswordVersion | None = None,
     event: str = AuditEvent.PASSWORD_REVEALED,
     category: str = "security",
 ) -> str:
-    """Return a stored password in clear and record who saw it (a person, or an application by name)."""
+    """Return a stored password in clear and record who saw it (``actor``: a person or an application)."""
     password = version.get_password() if version is not None else user.get_password()
     what = (
         f"password version replaced {version.replaced_at:%Y-%m-%d %H:%M}" if version else "current password"
@@ -30,8 +29,6 @@ def reveal_password(
         event,
         instance=user,
         actor=actor,
-        actor_name=actor_name,
-        remote_address=remote_address,
         outcome=Outcome.OK,
         message=f"Revealed the {what}",
         category=category,

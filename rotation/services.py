@@ -14,6 +14,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from audit.actors import SYSTEM_ACTOR, Actor
 from records.models import PamUser
 from rotation import hooks, leases, messages, protocol
 from rotation.directories import is_self_change
@@ -35,9 +36,7 @@ def request_rotation(
     user: PamUser,
     *,
     trigger: str = Trigger.ON_DEMAND,
-    actor=None,
-    actor_name: str = "",
-    remote_address: str | None = None,
+    actor: Actor = SYSTEM_ACTOR,
     slot: dt.datetime | None = None,
     try_number: int = 1,
     enqueue: bool = True,
@@ -45,16 +44,16 @@ def request_rotation(
     """Record a rotation request and queue it, or record why it was refused.
 
     A request for an account that already has a queued or running attempt is recorded as
-    refused ("already rotating") and the existing attempt is named in its message.
+    refused ("already rotating") and the existing attempt is named in its message. ``actor`` (who
+    asks) is kept on the attempt, so the events of the worker that runs it name them too.
     """
-    actor_name = actor_name or (actor.get_username() if actor is not None else "")
     with transaction.atomic():
         user = PamUser.objects.select_for_update().select_related("configuration").get(pk=user.pk)
         attempt = RotationAttempt(
             user=user,
             trigger=trigger,
-            requested_by=actor if actor is not None and actor.is_authenticated else None,
-            requested_by_name=actor_name,
+            requested_by=actor.user,
+            requested_by_name=actor.name,
             slot=slot,
             try_number=try_number,
             self_change=is_self_change(user),
@@ -87,7 +86,7 @@ def request_rotation(
             attempt.save()
             _queue(attempt, enqueue)
             return attempt
-    protocol.audit_attempt(attempt, actor=actor, remote_address=remote_address)
+    protocol.audit_attempt(attempt, actor)
     return attempt
 
 

@@ -49,10 +49,6 @@ def _get_user_for(request, pk: int, action: str) -> PamUser:
     )
 
 
-def _client_address(request) -> str | None:
-    return request.META.get("REMOTE_ADDR")
-
-
 def healthz(request):
     """Answer 200 when the database answers, the dispatcher runs and every gateway takes tasks; else 503 naming why."""
     body = status.health()
@@ -64,7 +60,7 @@ def healthz(request):
 @require_verified
 def rotate_now(request, pk):
     pam_user = _get_user_for(request, pk, Action.ROTATE)
-    attempt = services.request_rotation(pam_user, actor=request.user, remote_address=_client_address(request))
+    attempt = services.request_rotation(pam_user, actor=Actor.from_request(request))
     if attempt.error_class == ErrorClass.BLOCKED:
         messages.error(request, f"Not rotated: {attempt.error_message}")
         return redirect(pam_user)
@@ -302,10 +298,8 @@ def bulk_rotate(request):
     if not targets:
         messages.warning(request, "No accounts were selected to rotate.")
         return redirect("records:user-list")
-    ids = [
-        services.request_rotation(user, actor=request.user, remote_address=_client_address(request)).pk
-        for user in targets
-    ]
+    actor = Actor.from_request(request)
+    ids = [services.request_rotation(user, actor=actor).pk for user in targets]
     token = secrets.token_urlsafe(8)
     runs = request.session.get("bulk_rotations", {})
     runs[token] = ids

@@ -18,6 +18,7 @@ from django.db.models import Max, Q
 from django.views.decorators.debug import sensitive_variables
 
 from audit import events as audit
+from audit.actors import Actor
 from audit.models import AuditEvent, Category
 from audit.models import Outcome as AuditOutcome
 from records.models import PamUser, RotationType
@@ -152,7 +153,7 @@ def refused_reason(attempt: RotationAttempt) -> str:
     return "Only a rotation that committed, or a scripts-only rotation whose scripts failed, can run its scripts again."
 
 
-def request_rerun(attempt: RotationAttempt, *, actor=None, remote_address: str | None = None) -> str:
+def request_rerun(attempt: RotationAttempt, *, actor: Actor) -> str:
     """Queue "Run scripts again" for an attempt on its gateway's workers; return why not, or an empty string."""
     reason = refused_reason(attempt)
     if reason:
@@ -161,7 +162,6 @@ def request_rerun(attempt: RotationAttempt, *, actor=None, remote_address: str |
         AuditEvent.SCRIPTS_RERUN,
         instance=attempt.user,
         actor=actor,
-        remote_address=remote_address,
         outcome=AuditOutcome.OK,
         message=f"Attempt #{attempt.pk}: post-rotation scripts queued to run again",
         attempt_id=attempt.pk,

@@ -118,8 +118,7 @@ def _audit_failure(attempt: RotationAttempt, message: str) -> None:
     audit.record_event(
         AuditEvent.ROTATION_SCHEDULED_FAIL if scheduled else AuditEvent.ROTATION_ON_DEMAND_FAIL,
         instance=user_of(attempt),
-        actor=attempt.requested_by,
-        actor_name=attempt.requested_by_name,
+        actor=attempt.requester,
         outcome=AuditOutcome.FAIL,
         message=message,
         attempt_id=attempt.pk,

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from api import services
 from api.models import Application, Token
 from api.throttles import TokenRateThrottle
+from audit.actors import Actor
 from audit.models import AuditEvent
 from records.models import DirectoryType, PamConfiguration, PamDirectory, PamUser
 from rotation.models import AttemptState, RotationAttempt
@@ -183,8 +184,8 @@ def test_an_application_may_do_nothing_but_read_credentials_and_rotate(client, w
 
 
 def test_a_personal_token_acts_with_its_persons_roles(client, world, bob, carol):
-    _token, bobs = services.issue_token(user=bob, actor=bob)
-    _token, carols = services.issue_token(user=carol, actor=carol)
+    _token, bobs = services.issue_token(user=bob, actor=Actor.person(bob))
+    _token, carols = services.issue_token(user=carol, actor=Actor.person(carol))
     assert bobs.startswith("pr_pat_")
     assert client.get(credential_url(world["user"]), **bearer(bobs)).status_code == 200
     assert client.get(credential_url(world["user"]), **bearer(carols)).status_code == 403
@@ -194,7 +195,7 @@ def test_a_personal_token_acts_with_its_persons_roles(client, world, bob, carol)
 
 
 def test_a_personal_token_of_a_deactivated_person_is_refused(client, world, bob):
-    _token, clear = services.issue_token(user=bob, actor=bob)
+    _token, clear = services.issue_token(user=bob, actor=Actor.person(bob))
     bob.is_active = False
     bob.save()
     assert client.get("/api/v1/users/", **bearer(clear)).status_code == 401
@@ -639,7 +640,7 @@ def test_with_mfa_required_a_session_must_be_verified_to_read_rotate_or_create_t
     client, world, bob, alice, settings
 ):
     settings.REQUIRE_MFA = True
-    _token, bobs = services.issue_token(user=bob, actor=bob)
+    _token, bobs = services.issue_token(user=bob, actor=Actor.person(bob))
     client.force_login(bob)
     refused = client.get(credential_url(world["user"]))
     assert refused.status_code == 403 and "second factor" in refused.json()["detail"]

@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 
 from api import services
+from audit.actors import Actor
 
 
 @pytest.fixture
 def bearer(alice):
-    _token, clear = services.issue_token(user=alice, actor=alice)
+    _token, clear = services.issue_token(user=alice, actor=Actor.person(alice))
     return {"HTTP_AUTHORIZATION": f"Bearer {clear}"}
 
 

@@ -121,15 +121,14 @@ def test_an_anonymous_request_is_named_by_what_was_typed(db):
     assert (who.kind, who.name, who.user, who.address) == (PERSON, "mallory", None, "192.0.2.5")
 
 
-def test_the_old_keyword_arguments_still_say_who_did_it(db, carol):
+def test_a_person_and_the_system_outside_a_request_say_who_did_it(db, carol):
     event = record_event(
-        AuditEvent.RECORD_UPDATED, actor=carol, remote_address="192.0.2.9", outcome=Outcome.OK
+        AuditEvent.RECORD_UPDATED, actor=Actor.person(carol, address="192.0.2.9"), outcome=Outcome.OK
     )
     assert (event.actor, event.actor_name, event.remote_address) == (carol, "carol", "192.0.2.9")
-    system = record_event(AuditEvent.AUDIT_PURGED, actor_name="root (purge_audit)")
+    system = record_event(AuditEvent.AUDIT_PURGED, actor=Actor.system("root (purge_audit)"))
     assert (system.actor_id, system.actor_name, system.remote_address) == (None, "root (purge_audit)", None)
-    assert Actor.coerce(None, "root").kind == SYSTEM
-    assert Actor.coerce(Actor.system("cron"), remote_address="192.0.2.1").address == "192.0.2.1"
+    assert Actor.system("root").kind == SYSTEM and Actor.person(None, address="192.0.2.1").user is None
 
 
 # -- The move: a database made before it keeps its events and their meaning ----------------------

@@ -6,6 +6,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import override_settings
 
+from audit.actors import Actor
 from audit.events import record_event
 from audit.models import AuditEvent
 from rotation import services
@@ -54,7 +55,7 @@ def test_a_superuser_cannot_add_change_or_delete_events_in_the_admin(client, eve
 
 def test_deleting_the_actor_keeps_the_event_and_its_name(db):
     actor = User.objects.create_user("erin", "", "x-Pass-123456")
-    record_event("record_add", actor=actor, outcome="ok")
+    record_event("record_add", actor=Actor.person(actor), outcome="ok")
     actor.delete()
     event = AuditEvent.objects.get()
     assert event.actor_name == "erin"

@@ -17,6 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit import events as audit
+from audit.actors import Actor
 from audit.models import AuditEvent
 from rotation import notifications, services
 from rotation.models import AttemptState, ErrorClass, RotationAttempt, Trigger
@@ -55,12 +56,16 @@ def world(db, alice, bob):
     loose_user = make_user(red, title="Red user without directory")
     for instance in (red, blue, red_dir, blue_dir, red_user, blue_user, loose_user):
         audit.record_event(
-            "record_add", instance=instance, actor=alice, outcome="ok", message=f"made {instance}"
+            "record_add",
+            instance=instance,
+            actor=Actor.person(alice),
+            outcome="ok",
+            message=f"made {instance}",
         )
     audit.record_event(
         AuditEvent.ROTATION_ON_DEMAND_FAIL,
         instance=red_user,
-        actor=bob,
+        actor=Actor.person(bob),
         outcome="fail",
         attempt_id=7,
         category="rotation",
@@ -104,7 +109,9 @@ def test_configuration_and_directory_filters_include_the_records_under_them(clie
 
 def test_the_date_range_is_inclusive_of_whole_days(client, alice, world):
     with time_machine.travel(dt.datetime(2024, 3, 10, 23, 30, tzinfo=dt.UTC), tick=False):
-        audit.record_event("record_update", instance=world["blue"], actor=alice, message="old change")
+        audit.record_event(
+            "record_update", instance=world["blue"], actor=Actor.person(alice), message="old change"
+        )
     login(client, alice)
     assert messages_of(client.get(URL, {"from": "2024-03-10", "to": "2024-03-10"})) == ["old change"]
     assert messages_of(client.get(URL, {"to": "2024-03-09"})) == []
@@ -182,8 +189,12 @@ def streamed(response) -> str:
 
 
 def test_csv_export_parses_and_carries_keeper_field_names(client, alice, world):
-    audit.record_event("record_update", instance=world["blue"], actor=alice, message='=HYPERLINK("http://x")')
-    audit.record_event("record_update", instance=world["blue"], actor=alice, message="@SUM(A1)", outcome="-1")
+    audit.record_event(
+        "record_update", instance=world["blue"], actor=Actor.person(alice), message='=HYPERLINK("http://x")'
+    )
+    audit.record_event(
+        "record_update", instance=world["blue"], actor=Actor.person(alice), message="@SUM(A1)", outcome="-1"
+    )
     response = login(client, alice).get(URL, {"format": "csv", "configuration": world["blue"].pk})
     assert response["Content-Type"].startswith("text/csv")
     assert "attachment" in response["Content-Disposition"]

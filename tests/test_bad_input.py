@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from audit import events as audit
+from audit.actors import Actor
 from records import schedules
 from records.models import PamUser
 from tests.conftest import make_configuration, make_directory, make_user
@@ -190,7 +191,7 @@ def world(alice, carol):
         user=pam_user, password_encrypted=pam_user.password_encrypted, replaced_at=timezone.now()
     )
     attempt = RotationAttempt.objects.create(user=pam_user, state=AttemptState.FAILED)
-    audit.record_event(AuditEvent.RECORD_UPDATED, instance=pam_user, actor=alice)
+    audit.record_event(AuditEvent.RECORD_UPDATED, instance=pam_user, actor=Actor.person(alice))
     application = Application.objects.create(name="world-app")
     application.configurations.add(configuration)
     token, _clear = Token.issue(application=application, created_by=alice)

@@ -12,6 +12,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 
+from audit.actors import Actor
 from audit.models import AuditEvent
 from records import changes, schedules
 from records.forms import UserForm
@@ -162,7 +163,7 @@ def test_adoption_creates_pam_users_once_and_a_rerun_marks_them(db, big_samba, u
     # The same DN spelled differently (case, escaping, spaces) is the same account.
     respelled = dns[0].lower().replace(",", ", ").replace("cn=bulk", "cn=\\62ulk")
 
-    result = discovery.adopt(directory, [*dns, respelled], actor_name="tester")
+    result = discovery.adopt(directory, [*dns, respelled], actor=Actor.system("tester"))
 
     assert len(result.created) == 3 and result.already_managed == []
     for user in result.created:

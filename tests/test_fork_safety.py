@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
+from audit.actors import Actor
 from records.models import PamUser
 from rotation import services
 from rotation.models import AttemptState, RotationAttempt
@@ -189,7 +190,9 @@ def write_audit_events(seconds: float) -> dict:
 
     written, end = 0, time.monotonic() + seconds
     while time.monotonic() < end:
-        record_event(AuditEvent.RECORD_UPDATED, actor_name="fork-safety writer", message=f"event {written}")
+        record_event(
+            AuditEvent.RECORD_UPDATED, actor=Actor.system("fork-safety writer"), message=f"event {written}"
+        )
         written += 1
         time.sleep(0.005)
     return {"written": written}
@@ -226,7 +229,7 @@ def test_a_slow_forking_qcluster_on_sqlite_rotates_and_shares_no_database_file(
     writer = Writer(child_env, seconds=10)
     with Qcluster(slow_env(child_env, slow_fork, report), tmp_path / "qcluster.log") as cluster:
         writer.start()
-        attempt = services.request_rotation(user, actor_name="test")
+        attempt = services.request_rotation(user, actor=Actor.system("test"))
         started = time.monotonic()
         wait_for(
             lambda: RotationAttempt.objects.filter(pk=attempt.pk, state=AttemptState.SUCCEEDED).exists(),

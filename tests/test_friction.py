@@ -13,6 +13,7 @@ from django.urls import reverse
 
 from accounts.timezones import zone_names
 from audit import events as audit
+from audit.actors import Actor
 from audit.models import AuditEvent
 from ops import siem
 from rotation.discovery import readable_dn
@@ -46,7 +47,7 @@ def test_discovery_shows_dns_people_can_read():
 
 def test_audit_export_api_and_siem_name_the_record_by_its_uid(admin_client, alice):
     pam_user = make_user(title="Uid user")
-    audit.record_event(AuditEvent.RECORD_UPDATED, instance=pam_user, actor=alice)
+    audit.record_event(AuditEvent.RECORD_UPDATED, instance=pam_user, actor=Actor.person(alice))
     event = AuditEvent.objects.get(record_id=pam_user.pk, event=AuditEvent.RECORD_UPDATED)
     assert pam_user.uid != str(pam_user.pk)
     exported = next(audit.export_rows(AuditEvent.objects.filter(pk=event.pk)))

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import generate_latest
 
+from audit.actors import Actor
 from audit.events import record_event
 from audit.models import AuditEvent
 from ops import metrics
@@ -64,7 +65,7 @@ def test_an_address_list_lets_its_networks_scrape(db, client, monkeypatch):
 def test_promtool_accepts_the_exposition(db, slapd, unique_name):
     env = make_env(slapd, unique_name)
     rotate(env.account(unique_name("prom")))
-    record_event(AuditEvent.SIGNIN_FAILED, actor_name="x", outcome="fail")
+    record_event(AuditEvent.SIGNIN_FAILED, actor=Actor.system("x"), outcome="fail")
     text = generate_latest(metrics.registry())
     assert b"pamrotate_rotation_duration_seconds_bucket" in text
     result = subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True, check=False)  # noqa: S603

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
+from audit.actors import Actor
 from records.models import PamConfiguration, PamDirectory, PamUser
 from tests.conftest import PERSONA_PASSWORD, make_configuration, make_directory, make_user
 from tests.test_records_forms import configuration_data, directory_data, user_data
@@ -260,7 +261,7 @@ def rotated(db):
 def test_an_operator_reads_no_previous_password_through_the_vault_path(client, bob, rotated):
     from api import services
 
-    _token, clear = services.issue_token(user=bob, actor=bob)
+    _token, clear = services.issue_token(user=bob, actor=Actor.person(bob))
     response = client.get(f"/v1/ldap/static-cred/{rotated.uid}", HTTP_X_VAULT_TOKEN=clear)
     assert response.status_code == 200
     data = response.json()["data"]
@@ -277,7 +278,7 @@ def test_an_operator_reads_no_previous_password_through_the_vault_path(client, b
 def test_an_administrator_reads_the_previous_password_through_the_vault_path(client, alice, rotated):
     from api import services
 
-    _token, clear = services.issue_token(user=alice, actor=alice)
+    _token, clear = services.issue_token(user=alice, actor=Actor.person(alice))
     data = client.get(f"/v1/ldap/static-cred/{rotated.uid}", HTTP_X_VAULT_TOKEN=clear).json()["data"]
     assert (data["password"], data["last_password"]) == (NEW_PASSWORD, OLD_PASSWORD)
 

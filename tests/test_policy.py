@@ -18,6 +18,7 @@ from accounts import policy
 from accounts.models import TOTPDevice
 from accounts.policy import Action, Principal
 from api import services as api_services
+from audit.actors import Actor
 from records.models import PamConfiguration, PamDirectory, PamUser
 from rotation.models import RotationAttempt
 from tests.conftest import make_directory, make_persona, make_user
@@ -243,9 +244,9 @@ def world(db):
     # A pool named as the URL's <name> (the user's uid), holding the user: the Vault library paths find it.
     pool = Pool.objects.create(name=user.uid, configuration=configuration)
     AccountAccess.objects.create(user=user, pool=pool)
-    application, app_clear = api_services.create_application("policy-app", [configuration], actor=None)
+    application, app_clear = api_services.create_application("policy-app", [configuration])
     tokens = {
-        kind: api_services.issue_token(user=person, actor=person)[1]
+        kind: api_services.issue_token(user=person, actor=Actor.person(person))[1]
         for kind, person in people.items()
         if kind != "administrator-without-mfa"
     }

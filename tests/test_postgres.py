@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from ldap3.utils.dn import escape_rdn
 
+from audit.actors import Actor
 from pamrotate import crypto
 from tests.pgserver import PgServer, Qcluster, app_env, call, wait_for
 from tests.test_rotation import STRONG
@@ -165,6 +166,7 @@ def request_rotations(user_ids: list[int]) -> dict:
     from rotation import services
 
     attempts = [
-        services.request_rotation(user, actor_name="test") for user in PamUser.objects.filter(pk__in=user_ids)
+        services.request_rotation(user, actor=Actor.system("test"))
+        for user in PamUser.objects.filter(pk__in=user_ids)
     ]
     return {"states": [attempt.state for attempt in attempts]}

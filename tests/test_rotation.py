@@ -13,6 +13,7 @@ import pytest
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
+from audit.actors import Actor
 from audit.models import AuditEvent
 from records.models import DirectoryType, PamDirectory, PamUser, RotationStatus, new_uid
 from rotation import directories, protocol, services
@@ -96,7 +97,7 @@ def rotate(user: PamUser, **kwargs) -> RotationAttempt:
 
 def test_a_rotation_changes_the_password_and_the_new_one_binds(env, unique_name, bob):
     user = env.account(unique_name("rot"))
-    attempt = rotate(user, actor=bob)
+    attempt = rotate(user, actor=Actor.person(bob))
 
     assert attempt.state == AttemptState.SUCCEEDED, attempt.error_message
     user.refresh_from_db()

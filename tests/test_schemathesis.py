@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from api import services
+from audit.actors import Actor
 from tests.conftest import make_configuration, make_directory, make_user
 
 # Schemathesis' positive_data_acceptance (ST202: "a schema-valid request must be accepted") is left
@@ -41,7 +42,7 @@ def seeded(live_server, alice):
         resource=directory,
         distinguished_name="cn=c,dc=example,dc=com",
     )
-    _token, clear = services.issue_token(user=alice, actor=alice)
+    _token, clear = services.issue_token(user=alice, actor=Actor.person(alice))
     return live_server.url, clear
 
 

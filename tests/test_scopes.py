@@ -10,6 +10,7 @@ from accounts import policy
 from accounts.models import DirectoryGroupMembership, Grant, GrantRole
 from api import services
 from audit import events
+from audit.actors import Actor
 from tests.conftest import make_directory, make_persona, make_user
 from tests.test_directory_signin import STRONG, Groups, openldap, sign_in  # noqa: F401 (openldap: a fixture)
 
@@ -91,7 +92,7 @@ def test_the_other_teams_records_are_answered_as_missing(client, teams):
 
 
 def test_the_api_and_the_vault_path_keep_to_the_team(client, teams):
-    _token, clear = services.issue_token(user=teams["rita"], actor=teams["rita"])
+    _token, clear = services.issue_token(user=teams["rita"], actor=Actor.person(teams["rita"]))
     bearer = {"HTTP_AUTHORIZATION": f"Bearer {clear}"}
     for url in ["/api/v1/configurations/", "/api/v1/directories/", "/api/v1/users/", "/api/v1/audit-events/"]:
         text = client.get(url, **bearer).content.decode()
@@ -159,7 +160,7 @@ def test_a_scoped_administrator_cannot_create_or_move_records_into_another_team_
 
     ann = User.objects.create_user("ann", "ann@example.test", "x")
     grant(ann, GrantRole.ADMINISTRATOR, teams["red"]["configuration"])
-    _token, clear = services.issue_token(user=ann, actor=ann)
+    _token, clear = services.issue_token(user=ann, actor=Actor.person(ann))
     bearer = {"HTTP_AUTHORIZATION": f"Bearer {clear}"}
     blue, red = teams["blue"], teams["red"]
     body = {

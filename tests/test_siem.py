@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from audit.actors import Actor
 from audit.events import record_event
 from audit.models import AuditEvent
 from ops import siem, stream
@@ -103,7 +104,7 @@ def _events(count: int, start: int = 0) -> list[int]:
     return [
         record_event(
             AuditEvent.SIGNIN_FAILED,
-            actor_name=f"user{n}",
+            actor=Actor.system(f"user{n}"),
             outcome="fail",
             category="security",
             message=f'Sign-in failed ("quoted" ] \\ and ünïcode) #{n}',
@@ -184,7 +185,9 @@ def test_one_sender_at_a_time_holds_the_lease(db):
 
 
 def test_cef_bodies_escape_their_separators(db):
-    event = record_event(AuditEvent.SIGNIN_FAILED, actor_name="a|b=c", outcome="fail", message="x=y\nz")
+    event = record_event(
+        AuditEvent.SIGNIN_FAILED, actor=Actor.system("a|b=c"), outcome="fail", message="x=y\nz"
+    )
     text = siem.message(event, "cef", "host").decode()
     length, line = text.split(" ", 1)
     assert int(length) == len(line.encode())

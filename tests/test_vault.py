@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from api import approle, services, vault
 from api.models import Application, AppRole, Token
 from api.throttles import TokenRateThrottle
+from audit.actors import Actor
 from audit.models import AuditEvent
 from rotation.models import AttemptState, RotationAttempt
 from tests.conftest import database_text, make_configuration, make_user
@@ -91,7 +92,7 @@ def test_hvac_sees_vaults_errors(live_server, transactional_db, unique_name):
 
 def test_the_static_cred_envelope_is_vaults_and_names_are_titles_or_uids(client, db, bob):
     user = make_user(title="db/reporting", password=STRONG, distinguished_name="cn=r,dc=example,dc=test")
-    _token, clear = services.issue_token(user=bob, actor=bob)
+    _token, clear = services.issue_token(user=bob, actor=Actor.person(bob))
     for name in [user.uid, "db/reporting"]:
         response = client.get(f"/v1/ldap/static-cred/{name}", HTTP_X_VAULT_TOKEN=clear)
         assert response.status_code == 200
@@ -122,14 +123,14 @@ def test_the_static_cred_envelope_is_vaults_and_names_are_titles_or_uids(client,
 
 def test_the_vault_paths_keep_the_roles_and_the_rate_limit(client, db, carol, bob, monkeypatch):
     user = make_user(password=STRONG)
-    _token, carols = services.issue_token(user=carol, actor=carol)
+    _token, carols = services.issue_token(user=carol, actor=Actor.person(carol))
     viewer = client.get(f"/v1/ldap/static-cred/{user.uid}", HTTP_X_VAULT_TOKEN=carols)
     assert viewer.status_code == 403 and viewer.json() == {"errors": ["permission denied"]}
     rotate = client.post(f"/v1/ldap/rotate-role/{user.uid}", HTTP_X_VAULT_TOKEN=carols)
     assert rotate.status_code == 403
 
     monkeypatch.setattr(TokenRateThrottle, "THROTTLE_RATES", {"token": "2/minute"})
-    _token, bobs = services.issue_token(user=bob, actor=bob)
+    _token, bobs = services.issue_token(user=bob, actor=Actor.person(bob))
     for _ in range(2):
         assert client.get(f"/v1/ldap/static-cred/{user.uid}", HTTP_X_VAULT_TOKEN=bobs).status_code == 200
     limited = client.get(f"/v1/ldap/static-cred/{user.uid}", HTTP_X_VAULT_TOKEN=bobs)

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
+from audit.actors import Actor
 from audit.events import record_event
 from audit.models import AuditEvent
 from ops import webhooks
@@ -67,7 +68,7 @@ def receiver():
 def _fail(title: str = "svc-web") -> AuditEvent:
     return record_event(
         AuditEvent.ROTATION_SCHEDULED_FAIL,
-        actor_name="scheduler",
+        actor=Actor.system("scheduler"),
         outcome="fail",
         category="rotation",
         message=f"Attempt #7 failed: the directory refused the change for {title}",
@@ -97,7 +98,7 @@ def test_events_the_endpoint_did_not_ask_for_send_nothing(transactional_db, rece
     webhooks.create_endpoint("drift-only", receiver.url, ["drift"], "standard")
     webhooks.fan_out()
     _fail()
-    record_event(AuditEvent.SIGNIN_OK, actor_name="alice", outcome="ok")
+    record_event(AuditEvent.SIGNIN_OK, actor=Actor.system("alice"), outcome="ok")
     assert webhooks.fan_out() == 0 and not receiver.received
 
 
@@ -298,10 +299,16 @@ def test_break_glass_and_check_out_events_reach_the_endpoints_that_asked(transac
     _, secret = webhooks.create_endpoint("access", receiver.url, ["break_glass"], "standard")
     webhooks.fan_out()
     record_event(
-        AuditEvent.CHECKED_OUT, actor_name="bob", outcome="ok", message="svc-db checked out for 30 minutes"
+        AuditEvent.CHECKED_OUT,
+        actor=Actor.system("bob"),
+        outcome="ok",
+        message="svc-db checked out for 30 minutes",
     )
     record_event(
-        AuditEvent.BREAK_GLASS, actor_name="alice", outcome="ok", message="BREAK-GLASS: svc-db, outage"
+        AuditEvent.BREAK_GLASS,
+        actor=Actor.system("alice"),
+        outcome="ok",
+        message="BREAK-GLASS: svc-db, outage",
     )
     assert webhooks.fan_out() == 1
     payload = Webhook(secret).verify(receiver.received[0][1], receiver.received[0][0])

@@ -23,6 +23,7 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
+from audit.actors import Actor
 from rotation import dispatch, services, tasks
 from rotation.broker import EXIT_BROKER_UNREACHABLE
 from rotation.models import AttemptState, Heartbeat, RotationAttempt
@@ -170,7 +171,7 @@ def test_stopped_workers_turn_healthz_503_and_resumed_ones_green_without_a_web_r
             stopped = cluster_children(cluster)
             assert len(stopped) >= 3  # two workers, the pusher, the monitor
             signal_all(stopped, signal.SIGSTOP)
-            attempt = services.request_rotation(user, actor_name="test")
+            attempt = services.request_rotation(user, actor=Actor.system("test"))
             started = time.monotonic()
             body = wait_for(
                 lambda: (lambda r: r.status_code == 503 and r.json()["stalled"] and r.json())(

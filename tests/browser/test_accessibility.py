@@ -10,6 +10,7 @@ from django.test import Client
 from django.urls import URLResolver, get_resolver, reverse
 from django.utils import timezone
 
+from audit.actors import Actor
 from tests.browser.test_records_browser import sign_in
 from tests.conftest import make_configuration, make_directory, make_persona, make_user
 
@@ -132,7 +133,7 @@ def seed_world(alice, carol) -> dict:
         user=user, password_encrypted=user.password_encrypted, replaced_at=timezone.now()
     )
     attempt = RotationAttempt.objects.create(user=user, state=AttemptState.FAILED, error_message="refused")
-    audit.record_event(AuditEvent.RECORD_UPDATED, instance=user, actor=alice)
+    audit.record_event(AuditEvent.RECORD_UPDATED, instance=user, actor=Actor.person(alice))
     application = Application.objects.create(name="axe-app")
     application.configurations.add(configuration)
     token, _clear = Token.issue(application=application, created_by=alice)

@@ -9,15 +9,16 @@ from django.core.management.base import BaseCommand, CommandError
 
 from api import approle, services
 from api.models import Application, AppRole
+from audit.actors import Actor
 from records.models import PamConfiguration
 
 
-def _operator() -> str:
+def _operator() -> Actor:
     """Return the operating-system user, the actor of a command's audit events."""
     try:
-        return getpass.getuser()
+        return Actor.system(getpass.getuser())
     except (KeyError, OSError):
-        return "manage.py"
+        return Actor.system("manage.py")
 
 
 class Command(BaseCommand):
@@ -55,6 +56,7 @@ class Command(BaseCommand):
         revoke.add_argument("--deactivate", action="store_true", help="also turn the application off")
 
     def handle(self, *args, **options):
+        self.actor = _operator()
         return getattr(self, f"do_{options['action'].replace('-', '_')}")(options)
 
     def _application(self, name: str) -> Application:
@@ -80,7 +82,7 @@ class Command(BaseCommand):
                 configurations,
                 allowed_networks="\n".join(options["allow_cidr"]),
                 expires_at=self._days(options["expires_days"]),
-                actor_name=_operator(),
+                actor=self.actor,
             )
         except ValidationError as exc:
             raise CommandError(
@@ -91,7 +93,7 @@ class Command(BaseCommand):
     def do_token(self, options):
         application = self._application(options["name"])
         _token, clear = services.issue_token(
-            application=application, expires_at=self._days(options["expires_days"]), actor_name=_operator()
+            application=application, expires_at=self._days(options["expires_days"]), actor=self.actor
         )
         self.stdout.write(clear)
 
@@ -123,14 +125,14 @@ class Command(BaseCommand):
         tokens = application.tokens.filter(revoked_at__isnull=True)
         if options["token"]:
             tokens = tokens.filter(hint=options["token"].rstrip("…."))
-        revoked = sum(services.revoke_token(token, actor_name=_operator()) for token in tokens)
+        revoked = sum(services.revoke_token(token, actor=self.actor) for token in tokens)
         if not options[
             "token"
         ]:  # the application's revocation: its secret IDs (and their logins' tokens) too
-            revoked += approle.revoke_application_secret_ids(application, actor_name=_operator())
+            revoked += approle.revoke_application_secret_ids(application, actor=self.actor)
         if options["deactivate"] and application.is_active:
             Application.objects.filter(pk=application.pk).update(is_active=False)
-            services.record_application_change(application, ["is_active"], actor=None)
+            services.record_application_change(application, ["is_active"], actor=self.actor)
         if not revoked and not options["deactivate"]:
             raise CommandError("No active token matched; nothing was revoked.")
         self.stderr.write(f"Revoked {revoked} token(s) and secret ID(s) of {application.name}.")
@@ -142,7 +144,7 @@ class Command(BaseCommand):
                 application,
                 token_ttl=options["token_ttl"],
                 token_max_ttl=options["token_max_ttl"],
-                actor_name=_operator(),
+                actor=self.actor,
             )
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from None
@@ -166,7 +168,7 @@ class Command(BaseCommand):
                 ttl_seconds=hours * 3600 if hours else None,
                 uses=uses,
                 allowed_networks="\n".join(options["allow_cidr"]),
-                actor_name=_operator(),
+                actor=self.actor,
             )
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from None

@@ -80,8 +80,7 @@ class Command(BaseCommand):
             services.request_rotation(
                 user,
                 trigger=Trigger.ON_DEMAND,
-                actor=acting.person,
-                actor_name=acting.name,
+                actor=acting.actor.renamed(acting.name),
                 enqueue=not local,
             )
             for user in users
