@@ -192,17 +192,6 @@ class Token(models.Model):
         token.save()
         return token, clear
 
-    @classmethod
-    def find(cls, clear: str) -> Token | None:
-        """Return the usable token whose digest matches, comparing digests in constant time."""
-        wanted = digest(clear)
-        # One indexed row by its digest, no ordering: every API and Vault call runs this first.
-        found = list(cls.objects.select_related("application").filter(digest=wanted).order_by()[:1])
-        token = found[0] if found else None
-        if token is None or not token.is_usable or not hmac.compare_digest(token.digest, wanted):
-            return None
-        return token
-
     @property
     def owner_name(self) -> str:
         """Return the application's audit name or the person's user name."""

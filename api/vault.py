@@ -9,13 +9,12 @@ The HTTP rules (methods, headers, token, errors) are api.vault_http's.
 from __future__ import annotations
 
 from django.conf import settings
-from django.db.models import Q
 from django.http import Http404, HttpResponse, JsonResponse
 from django.utils import timezone
 
 from accounts import policy
 from accounts.policy import Action
-from api import permissions
+from api import lookups, permissions
 from api.credentials import read_credential
 from api.vault_http import VaultError, envelope, vault_view
 from audit.actors import Actor
@@ -34,24 +33,27 @@ READ_FIELDS = (
 )  # fmt: skip
 
 
-def find_role(name: str, fields: tuple[str, ...] = ()) -> PamUser:
-    """Return the PAM user a Vault role name means: its uid first, else its title (only ``fields``, if given)."""
-    users = PamUser.objects.only(*fields) if fields else PamUser.objects.all()
-    matches = list(users.filter(Q(uid=name) | Q(title=name)).order_by()[:2])
-    for pam_user in matches:
-        if pam_user.uid == name:
-            return pam_user
-    if not matches:
+def find_role(name: str, fields: tuple[str, ...] | None = None) -> tuple[PamUser, str]:
+    """Return the PAM user a Vault role name means (its uid first, else its title) and its previous
+    password's ciphertext ("" when none); only ``fields`` loaded, if given. Http404 when none matches.
+    """
+    found = lookups.account_by_role_name(name, fields)
+    if found is None:
         raise Http404
-    return matches[0]
+    return found
 
 
-def _account(request, name: str, action: str, fields: tuple[str, ...] = ()) -> PamUser:
+def _account(request, name: str, action: str, fields: tuple[str, ...] | None = None) -> PamUser:
     """Return the account a role name means for an action (accounts.policy); one out of sight is as missing."""
     try:
-        pam_user = find_role(name, fields)
+        pam_user, _previous = find_role(name, fields)
     except Http404:
         pam_user = None
+    return _allowed(request, pam_user, action)
+
+
+def _allowed(request, pam_user: PamUser | None, action: str) -> PamUser:
+    """Return the account if the caller sees it and may do the action to it, else Vault's refusal."""
     if pam_user is None or not policy.sees(request, pam_user):
         # The same answer for a name out of the caller's scope and one that does not exist.
         raise VaultError(403, "permission denied") if permissions.application_of(request) else Http404
@@ -76,10 +78,17 @@ def static_ttl(pam_user: PamUser, now) -> tuple[int, int]:
 @vault_view("GET")
 def static_cred(request, data: dict, name: str) -> JsonResponse:
     """Vault's ``static-cred``: the account's username, DN, current and previous password (one audit event)."""
-    pam_user = _account(request, name, Action.READ_API, READ_FIELDS)
+    try:
+        pam_user, previous = find_role(name, READ_FIELDS)
+    except Http404:
+        pam_user, previous = None, ""
+    pam_user = _allowed(request, pam_user, Action.READ_API)
     # The previous password only to whom the policy lets reveal earlier versions (not Operators).
     secret = read_credential(
-        pam_user, request, with_previous=permissions.may_read_previous(request, pam_user)
+        pam_user,
+        request,
+        with_previous=permissions.may_read_previous(request, pam_user),
+        previous_encrypted=previous,
     )
     last = pam_user.last_rotated_at
     period, ttl = static_ttl(pam_user, timezone.now())
