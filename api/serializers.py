@@ -19,11 +19,6 @@ from rotation.models import RotationAttempt
 CLEAN_ERRORS = (ValueError, TypeError, OverflowError, KeyError, IndexError)
 
 
-def actor_of(request) -> dict:
-    """Return who is changing a record, as records.changes takes it."""
-    return {"actor": Actor.from_request(request)}
-
-
 def typed_credential(request) -> str:
     """Return the credential the body types again (``credential_password``), or a user's new ``password``."""
     data = request.data if isinstance(request.data, dict) else {}
@@ -41,14 +36,16 @@ def save_record(instance, *, request, created: bool, changed: list[str]) -> None
     policy.require(request, policy.Action.CREATE if created else policy.Action.EDIT, instance)
     proof = repoint.Proof.of(request, typed_credential(request))
     try:
-        changes.save_record(instance, created=created, changed=changed, proof=proof, **actor_of(request))
+        changes.save_record(
+            instance, created=created, changed=changed, proof=proof, actor=Actor.from_request(request)
+        )
     except repoint.RepointRefused as exc:
         raise exceptions.PermissionDenied(exc.messages[0]) from None
 
 
 def delete_record(instance, *, request) -> None:
     """Delete a record through the shared path; raises ProtectedError while it is in use."""
-    changes.delete_record(instance, **actor_of(request))
+    changes.delete_record(instance, actor=Actor.from_request(request))
 
 
 class RecordSerializer(serializers.ModelSerializer):

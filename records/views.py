@@ -199,11 +199,6 @@ def user_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "records/user_detail.html", context)
 
 
-def _actor(request: HttpRequest) -> dict:
-    """Return who is changing a record, for records.changes."""
-    return {"actor": Actor.from_request(request)}
-
-
 def _warn_unverified(request: HttpRequest, instance, changed: list[str]) -> None:
     """Warn loudly when certificate verification was just turned off for a directory."""
     if (
@@ -236,13 +231,12 @@ def _typed_credential(form) -> str:
 def _save_form(request: HttpRequest, form, record, *, created: bool) -> None:
     """Save a record form (and a directory's new credential with it); RepointRefused saves nothing."""
     proof = repoint.Proof.of(request, _typed_credential(form))
+    actor = Actor.from_request(request)
     with transaction.atomic():
         if getattr(form, "new_credential", None) is not None:
-            changes.save_record(form.new_credential, created=True, **_actor(request))
+            changes.save_record(form.new_credential, created=True, actor=actor)
             record.administrative_credential = form.new_credential
-        changes.save_record(
-            record, created=created, changed=form.changed_data, proof=proof, **_actor(request)
-        )
+        changes.save_record(record, created=created, changed=form.changed_data, proof=proof, actor=actor)
 
 
 def _edit(request: HttpRequest, model, instance=None) -> HttpResponse:
@@ -332,7 +326,7 @@ def record_delete(request: HttpRequest, record_type: str, pk: int) -> HttpRespon
     blockers = []
     if request.method == "POST":
         try:
-            changes.delete_record(record, **_actor(request))
+            changes.delete_record(record, actor=Actor.from_request(request))
         except models.ProtectedError as exc:
             blockers = sorted(exc.protected_objects, key=str)
             messages.error(

@@ -27,13 +27,11 @@ from scripts.models import PostRotationScript
 OWNERS = {"user": PamUser, "directory": PamDirectory, "configuration": PamConfiguration}
 
 
-def _actor(request) -> dict:
-    return {"actor": Actor.from_request(request)}
-
-
 def _announce(request, owner, what: str) -> None:
     """Audit a script change as a change of the record it belongs to."""
-    changes.announce(owner, "updated", changed=[f"post-rotation script {what}"], **_actor(request))
+    changes.announce(
+        owner, "updated", changed=[f"post-rotation script {what}"], actor=Actor.from_request(request)
+    )
 
 
 @login_required
@@ -90,7 +88,7 @@ def detach(request, pk: int):
 def rerun(request, pk: int):
     attempts = RotationAttempt.objects.select_related("user__configuration")
     attempt = policy.get_object(request, attempts, Action.RERUN_SCRIPTS, pk=pk)
-    reason = runner.request_rerun(attempt, **_actor(request))
+    reason = runner.request_rerun(attempt, actor=Actor.from_request(request))
     if reason:
         messages.error(request, f"Not run again: {reason}")
     else:
@@ -124,7 +122,7 @@ def decide(request, pk: int):
         message=f"Attempt #{attempt.pk}: {who} kept the {'new (pending)' if keep == 'pending' else 'stored'} password",
         attempt_id=attempt.pk,
         category=Category.ROTATION,
-        **_actor(request),
+        actor=Actor.from_request(request),
     )
     messages.success(request, f"Rotation #{attempt.pk} resolved: the {keep} password is kept.")
     return redirect(attempt)
