@@ -17,7 +17,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from accounts.directory import settings_from_environment
+from pamrotate.directory_signin import settings_from_environment
 from pamrotate import paths
 
 BASE_DIR = paths.BASE_DIR

@@ -10,7 +10,7 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ImproperlyConfigured
 from django.urls import reverse
 
-from accounts.directory import settings_from_environment
+from pamrotate.directory_signin import settings_from_environment
 from accounts.models import Profile, Source
 from audit.models import AuditEvent
 from pamrotate.settings import env_secret

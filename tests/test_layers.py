@@ -172,3 +172,21 @@ def test_every_app_imports_only_apps_on_lower_floors():
         if floor_of[target] >= floor_of[source]
     )
     assert upward == []
+
+
+def test_settings_import_no_app():
+    """Settings load before the apps: pamrotate.settings reaches no app module, directly or through pamrotate."""
+    seen, todo = set(), ["pamrotate.settings"]
+    while todo:
+        module = todo.pop()
+        if module not in seen:
+            seen.add(module)
+            todo += [target for target in imports_of(module) if target.split(".")[0] == "pamrotate"]
+    reached = {
+        f"{module} -> {target}"
+        for module in seen
+        for target in imports_of(module)
+        if target.split(".")[0] in APPS
+    }
+    assert "pamrotate.directory_signin" in seen  # the checker follows settings' own imports
+    assert reached == set()
