@@ -34,8 +34,8 @@ _counter = itertools.count(1)
 # A test that sets its own max_examples keeps it (the view fuzzers are sized by their cost);
 # one that does not gets the profile's. CI=1 (or HYPOTHESIS_PROFILE) selects the profile.
 _UNHEALTHY = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
-hypothesis_settings.register_profile("ci", max_examples=1000, deadline=None, suppress_health_check=_UNHEALTHY)
-hypothesis_settings.register_profile("dev", max_examples=100, deadline=None, suppress_health_check=_UNHEALTHY)
+hypothesis_settings.register_profile("ci", max_examples=200, deadline=None, suppress_health_check=_UNHEALTHY)
+hypothesis_settings.register_profile("dev", max_examples=25, deadline=None, suppress_health_check=_UNHEALTHY)
 hypothesis_settings.load_profile(
     os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
 )

@@ -8,7 +8,10 @@ or the Vault path answered the same. A route that is not in DECISIONS fails the 
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import pytest
+from django.conf import settings
 from django.db import transaction
 from django.test import override_settings
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
@@ -21,7 +24,7 @@ from api import services as api_services
 from audit.actors import Actor
 from records.models import PamConfiguration, PamDirectory, PamUser
 from rotation.models import RotationAttempt
-from tests.conftest import make_directory, make_persona, make_user
+from tests.conftest import SignInClient, make_directory, make_persona, make_user
 
 PUBLIC, SIGNED_IN, MFA_STEP, TOKEN = "public", "signed-in", "second-factor step", "any vault token"
 CALLER = "any caller signed in or with a token"
@@ -345,17 +348,42 @@ def observed(response, decision) -> str:
     return "allowed"
 
 
-def request_as(client, world, actor: str, name: str, method: str, url: str):
+class Callers:
+    """One test client per actor kind, each signed in once (a sign-in per request cost most of the test)."""
+
+    def __init__(self, world):
+        self.world, self.clients = world, {}
+
+    def client(self, actor: str):
+        """Return the actor's client, signed in (again, if a request rotated or ended its session)."""
+        cookie = settings.SESSION_COOKIE_NAME
+        if actor not in self.clients:
+            client = SignInClient()
+            if actor not in ("anonymous", "application"):
+                client.force_login(self.world["people"][actor])
+            self.clients[actor] = (client, client.cookies[cookie].value if cookie in client.cookies else None)
+        client, session = self.clients[actor]
+        if session is not None:
+            # The request ran in a rolled-back savepoint: the session it started with is still stored.
+            client.cookies[cookie] = session
+        elif cookie in client.cookies:
+            del client.cookies[cookie]
+        return client
+
+
+def request_as(callers, world, actor: str, name: str, method: str, url: str):
     """Make one request as an actor, inside a savepoint that is rolled back."""
     headers = {}
     vault = name.startswith(("api:vault-", "access:vault-"))
+    client = callers.client(actor)
     if actor == "application" or (vault and actor in world["tokens"]):
         header = "HTTP_X_VAULT_TOKEN" if vault else "HTTP_AUTHORIZATION"
         clear = world["tokens"][actor]
         headers[header] = clear if vault else f"Bearer {clear}"
-    elif actor != "anonymous":
-        client.force_login(world["people"][actor])
-    mfa_setting = override_settings(REQUIRE_MFA=actor == "administrator-without-mfa")
+        client = callers.client("anonymous")  # a token alone, no session
+    mfa_setting = (
+        override_settings(REQUIRE_MFA=True) if actor == "administrator-without-mfa" else nullcontext()
+    )
     with mfa_setting, transaction.atomic():
         if method == "GET":
             response = client.get(url, **headers)
@@ -366,19 +394,18 @@ def request_as(client, world, actor: str, name: str, method: str, url: str):
                 method, url, "", content_type="application/x-www-form-urlencoded", **headers
             )
         transaction.set_rollback(True)
-    client.logout()
     return response
 
 
-def test_every_route_answers_as_the_policy_decides(client, world):
-    wrong = []
+def test_every_route_answers_as_the_policy_decides(world):
+    callers, wrong = Callers(world), []
     for name, pattern in named_routes():
         if decision_of(name) is not None:
-            wrong += [f"{name} {cell}" for cell in wrong_answers(client, world, name, pattern)]
+            wrong += [f"{name} {cell}" for cell in wrong_answers(callers, world, name, pattern)]
     assert not wrong, "answers that differ from the policy:\n" + "\n".join(wrong)
 
 
-def wrong_answers(client, world, name: str, pattern) -> list[str]:
+def wrong_answers(callers, world, name: str, pattern) -> list[str]:
     """Make every request of one route as every actor kind; return the cells that differ from the policy."""
     decisions, target_key = decision_of(name)
     url = url_of(name, pattern, world)
@@ -388,7 +415,7 @@ def wrong_answers(client, world, name: str, pattern) -> list[str]:
             if name.startswith("admin:") and actor not in ("superuser", "administrator"):
                 continue  # the admin's gate is the same for every page: a superuser and an Administrator show it
             want = expected(world, actor, name, decision, target_key)
-            got = observed(request_as(client, world, actor, name, method, url), decision)
+            got = observed(request_as(callers, world, actor, name, method, url), decision)
             if decision in (PUBLIC, SIGNS_OUT) or got == "not served":
                 continue
             hidden_ok = target_key in ("missing", "bulk")
