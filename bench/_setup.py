@@ -15,11 +15,12 @@ ROOT = Path(__file__).resolve().parent.parent
 _PG_SERVERS: list = []  # kept alive for the process; closed at exit
 
 
-def django_in_tempdir(workers: int = 2, database: str = "sqlite") -> Path:
+def django_in_tempdir(workers: int = 2, database: str = "sqlite", durable: bool = False) -> Path:
     """Configure a fresh dev-mode pamrotate in a temporary data directory and migrate it.
 
     ``database="postgresql"`` starts a throwaway PostgreSQL server (tests/pgserver.py) for it;
-    child processes (qcluster) inherit its DATABASE_URL.
+    child processes (qcluster) inherit its DATABASE_URL. ``durable`` keeps PostgreSQL's own
+    durability (fsync, synchronous_commit on), as a production server runs.
     """
     data = Path(tempfile.mkdtemp(prefix="pamrotate-bench-"))
     os.environ.update(
@@ -39,7 +40,7 @@ def django_in_tempdir(workers: int = 2, database: str = "sqlite") -> Path:
 
         from tests.pgserver import PgServer
 
-        server = PgServer()
+        server = PgServer(durable=durable)
         server.start()
         _PG_SERVERS.append(server)
         atexit.register(server.close)

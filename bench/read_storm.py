@@ -1,9 +1,12 @@
 """A read storm through the production server: gunicorn (4 workers) on loopback, driven by wrk.
 
 Many applications reading their password at once (a deploy): ``GET /v1/ldap/static-cred/NAME``
-with an application's token, every read an audit event. The same run measures ``/healthz`` on
-the same server for scale, then the reads at 4 and at the chosen number of connections. Prints
-reads/s, p50 and p99 (wrk's latency distribution), the error count and the audited reads; the
+with an application's token, every read an audit event. gunicorn runs as README's deployment line
+says, with a qcluster beside it (so /healthz answers its normal 200: the dispatcher and a worker
+beat), on SQLite or on a PostgreSQL with its own durability (fsync, synchronous_commit on). The
+same run measures ``/healthz`` on the same server for scale, then the reads at 4 and at the chosen
+number of connections. Prints reads/s, p50 and p99 (wrk's latency distribution), the error count,
+the audited reads, /healthz's status and the CPU per request of the workers (and PostgreSQL); the
 last line is ``read_storm database=<db> conns=<n> reads_per_s=<r> p50_ms=<m> p99_ms=<p> ...``.
 
 Usage: python bench/read_storm.py [--database sqlite|postgresql] [--connections 32]
@@ -22,12 +25,16 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
-from _setup import ROOT, django_in_tempdir
+from _setup import _PG_SERVERS, ROOT, django_in_tempdir
 
 UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+# README's production line is ``gunicorn pamrotate.wsgi -b 127.0.0.1:8000 -w 4`` plus these options.
+DEPLOYMENT_OPTIONS: list[str] = []
+GUNICORN_DEPLOYMENT = " ".join(DEPLOYMENT_OPTIONS) or "sync workers"
 
 
 def parse_wrk(output: str) -> dict:
@@ -59,24 +66,59 @@ def wrk(url: str, connections: int, duration: int, headers: dict) -> dict:
     return parse_wrk(done.stdout)
 
 
-def workers_cpu_seconds(master: int) -> float:
-    """Return the CPU seconds (user + system) the gunicorn workers of a master have used so far."""
+def children_cpu_seconds(parent: int | None) -> float:
+    """Return the CPU seconds (user + system) a process's children have used so far (0 for no process)."""
     total = 0.0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for stat in Path("/proc").glob("[0-9]*/stat") if parent else ():
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue
-        if int(fields[1]) == master:  # ppid
+        if int(fields[1]) == parent:  # ppid
             total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return total
+
+
+def cpu_ms_per_request(pids: tuple, before: list[float], requests: int) -> list[float]:
+    """Return the CPU milliseconds per request each process's children used since ``before``."""
+    return [
+        (children_cpu_seconds(pid) - start) * 1000 / max(1, requests)
+        for pid, start in zip(pids, before, strict=True)
+    ]
+
+
+def healthz_status(base: str) -> int:
+    """Return the status /healthz answers now."""
+    try:
+        with urllib.request.urlopen(f"{base}/healthz", timeout=5) as response:  # noqa: S310 - http on loopback
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def start_qcluster(log_path) -> subprocess.Popen:
+    """Start the worker pool beside the web process, as a deployment runs it (its beats make /healthz 200)."""
+    log = open(log_path, "w")  # noqa: SIM115 - owned by the child
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "qcluster"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+    )
+
+
+def wait_healthy(base: str, timeout: float = 120) -> int:
+    """Wait until /healthz answers 200 (the dispatcher and a worker beat); return the last status."""
+    deadline = time.monotonic() + timeout
+    status = healthz_status(base)
+    while status != 200 and time.monotonic() < deadline:
+        time.sleep(1)
+        status = healthz_status(base)
+    return status
 
 
 def start_gunicorn(port: int, workers: int, log_path, profile: str | None) -> subprocess.Popen:
     """Start gunicorn on 127.0.0.1 with the production WSGI application; wait until it answers."""
     command = [
         sys.executable, "-m", "gunicorn", "pamrotate.wsgi", "-b", f"127.0.0.1:{port}", "-w", str(workers),
-        "--log-level", "warning", "--backlog", "2048",
+        *DEPLOYMENT_OPTIONS, "--log-level", "warning", "--backlog", "2048",
     ]  # fmt: skip
     env = {**os.environ, "PAMROTATE_BENCH_PROFILE": profile or ""}
     if profile:
@@ -108,7 +150,8 @@ def main() -> None:
     # One token reads all the time here: the per-token limit (default 120/minute) would answer 429.
     os.environ["PAMROTATE_API_RATE"] = "100000000/minute"
     os.environ["PAMROTATE_HTTPS"] = "0"
-    data = django_in_tempdir(database=args.database)
+    # PostgreSQL as in production: every audit row's commit is flushed to disk before the answer.
+    data = django_in_tempdir(database=args.database, durable=True)
     (data / "staticfiles").mkdir(exist_ok=True)  # no collectstatic: the reads need no static files
 
     from api import services
@@ -126,37 +169,47 @@ def main() -> None:
 
     port = free_port()
     server = start_gunicorn(port, args.workers, data / "gunicorn.log", args.profile)
+    worker = start_qcluster(data / "qcluster.log")
+    pids = (server.pid, _PG_SERVERS[0].process.pid if _PG_SERVERS else None)
     base = f"http://127.0.0.1:{port}"
     read_url = f"{base}/v1/ldap/static-cred/{target.title}"
     headers = {"X-Vault-Token": token}
     try:
+        health_before = wait_healthy(base)
         wrk(read_url, 4, 2, headers)  # warm-up: imports, connections, query plans in every worker
         before = AuditEvent.objects.filter(event=AuditEvent.CREDENTIAL_READ).count()
-        cpu_before = workers_cpu_seconds(server.pid)
+        cpu = [children_cpu_seconds(pid) for pid in pids]
         health = wrk(f"{base}/healthz", args.connections, args.duration, {})
-        cpu_per_health = (workers_cpu_seconds(server.pid) - cpu_before) * 1000 / max(1, health["requests"])
+        health_cpu = cpu_ms_per_request(pids, cpu, health["requests"])
         at_4 = wrk(read_url, 4, args.duration, headers)
-        cpu_before = workers_cpu_seconds(server.pid)
+        cpu = [children_cpu_seconds(pid) for pid in pids]
         reads = wrk(read_url, args.connections, args.duration, headers)
-        cpu_per_read = (workers_cpu_seconds(server.pid) - cpu_before) * 1000 / max(1, reads["requests"])
+        read_cpu = cpu_ms_per_request(pids, cpu, reads["requests"])
         audited = AuditEvent.objects.filter(event=AuditEvent.CREDENTIAL_READ).count() - before
+        health_after = healthz_status(base)
     finally:
         stop_process(server, signal.SIGTERM, timeout=30)
+        stop_process(worker, signal.SIGTERM, timeout=30)
     log = (data / "gunicorn.log").read_text()
     shutil.rmtree(data, ignore_errors=True)
     locked = log.count("database is locked")
     expected = at_4["requests"] + reads["requests"] - at_4["non_2xx"] - reads["non_2xx"]
-    print(f"database {args.database}, gunicorn {args.workers} workers, wrk {args.duration} s per run")
+    print(
+        f"database {args.database}, gunicorn {args.workers} workers ({GUNICORN_DEPLOYMENT}), a qcluster beside it"
+    )
     print(
         f"/healthz at {args.connections} connections: {health['rate']:.0f}/s (p50 {health['p50']:.1f} ms, "
-        f"p99 {health['p99']:.1f} ms; {health['non_2xx']} non-2xx: no worker heartbeat here, answered 503)"
+        f"p99 {health['p99']:.1f} ms); status {health_before} before, {health_after} after, "
+        f"{health['non_2xx']} non-2xx during the run"
     )
     for label, run in ((4, at_4), (args.connections, reads)):
         print(
             f"reads at {label} connections: {run['rate']:.0f}/s, p50 {run['p50']:.1f} ms, p99 {run['p99']:.1f} ms, "
             f"{run['requests']} requests, {run['non_2xx']} non-2xx, {run['socket_errors']} socket errors"
         )
-    print(f"gunicorn workers' CPU per request: read {cpu_per_read:.2f} ms, /healthz {cpu_per_health:.2f} ms")
+    print(f"gunicorn workers' CPU per request: read {read_cpu[0]:.2f} ms, /healthz {health_cpu[0]:.2f} ms")
+    if pids[1]:
+        print(f"PostgreSQL's CPU per request: read {read_cpu[1]:.2f} ms, /healthz {health_cpu[1]:.2f} ms")
     print(
         f"audited reads: {audited} (successful reads wrk counted: {expected}; the reads in flight at wrk's "
         f"deadline are served and audited too); 'database is locked' in the log: {locked}"
@@ -164,9 +217,11 @@ def main() -> None:
     print(
         f"read_storm database={args.database} conns={args.connections} reads_per_s={reads['rate']:.0f} "
         f"p50_ms={reads['p50']:.1f} p99_ms={reads['p99']:.1f} healthz_per_s={health['rate']:.0f} "
-        f"ratio={reads['rate'] / health['rate']:.2f} reads_per_s_at_4={at_4['rate']:.0f} "
+        f"healthz_status={health_after} ratio={reads['rate'] / health['rate']:.2f} "
+        f"reads_per_s_at_4={at_4['rate']:.0f} "
         f"errors={reads['non_2xx'] + reads['socket_errors'] + at_4['non_2xx'] + at_4['socket_errors']} "
-        f"audited={audited} locked={locked} worker_cpu_ms_per_read={cpu_per_read:.2f}"
+        f"audited={audited} locked={locked} worker_cpu_ms_per_read={read_cpu[0]:.2f} "
+        f"worker_cpu_ms_per_healthz={health_cpu[0]:.2f}"
     )
 
 

@@ -59,13 +59,17 @@ def _as_user(uid: int | None, gid: int | None, death_signal: int):
     return preexec
 
 
+NOT_DURABLE = ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+
+
 class PgServer:
     """A throwaway PostgreSQL cluster on 127.0.0.1:<free port>, its socket in its own directory."""
 
     user = "pamrotate"
     template = "pamrotate_template"
 
-    def __init__(self, tmpdir: str | None = None):
+    def __init__(self, tmpdir: str | None = None, *, durable: bool = False):
+        self.durable = durable  # PostgreSQL's own defaults (fsync, synchronous_commit) instead of a test's
         self.initdb = find_pg_binary("initdb")
         self.postgres = find_pg_binary("postgres")
         if not self.initdb or not self.postgres:
@@ -139,12 +143,7 @@ class PgServer:
                 "-k",
                 str(self.socket_dir),
                 # A throwaway test cluster: durability off, enough connections for two qclusters.
-                "-c",
-                "fsync=off",
-                "-c",
-                "synchronous_commit=off",
-                "-c",
-                "full_page_writes=off",
+                *([] if self.durable else NOT_DURABLE),
                 "-c",
                 "max_connections=200",
             ],
