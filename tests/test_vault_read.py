@@ -21,7 +21,8 @@ def read_path_facts(prefix: str = "rp") -> dict:
     from django.test.utils import CaptureQueriesContext
     from django.utils import timezone
 
-    from api.models import Application, Token
+    from api import lookups
+    from api.models import Application, Token, digest
     from audit.models import AuditEvent
     from pamrotate import crypto
     from records.models import PamConfiguration, PamUser
@@ -37,7 +38,10 @@ def read_path_facts(prefix: str = "rp") -> dict:
     rotated = account(mine, "rotated", "Current-Pass-1!")
     now = timezone.now().replace(microsecond=0)
     PamUser.objects.filter(pk=rotated.pk).update(
-        last_rotated_at=now - dt.timedelta(hours=1), next_rotation_at=now + dt.timedelta(days=1)
+        last_rotated_at=now - dt.timedelta(hours=1),
+        next_rotation_at=now + dt.timedelta(days=1),
+        schedule_time=dt.time(3, 30),
+        rotation_enabled=True,
     )
     # The previous password is the one replaced last, whatever order the versions were written in.
     for hours_ago, password in ((3, "Older-Pass-1!"), (2, "Previous-Pass-1!"), (5, "Oldest-Pass-1!")):
@@ -70,6 +74,17 @@ def read_path_facts(prefix: str = "rp") -> dict:
         body = response.json()
         return {"status": response.status_code, "data": body.get("data"), "errors": body.get("errors")}
 
+    # Every field of a row loaded by api.lookups is what the ORM loads (Django's converters: times, flags).
+    loaded = {
+        "account": _fields(lookups.account_by_role_name(rotated.uid)[0]),
+        "token": _fields(lookups.token_by_digest(digest(clear))),
+        "application": _fields(lookups.token_by_digest(digest(clear)).application),
+    }
+    orm = {
+        "account": _fields(PamUser.objects.get(pk=rotated.pk)),
+        "token": _fields(Token.objects.get(digest=digest(clear))),
+        "application": _fields(application),
+    }
     read(rotated.title)  # the token's first use is recorded (once a minute): not part of a read's cost
     events_before = AuditEvent.objects.filter(event=AuditEvent.CREDENTIAL_READ).count()
     with CaptureQueriesContext(connection) as statements:
@@ -77,6 +92,8 @@ def read_path_facts(prefix: str = "rp") -> dict:
     event = AuditEvent.objects.filter(event=AuditEvent.CREDENTIAL_READ).order_by("-id").first()
     rotated.refresh_from_db()
     return {
+        "loaded": loaded,
+        "orm": orm,
         "by_title": by_title,
         "statements": [query["sql"].split()[0] for query in statements.captured_queries],
         "events": AuditEvent.objects.filter(event=AuditEvent.CREDENTIAL_READ).count() - events_before,
@@ -103,6 +120,12 @@ def read_path_facts(prefix: str = "rp") -> dict:
     }
 
 
+def _fields(instance) -> dict:
+    """Return every concrete field's value with its type, as text (what a child process can hand back)."""
+    values = {field.attname: getattr(instance, field.attname) for field in instance._meta.concrete_fields}
+    return {name: f"{type(value).__name__}:{value}" for name, value in values.items()}
+
+
 def _revoked_read(clear: str, read, name: str) -> dict:
     from api.models import Token, digest
 
@@ -112,6 +135,7 @@ def _revoked_read(clear: str, read, name: str) -> dict:
 
 def check_facts(facts: dict) -> None:
     """Assert what a read must give, whatever the database."""
+    assert facts["loaded"] == facts["orm"]
     data = facts["by_title"]["data"]
     assert facts["by_title"]["status"] == 200
     assert data["password"] == "Current-Pass-1!" and data["last_password"] == "Previous-Pass-1!"
