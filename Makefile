@@ -73,8 +73,9 @@ check: dev-venv
 # PostgreSQL) share a worker, so each is provisioned once (XDIST_GROUPS in tests/conftest.py).
 PYTEST_WORKERS ?= 2
 XDIST := -n $(PYTEST_WORKERS) --dist loadgroup
-# The unit layer: no real server, browser or live server (the markers follow the fixtures a test uses).
-FAST := not (slapd or samba or postgres or browser or live_server)
+# The unit layer: no real server, browser, live server or process of its own (the markers follow the
+# fixtures a test uses and what its source starts: tests/conftest.py).
+FAST := not (slapd or samba or postgres or browser or live_server or process)
 
 pytest: dev-venv
 	@command -v npm >/dev/null || $(MAKE) apt APT_PACKAGES=npm; npm ci --prefix tests/browser --no-audit --no-fund --silent  # axe-core for test_accessibility

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import ast
 import base64
 import binascii
+import functools
 import importlib
+import inspect
 import itertools
 import logging
 import os
 import re
+from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Group, User
@@ -31,14 +35,19 @@ PERSONA_PASSWORD = "correct horse battery staple 42"
 _counter = itertools.count(1)
 
 # -- Hypothesis: thorough in CI, quick on a developer's machine --------------------------------
-# A test that sets its own max_examples keeps it (the view fuzzers are sized by their cost);
-# one that does not gets the profile's. CI=1 (or HYPOTHESIS_PROFILE) selects the profile.
+# A test sized by its cost says max_examples=examples(N): N in CI, N/5 in dev (make test-fast); one
+# that does not gets the profile's. CI=1 (or HYPOTHESIS_PROFILE) selects the profile.
 _UNHEALTHY = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 hypothesis_settings.register_profile("ci", max_examples=200, deadline=None, suppress_health_check=_UNHEALTHY)
 hypothesis_settings.register_profile("dev", max_examples=25, deadline=None, suppress_health_check=_UNHEALTHY)
-hypothesis_settings.load_profile(
-    os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
-)
+HYPOTHESIS_PROFILE = os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
+hypothesis_settings.load_profile(HYPOTHESIS_PROFILE)
+
+
+def examples(count: int) -> int:
+    """Return a property's example count: ``count`` in CI, a fifth of it (at least 5) on a developer's machine."""
+    return count if HYPOTHESIS_PROFILE == "ci" else max(5, count // 5)
+
 
 # -- Markers from the fixtures a test uses ------------------------------------------------------
 # A test is marked by what it needs, so `-m "not slapd"` and `make test-fast` need no list of files.
@@ -69,11 +78,69 @@ def pytest_collection_modifyitems(config, items):
             DIRECTORY_KINDS[value] for value in params if isinstance(value, str) and value in DIRECTORY_KINDS
         }
         needs |= {mark.name for mark in item.iter_markers() if mark.name in SERVER_MARKERS.values()}
+        if starts_processes(item):
+            needs.add("process")
         for marker in sorted(needs - {mark.name for mark in item.iter_markers()}):
             item.add_marker(marker)
         group = next((name for name in XDIST_GROUPS if name in needs), None)
         if group and not item.get_closest_marker("xdist_group"):
             item.add_marker(pytest.mark.xdist_group(group))
+
+
+# A test that starts a process (manage.py, a qcluster, gunicorn, rsyslog, Prometheus) is marked
+# `process`: found in its source, its fixtures' sources, and the tests' helpers they call by name
+# (a helper defined in the same module or imported from another test module).
+_STARTS_A_PROCESS = re.compile(r"\bsubprocess\.|\bPopen\(|\bos\.fork\(|\bmultiprocessing\b")
+TESTS = Path(__file__).resolve().parent
+
+
+def _called_names(tree: ast.AST) -> set[str]:
+    return {
+        node.func.id
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+    }
+
+
+@functools.cache
+def _module_facts(path: Path) -> tuple[dict[str, ast.AST], dict[str, tuple[Path, str]]]:
+    """Return a test module's functions and classes by name, and its names imported from other test modules."""
+    tree = ast.parse(path.read_text(), str(path))
+    functions = {node.name: node for node in tree.body if isinstance(node, ast.FunctionDef | ast.ClassDef)}
+    imported = {}
+    for node in ast.walk(tree):  # imports inside functions too
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tests."):
+            source = TESTS.parent.joinpath(*node.module.split(".")).with_suffix(".py")
+            for alias in node.names:
+                imported[alias.asname or alias.name] = (source, alias.name)
+    return functions, imported
+
+
+@functools.cache
+def _starts_a_process(path: Path, name: str, seen: frozenset = frozenset()) -> bool:
+    """Return whether a test module's function starts a process, itself or through its helpers."""
+    if not path.exists() or (path, name) in seen:
+        return False
+    functions, imported = _module_facts(path)
+    if name not in functions:
+        return name in imported and _starts_a_process(*imported[name], seen | {(path, name)})
+    node = functions[name]
+    if _STARTS_A_PROCESS.search(ast.unparse(node)):
+        return True
+    return any(_starts_a_process(path, called, seen | {(path, name)}) for called in _called_names(node))
+
+
+def starts_processes(item) -> bool:
+    """Return whether a test, or a fixture it uses, starts a process (through the tests' own helpers too)."""
+    functions = [getattr(item, "function", None)]
+    for name in getattr(item, "fixturenames", ()):
+        functions += [fixturedef.func for fixturedef in item._fixtureinfo.name2fixturedefs.get(name, ())]
+    for function in filter(None, functions):
+        function = inspect.unwrap(function)
+        path = Path(inspect.getsourcefile(function) or "/").resolve()
+        if path.is_relative_to(TESTS) and _starts_a_process(path, function.__name__):
+            return True
+    return False
 
 
 def ensure_roles() -> None:

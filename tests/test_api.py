@@ -22,7 +22,7 @@ from audit.actors import Actor
 from audit.models import AuditEvent
 from records.models import DirectoryType, PamConfiguration, PamDirectory, PamUser
 from rotation.models import AttemptState, RotationAttempt
-from tests.conftest import database_text, make_configuration, make_directory, make_user
+from tests.conftest import database_text, examples, make_configuration, make_directory, make_user
 from tests.test_rotation import STRONG, make_env
 
 SECRET = "Stored-Secret-Pass-9!"  # noqa: S105 - a test account's password
@@ -512,7 +512,7 @@ PARAMS = st.dictionaries(
 
 @pytest.mark.django_db
 @hypothesis_settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(endpoint=st.sampled_from(ENDPOINTS), body=BODIES, params=PARAMS)
 def test_no_body_or_query_gives_a_server_error(world, alice, endpoint, body, params):
@@ -738,7 +738,7 @@ HEADER_TEXT = st.text(st.characters(min_codepoint=32, max_codepoint=255), max_si
 
 @pytest.mark.django_db
 @hypothesis_settings(
-    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(100), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
     endpoint=st.sampled_from(ENDPOINTS),

@@ -22,7 +22,7 @@ from access.services import Caller, Refused
 from audit.models import AuditEvent
 from rotation import dispatch
 from rotation.models import AttemptState, RotationAttempt
-from tests.conftest import PERSONA_PASSWORD
+from tests.conftest import PERSONA_PASSWORD, examples
 from tests.test_rotation import STRONG, make_env
 
 
@@ -275,7 +275,7 @@ def test_every_page_of_the_workflow_keeps_the_password_out(client, alice, bob, e
             assert page.status_code in (200, 403) and STRONG.encode() not in page.content, url
 
 
-@settings(max_examples=50)
+@settings(max_examples=examples(50))
 @given(
     data=st.dictionaries(
         st.sampled_from(["reason", "wanted_minutes", "decision", "comment", "minutes", "justification"]),

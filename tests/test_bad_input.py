@@ -16,7 +16,7 @@ from audit import events as audit
 from audit.actors import Actor
 from records import schedules
 from records.models import PamUser
-from tests.conftest import make_configuration, make_directory, make_user
+from tests.conftest import examples, make_configuration, make_directory, make_user
 from tests.test_records_forms import configuration_data, user_data
 
 NEVER_FIRES = ["0 0 31 2 *", "0 0 30 2 *"]
@@ -143,7 +143,7 @@ json_value = st.recursive(
 )
 json_body = st.one_of(st.dictionaries(key, json_value, max_size=8), json_value)
 PROPERTY_SETTINGS = settings(
-    max_examples=25,
+    max_examples=examples(25),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     derandomize=True,

@@ -30,7 +30,7 @@ from audit.models import AuditEvent
 from rotation import dispatch
 from rotation import services as rotation_services
 from rotation.models import AttemptState, RotationAttempt
-from tests.conftest import PERSONA_PASSWORD, make_persona
+from tests.conftest import PERSONA_PASSWORD, examples, make_persona
 from tests.test_rotation import STRONG, make_env
 from tests.test_vault_clients import BAO, url_of
 
@@ -521,7 +521,7 @@ bodies = st.one_of(
 )
 
 
-@settings(max_examples=60)
+@settings(max_examples=examples(60))
 @given(body=bodies)
 def test_no_api_body_gives_a_server_error(admin_client_for_access, body):
     client, user, checkout, pool_name = admin_client_for_access
@@ -555,7 +555,7 @@ def test_no_api_body_gives_a_server_error(admin_client_for_access, body):
         assert response.status_code < 500, (path, response.content[:300])
 
 
-@settings(max_examples=60)
+@settings(max_examples=examples(60))
 @given(
     data=st.dictionaries(
         st.sampled_from(

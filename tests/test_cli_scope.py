@@ -15,7 +15,7 @@ from accounts.models import GrantRole
 from audit.models import AuditEvent
 from records.models import PamUser
 from rotation.models import RotationAttempt
-from tests.conftest import make_persona
+from tests.conftest import examples, make_persona
 from tests.test_scopes import grant, team
 
 
@@ -172,7 +172,9 @@ def test_checkout_status_as_a_person_lists_only_their_team(teams):
     assert "red-holder" in out and "blue-holder" not in out
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(name=st.text(min_size=1, max_size=40).filter(lambda text: "\x00" not in text and text != "rita"))
 def test_any_as_name_is_a_person_or_a_clear_error(teams, name):
     for command in (

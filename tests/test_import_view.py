@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from audit.models import AuditEvent
 from records import imports, keeper
 from records.models import PamConfiguration, PamDirectory, PamUser
-from tests.conftest import database_text, make_configuration
+from tests.conftest import database_text, examples, make_configuration
 
 SAMPLE = Path(__file__).parent / "data" / "keeper_project.json"
 PASSWORDS = imports.passwords_in(keeper.parse(SAMPLE.read_bytes()))
@@ -288,7 +288,7 @@ PROJECT = st.fixed_dictionaries(
 )
 DOCUMENTS = st.one_of(PROJECT, st.lists(PROJECT, max_size=2), VALUES).map(json.dumps)
 PROPERTY = settings(
-    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(80), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 
 

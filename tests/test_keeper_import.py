@@ -19,7 +19,7 @@ from audit.models import AuditEvent
 from records import imports, keeper, schedules
 from records.models import PamConfiguration, PamDirectory, PamUser, RotationType
 from tests import test_import_view
-from tests.conftest import make_configuration, make_directory
+from tests.conftest import examples, make_configuration, make_directory
 
 SAMPLE = Path(__file__).parent / "data" / "keeper_project.json"
 CONFIGURATION_FIELDS = [
@@ -666,7 +666,7 @@ def test_a_dry_run_reads_while_another_process_holds_the_write_lock(tmp_path):
 
 
 PROPERTY = settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 
 

@@ -19,7 +19,7 @@ from accounts import mfa
 from accounts.models import RecoveryCode, RecoveryCodeDevice, TOTPDevice, hash_recovery_code
 from audit.models import AuditEvent
 from rotation.models import RotationAttempt
-from tests.conftest import PERSONA_PASSWORD, database_text, make_user
+from tests.conftest import PERSONA_PASSWORD, database_text, examples, make_user
 
 require_mfa = override_settings(REQUIRE_MFA=True)
 
@@ -343,7 +343,7 @@ def test_ensure_admin_points_to_the_people_page(db):
 
 ANY_TEXT = st.text(max_size=300)
 FUZZ = hypothesis_settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 
 

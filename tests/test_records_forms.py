@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from records.forms import ConfigurationForm, DirectoryForm, UserForm
 from records.models import DirectoryType, PamConfiguration, PamDirectory, PamUser
-from tests.conftest import make_configuration, make_directory, make_user
+from tests.conftest import examples, make_configuration, make_directory, make_user
 
 
 def make_ca_pem(name: str = "pamrotate test CA") -> str:
@@ -371,7 +371,7 @@ FLAGS = {
     "user": ("managed", "rotation_enabled"),
 }
 PROPERTY_SETTINGS = settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 
 

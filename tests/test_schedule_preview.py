@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from records import schedules
-from tests.conftest import make_configuration
+from tests.conftest import examples, make_configuration
 
 URL = reverse("records:schedule-preview")
 NOW = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)  # a Thursday
@@ -174,7 +174,9 @@ values = st.one_of(
 
 
 @pytest.mark.django_db
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(params=st.dictionaries(st.sampled_from(FIELDS), values))
 def test_arbitrary_query_strings_never_break_the_endpoint(viewer, params):
     response = viewer.get(URL, params)

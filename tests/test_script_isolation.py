@@ -23,7 +23,7 @@ from pamrotate import crypto
 from rotation.models import AttemptState, ScriptsState
 from scripts import files, masking, process
 from scripts.models import PostRotationScript, RunState, ScriptRun
-from tests.conftest import database_text
+from tests.conftest import database_text, examples
 from tests.test_rotation import STRONG, rotate
 from tests.test_scripts import (  # noqa: F401 - the *_fixture names are test_scripts' fixtures, shared
     SCRIPT_USER,
@@ -166,7 +166,7 @@ def test_script_output_is_shown_only_to_whom_may_reveal_the_password(db, client,
     assert "visible-output-line" in client.get(attempt.get_absolute_url()).content.decode()
 
 
-@hypothesis_settings(max_examples=150, deadline=None)
+@hypothesis_settings(max_examples=examples(150), deadline=None)
 @given(
     secret=st.text(min_size=6, max_size=40).filter(lambda s: "\x00" not in s),
     login=st.text(alphabet="abcdefghijklmnop-", min_size=1, max_size=12),

@@ -28,7 +28,7 @@ from records.models import PamUser
 from rotation.models import AttemptState, ScriptsState
 from scripts import files, masking, queue
 from scripts.models import PostRotationScript, RunState, ScriptRun
-from tests.conftest import make_configuration, make_user
+from tests.conftest import examples, make_configuration, make_user
 from tests.test_rotation import STRONG, make_env, rotate
 
 # A python3 script that writes what it received (payload decoded, environment, directory) to OUT.
@@ -455,7 +455,7 @@ def test_run_scripts_again_delivers_the_current_password(
 
 @pytest.mark.django_db
 @hypothesis_settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(data=st.data())
 def test_arbitrary_input_to_the_script_pages_never_breaks_the_server(client, alice, scripts_dir, data):

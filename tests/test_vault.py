@@ -23,7 +23,7 @@ from api.throttles import TokenRateThrottle
 from audit.actors import Actor
 from audit.models import AuditEvent
 from rotation.models import AttemptState, RotationAttempt
-from tests.conftest import database_text, make_configuration, make_user
+from tests.conftest import database_text, examples, make_configuration, make_user
 from tests.test_rotation import STRONG, make_env
 
 VAULT_KEYS = {"username", "password", "last_password", "last_vault_rotation", "rotation_period", "ttl", "dn"}
@@ -326,7 +326,7 @@ def test_a_viewer_may_not_manage_approle(client, carol, app_token):
     st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=40), st.lists(st.integers(), max_size=3)),
 )))  # fmt: skip
 @hypothesis_settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 def test_no_body_gives_a_server_error_on_the_vault_write_paths(client, app_token, body):
     raw = body if isinstance(body, str) else json.dumps(body)

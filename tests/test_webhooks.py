@@ -28,7 +28,7 @@ from ops.models import (
     WebhookEvent,
     new_signing_secret,
 )
-from tests.conftest import database_text
+from tests.conftest import database_text, examples
 
 
 class Receiver:
@@ -253,7 +253,9 @@ def _alert_events() -> list[tuple[str, str]]:
     return [(row.event, row.actor.username if row.actor else "system") for row in rows]
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     name=st.text(max_size=80),
     url=st.text(max_size=300),
@@ -272,7 +274,9 @@ def test_no_form_input_gives_a_server_error(db, alice, client, name, url, events
     assert response.status_code in (200, 302)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(url=st.text(max_size=200), events=st.text(max_size=60), name=st.text(max_size=80))
 def test_no_command_line_input_gives_anything_but_a_command_error(db, url, events, name):
     for args in (

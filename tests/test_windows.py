@@ -16,7 +16,7 @@ from ops.models import Notice
 from records import schedules
 from records.models import PamUser
 from rotation import dispatch
-from tests.conftest import make_configuration, make_user
+from tests.conftest import examples, make_configuration, make_user
 from tests.test_records_forms import configuration_data
 
 UTC = dt.UTC
@@ -119,7 +119,9 @@ def test_a_notice_goes_out_once_n_hours_before(db, settings):
     assert len(mail.outbox) == 1 and "Rotation of svc-windowed in 2 hours" in mail.outbox[0].body
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     mode=st.one_of(st.sampled_from(["none", "allow", "blackout", ""]), st.text(max_size=12)),
     weekdays=st.one_of(st.sampled_from(["01234", "0123456", "7", "00", ""]), st.text(max_size=10)),
