@@ -33,8 +33,10 @@ def roles(transactional_db):
     ensure_roles()
 
 
-# Module scope: Playwright's event loop should not outlive the browser tests.
-@pytest.fixture(scope="module")
+# One Chromium per test process (a launch per module cost 1-2 s each). Playwright's event loop then
+# stays open in the main thread until the session ends: DJANGO_ALLOW_ASYNC_UNSAFE above lets the
+# ORM run beside it, in the browser tests and in the tests after them.
+@pytest.fixture(scope="session")
 def browser():
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is not installed")
