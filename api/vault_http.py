@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import threading
 import time
 import uuid
 
@@ -140,8 +141,10 @@ def authenticate(request) -> None:
         raise VaultError(403, "permission denied", str(denied.detail)) from None
 
 
-# Per worker process: {cache key: [window, calls not yet added to the shared count, shared count seen]}.
+# Per worker process: {cache key: [window, calls not yet added to the shared count, shared count seen]},
+# changed under the lock (a gthread worker serves several requests at once).
 _counts: dict[str, list[int]] = {}
+_counts_lock = threading.Lock()
 
 
 def throttle(request) -> None:
@@ -158,13 +161,18 @@ def throttle(request) -> None:
         return
     key, now = limiter.get_cache_key(request, None), time.time()
     window = int(now // period)
-    state = _counts.get(key)
-    if state is None or state[0] != window:
-        state = _counts[key] = [window, 0, 0]
-    state[1] += 1
     batch = max(1, min(limit // 20, 50))
-    if state[1] >= batch or state[2] + state[1] > limit - batch:
-        state[2], state[1] = _add_to_shared(f"{key}:{window}", state[1], period), 0
+    with _counts_lock:
+        state = _counts.get(key)
+        if state is None or state[0] != window:
+            state = _counts[key] = [window, 0, 0]
+        state[1] += 1
+        unsent = state[1] if state[1] >= batch or state[2] + state[1] > limit - batch else 0
+        state[1] -= unsent
+    if unsent:  # the cache call outside the lock: another thread's read does not wait for it
+        shared = _add_to_shared(f"{key}:{window}", unsent, period)
+        with _counts_lock:
+            state[2] = max(state[2], shared)
     if state[1] + state[2] > limit:
         retry = max(1, int(period - now % period))
         raise VaultError(429, "rate limit exceeded: try again later", headers={"Retry-After": str(retry)})

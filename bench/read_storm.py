@@ -10,7 +10,7 @@ the audited reads, /healthz's status and the CPU per request of the workers (and
 last line is ``read_storm database=<db> conns=<n> reads_per_s=<r> p50_ms=<m> p99_ms=<p> ...``.
 
 Usage: python bench/read_storm.py [--database sqlite|postgresql] [--connections 32]
-       [--duration 10] [--workers 4] [--profile FILE]
+       [--duration 10] [--workers 4] [--profile FILE] [--gunicorn="-k gthread --threads 4"]
 (needs Debian's ``wrk``; ``--database postgresql`` starts a throwaway server as tests/pgserver.py does;
 ``--profile FILE`` also serves one worker under pyinstrument and writes its HTML report.)
 """
@@ -32,9 +32,10 @@ from pathlib import Path
 from _setup import _PG_SERVERS, ROOT, django_in_tempdir
 
 UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
-# README's production line is ``gunicorn pamrotate.wsgi -b 127.0.0.1:8000 -w 4`` plus these options.
+# README's deployment line: ``gunicorn pamrotate.wsgi -b 127.0.0.1:8000 -w 4`` (sync workers) plus these
+# options. Measured here: gthread workers (4 threads, keep-alive) served fewer reads, on PostgreSQL a
+# little (with a longer tail), on SQLite half (threads queue for its one writer, in its busy wait).
 DEPLOYMENT_OPTIONS: list[str] = []
-GUNICORN_DEPLOYMENT = " ".join(DEPLOYMENT_OPTIONS) or "sync workers"
 
 
 def parse_wrk(output: str) -> dict:
@@ -114,11 +115,13 @@ def wait_healthy(base: str, timeout: float = 120) -> int:
     return status
 
 
-def start_gunicorn(port: int, workers: int, log_path, profile: str | None) -> subprocess.Popen:
+def start_gunicorn(
+    port: int, workers: int, options: list[str], log_path, profile: str | None
+) -> subprocess.Popen:
     """Start gunicorn on 127.0.0.1 with the production WSGI application; wait until it answers."""
     command = [
         sys.executable, "-m", "gunicorn", "pamrotate.wsgi", "-b", f"127.0.0.1:{port}", "-w", str(workers),
-        *DEPLOYMENT_OPTIONS, "--log-level", "warning", "--backlog", "2048",
+        *options, "--log-level", "warning", "--backlog", "2048",
     ]  # fmt: skip
     env = {**os.environ, "PAMROTATE_BENCH_PROFILE": profile or ""}
     if profile:
@@ -144,6 +147,9 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
     parser.add_argument("--profile", help="write a pyinstrument HTML profile of one worker's reads here")
+    parser.add_argument(
+        "--gunicorn", default=" ".join(DEPLOYMENT_OPTIONS), help="other gunicorn options to try"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk (make test installs it)")
@@ -168,7 +174,8 @@ def main() -> None:
     target = PamUser.objects.get(title="app-100")
 
     port = free_port()
-    server = start_gunicorn(port, args.workers, data / "gunicorn.log", args.profile)
+    options = args.gunicorn.split()
+    server = start_gunicorn(port, args.workers, options, data / "gunicorn.log", args.profile)
     worker = start_qcluster(data / "qcluster.log")
     pids = (server.pid, _PG_SERVERS[0].process.pid if _PG_SERVERS else None)
     base = f"http://127.0.0.1:{port}"
@@ -195,7 +202,8 @@ def main() -> None:
     locked = log.count("database is locked")
     expected = at_4["requests"] + reads["requests"] - at_4["non_2xx"] - reads["non_2xx"]
     print(
-        f"database {args.database}, gunicorn {args.workers} workers ({GUNICORN_DEPLOYMENT}), a qcluster beside it"
+        f"database {args.database}, gunicorn -w {args.workers} {' '.join(options) or '(sync workers)'}, "
+        "a qcluster beside it"
     )
     print(
         f"/healthz at {args.connections} connections: {health['rate']:.0f}/s (p50 {health['p50']:.1f} ms, "

@@ -9,6 +9,7 @@ PostgreSQL, and both give the same facts.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 
 from tests.pgserver import app_env, call
 
@@ -180,3 +181,34 @@ def test_a_read_on_sqlite_is_three_statements_with_the_same_answers(db):
 def test_a_read_on_postgresql_is_three_statements_with_the_same_answers(pg, tmp_path):
     database = pg.create_database(pg.migrated_template(tmp_path / "template"))
     check_facts(call("tests.test_vault_read:read_path_facts", app_env(pg.url(database), tmp_path)))
+
+
+def test_the_rate_limit_counts_every_read_of_a_threaded_worker(db, monkeypatch):
+    """A gthread worker serves reads at once: a small limit (counted exactly) lets exactly its number pass."""
+    from types import SimpleNamespace
+
+    from api import vault_http
+    from api.models import Application, Token
+    from api.throttles import TokenRateThrottle
+
+    monkeypatch.setattr(TokenRateThrottle, "THROTTLE_RATES", {"token": "30/minute"})
+    monkeypatch.setattr(vault_http, "time", SimpleNamespace(time=lambda: 1_800_000_030.0))  # mid-window
+    token, _clear = Token.issue(application=Application.objects.create(name="threaded"))
+    request = SimpleNamespace(auth=token, user=None, META={})
+    outcomes: list[int] = []
+
+    def reads() -> None:
+        for _ in range(10):
+            try:
+                vault_http.throttle(request)
+                outcomes.append(200)
+            except vault_http.VaultError as refused:
+                outcomes.append(refused.status)
+
+    threads = [threading.Thread(target=reads) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(outcomes) == 80 and set(outcomes) <= {200, 429}
+    assert outcomes.count(200) == 30, outcomes.count(200)
