@@ -103,9 +103,10 @@ def _called_names(tree: ast.AST) -> set[str]:
 
 
 @functools.cache
-def _module_facts(path: Path) -> tuple[dict[str, ast.AST], dict[str, tuple[Path, str]]]:
-    """Return a test module's functions and classes by name, and its names imported from other test modules."""
-    tree = ast.parse(path.read_text(), str(path))
+def _module_facts(path: Path) -> tuple[dict[str, ast.AST], dict[str, tuple[Path, str]], str]:
+    """Return a test module's functions and classes by name, its names imported from other test modules, its text."""
+    text = path.read_text()
+    tree = ast.parse(text, str(path))
     functions = {node.name: node for node in tree.body if isinstance(node, ast.FunctionDef | ast.ClassDef)}
     imported = {}
     for node in ast.walk(tree):  # imports inside functions too
@@ -113,21 +114,31 @@ def _module_facts(path: Path) -> tuple[dict[str, ast.AST], dict[str, tuple[Path,
             source = TESTS.parent.joinpath(*node.module.split(".")).with_suffix(".py")
             for alias in node.names:
                 imported[alias.asname or alias.name] = (source, alias.name)
-    return functions, imported
+    return functions, imported, text
 
 
 @functools.cache
-def _starts_a_process(path: Path, name: str, seen: frozenset = frozenset()) -> bool:
-    """Return whether a test module's function starts a process, itself or through its helpers."""
-    if not path.exists() or (path, name) in seen:
-        return False
-    functions, imported = _module_facts(path)
-    if name not in functions:
-        return name in imported and _starts_a_process(*imported[name], seen | {(path, name)})
-    node = functions[name]
-    if _STARTS_A_PROCESS.search(ast.unparse(node)):
-        return True
-    return any(_starts_a_process(path, called, seen | {(path, name)}) for called in _called_names(node))
+def _process_starters() -> frozenset[tuple[Path, str]]:
+    """Return the tests' functions and classes that start a process, directly or through one another."""
+    calls, found = {}, set()
+    for path in TESTS.rglob("*.py"):
+        if "node_modules" in path.parts:
+            continue
+        functions, imported, text = _module_facts(path.resolve())
+        lines = text.splitlines()
+        for name, node in functions.items():
+            if _STARTS_A_PROCESS.search("\n".join(lines[node.lineno - 1 : node.end_lineno])):
+                found.add((path.resolve(), name))
+            resolved = {
+                (path.resolve(), called) if called in functions else imported.get(called)
+                for called in _called_names(node)
+            }
+            calls[(path.resolve(), name)] = resolved - {None}
+        for alias, (source, name) in imported.items():
+            calls.setdefault((path.resolve(), alias), set()).add((source.resolve(), name))
+    while more := {node for node, targets in calls.items() if node not in found and targets & found}:
+        found |= more
+    return frozenset(found)
 
 
 def starts_processes(item) -> bool:
@@ -135,12 +146,14 @@ def starts_processes(item) -> bool:
     functions = [getattr(item, "function", None)]
     for name in getattr(item, "fixturenames", ()):
         functions += [fixturedef.func for fixturedef in item._fixtureinfo.name2fixturedefs.get(name, ())]
-    for function in filter(None, functions):
-        function = inspect.unwrap(function)
-        path = Path(inspect.getsourcefile(function) or "/").resolve()
-        if path.is_relative_to(TESTS) and _starts_a_process(path, function.__name__):
-            return True
-    return False
+    return any(_function_starts_a_process(function) for function in functions if function is not None)
+
+
+@functools.cache
+def _function_starts_a_process(function) -> bool:
+    function = inspect.unwrap(function)
+    path = Path(inspect.getsourcefile(function) or "/").resolve()
+    return (path, function.__name__) in _process_starters()
 
 
 def ensure_roles() -> None:
