@@ -14,16 +14,16 @@ from django.utils import timezone
 from api.models import Application, AppRole, SecretId, Token
 from audit import events as audit
 from audit.actors import SYSTEM_ACTOR, Actor
-from audit.models import AuditEvent
+from audit.models import AuditEvent, Category, Outcome
 
 
 def _record(message: str, *, actor: Actor, event: str = AuditEvent.TOKEN_CREATED) -> None:
     audit.record_event(
         event,
         actor=actor,
-        outcome="ok",
+        outcome=Outcome.OK,
         message=message,
-        category="security",
+        category=Category.SECURITY,
     )
 
 

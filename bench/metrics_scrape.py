@@ -21,7 +21,7 @@ def attempts_for_every_account() -> None:
 
     from django.utils import timezone
 
-    from audit.models import AuditEvent
+    from audit.models import AuditEvent, Category, Outcome
     from records.models import PamUser
     from rotation.models import AttemptState, RotationAttempt, Trigger
 
@@ -51,8 +51,8 @@ def attempts_for_every_account() -> None:
                     event=AuditEvent.ROTATION_SCHEDULED_OK
                     if attempt.succeeded
                     else AuditEvent.ROTATION_SCHEDULED_FAIL,
-                    category="rotation",
-                    outcome="ok" if attempt.succeeded else "fail",
+                    category=Category.ROTATION,
+                    outcome=Outcome.OK if attempt.succeeded else Outcome.FAIL,
                     record_type="pamuser",
                     record_id=attempt.user_id,
                     record_title=attempt.user.title,

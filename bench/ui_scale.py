@@ -23,7 +23,7 @@ def seed(users: int, events: int, start: int = 0) -> None:
     """Add PAM users (with attempts for the first ones) and audit events, in bulk."""
     from django.utils import timezone
 
-    from audit.models import AuditEvent
+    from audit.models import AuditEvent, Category, Outcome
     from records.models import DirectoryType, PamConfiguration, PamDirectory, PamUser
     from rotation.models import AttemptState, RotationAttempt, Trigger
 
@@ -74,9 +74,13 @@ def seed(users: int, events: int, start: int = 0) -> None:
     AuditEvent.objects.bulk_create(
         [
             AuditEvent(
-                event=("record_rotation_scheduled_ok", "record_update", "password_revealed")[i % 3],
-                category="rotation",
-                outcome="ok",
+                event=(
+                    AuditEvent.ROTATION_SCHEDULED_OK,
+                    AuditEvent.RECORD_UPDATED,
+                    AuditEvent.PASSWORD_REVEALED,
+                )[i % 3],
+                category=Category.ROTATION,
+                outcome=Outcome.OK,
                 actor_name="alice",
                 record_type="pamuser",
                 record_id=user_ids[i % len(user_ids)],
