@@ -41,22 +41,24 @@ def client_address(request) -> str | None:
     return request.META.get("REMOTE_ADDR")
 
 
-def find_token(clear: str) -> Token | None:
-    """Return the usable token whose digest matches (compared in constant time), its application loaded."""
+def find_token(clear: str, role: tuple[str, tuple[str, ...]] | None = None) -> Token | None:
+    """Return the usable token whose digest matches (compared in constant time), its application loaded
+    (and, given a Vault role name and fields, that account as ``token.role_account``: api.lookups).
+    """
     wanted = digest(clear)
-    token = token_by_digest(wanted)  # one statement: the token, its application, that one's configurations
+    token = token_by_digest(wanted, role)  # one statement: the token, its application, its configurations
     if token is None or not token.is_usable or not hmac.compare_digest(token.digest, wanted):
         return None
     return token
 
 
-def authenticate_token(request, clear: str):
-    """Return DRF's (user, token) pair for a token in clear, or raise 401 or 403.
+def authenticate_token(request, clear: str, role: tuple[str, tuple[str, ...]] | None = None):
+    """Return DRF's (user, token) pair for a token in clear, or raise 401 or 403 (``role``: find_token's).
 
     An application's token answers 403 outside its allowed networks, 401 when the token or the
     application is expired, revoked or inactive; a person's token 401 when the person is inactive.
     """
-    token = find_token(clear) if clear else None
+    token = find_token(clear, role) if clear else None
     if token is None:
         raise exceptions.AuthenticationFailed("Invalid, expired or revoked token.")
     if token.application_id:

@@ -1,4 +1,4 @@
-"""The rows a Vault read needs, each in one SQL statement: the token, the account, the audit row.
+"""The rows a Vault read needs in two SQL statements: the token with the account, then the audit row.
 
 A ``static-cred`` read is the hot path (a deploy makes hundreds of applications read at once), and
 building an ORM query costs several times what the database takes to run it. So these few
@@ -68,52 +68,89 @@ def _column(model, name: str) -> str:
 
 
 @cache
-def _token_query(vendor: str) -> tuple[str, Columns, Columns]:
-    """Return the token lookup (the token, its application, that one's configurations) and its columns."""
+def _token_query(vendor: str, account_names: tuple[str, ...] | None) -> tuple[str, Columns, Columns, Columns]:
+    """Return the token lookup (the token, its application, that one's configurations and, when
+    ``account_names`` are given, the accounts a role name means with their previous passwords) and its columns.
+    """
     token, application, links = Columns.of(Token), Columns.of(Application), Application.configurations.through
+    account = Columns.of(PamUser, ("id", "uid", *(account_names or ())))
+    select = join = ""
+    if account_names:  # its two parameters come before the digest
+        select = f", {account.select('u')}, {_previous('u')}"
+        join = f"LEFT JOIN {_table(PamUser)} u ON ({_by_role_name('u')}) "
     sql = (
         f"SELECT {token.select('t')}, {application.select('a')}, "  # noqa: S608 - names from metadata
-        f"l.{_column(links, 'pamconfiguration')} "
+        f"l.{_column(links, 'pamconfiguration')}{select} "
         f"FROM {_table(Token)} t "
         f"LEFT JOIN {_table(Application)} a ON a.{_column(Application, 'id')} = t.{_column(Token, 'application')} "
         f"LEFT JOIN {_table(links)} l ON l.{_column(links, 'application')} = a.{_column(Application, 'id')} "
-        f"WHERE t.{_column(Token, 'digest')} = %s"
+        f"{join}WHERE t.{_column(Token, 'digest')} = %s"
     )
-    return sql, token, application
+    return sql, token, application, account
 
 
-def token_by_digest(wanted: str) -> Token | None:
+def _previous(alias: str) -> str:
+    """Return the subquery of an account's previous password's ciphertext (the version replaced last)."""
+    version = PasswordVersion
+    return (
+        f"(SELECT v.{_column(version, 'password_encrypted')} FROM {_table(version)} v "  # noqa: S608 - metadata
+        f"WHERE v.{_column(version, 'user')} = {alias}.{_column(PamUser, 'id')} "
+        f"ORDER BY v.{_column(version, 'replaced_at')} DESC, v.{_column(version, 'id')} DESC LIMIT 1)"
+    )
+
+
+def _by_role_name(alias: str) -> str:
+    """Return the condition "the uid or the title is the role name" (two parameters)."""
+    return f"{alias}.{_column(PamUser, 'uid')} = %s OR {alias}.{_column(PamUser, 'title')} = %s"
+
+
+def token_by_digest(wanted: str, role: tuple[str, tuple[str, ...]] | None = None) -> Token | None:
     """Return the token with this digest, its application and the application's configuration ids loaded.
 
     One statement (a row per configuration of the application): reading ``token.application`` and
-    ``application.configuration_ids`` afterwards costs no query.
+    ``application.configuration_ids`` afterwards costs no query. With ``role`` (a Vault role name and
+    the account fields a path needs), the same statement also finds that account: the token's
+    ``role_account`` is then ``account_by_role_name``'s answer.
     """
-    sql, token_columns, application_columns = _token_query(connection.vendor)
+    name, names = role or ("", None)
+    sql, token_columns, application_columns, account_columns = _token_query(connection.vendor, names)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [wanted])
+        cursor.execute(sql, [name, name, wanted] if role else [wanted])
         rows = cursor.fetchall()
     if not rows:
         return None
     first, count = rows[0], len(token_columns.fields)
+    linked = count + len(application_columns.fields)  # where the configuration id is, the account after it
     token = token_columns.instance(first[:count])
     if token.application_id is not None:
-        application = application_columns.instance(first[count:-1])
-        application.__dict__["configuration_ids"] = frozenset(row[-1] for row in rows if row[-1] is not None)
+        application = application_columns.instance(first[count:linked])
+        application.__dict__["configuration_ids"] = frozenset(
+            row[linked] for row in rows if row[linked] is not None
+        )
         token._state.fields_cache["application"] = application
+    if role:
+        token.role_account = _role_match(
+            account_columns, [row[linked + 1 :] for row in rows if row[linked + 1] is not None], name
+        )
     return token
+
+
+def _role_match(account: Columns, rows: list, name: str) -> tuple[PamUser, str] | None:
+    """Return the account of the rows (its columns, then the previous ciphertext) a role name means."""
+    if not rows:
+        return None
+    uid = account.fields.index(PamUser._meta.get_field("uid"))
+    row = next((row for row in rows if row[uid] == name), rows[0])  # a uid match wins over a title
+    return account.instance(row[:-1]), row[-1] or ""
 
 
 @cache
 def _role_query(vendor: str, names: tuple[str, ...] | None) -> tuple[str, Columns]:
     """Return the account lookup by uid or title, with its previous password's ciphertext, and its columns."""
-    account, version = Columns.of(PamUser, names and ("id", "uid", *names)), PasswordVersion
+    account = Columns.of(PamUser, names and ("id", "uid", *names))
     sql = (
-        f"SELECT {account.select('u')}, "  # noqa: S608 - names from metadata
-        f"(SELECT v.{_column(version, 'password_encrypted')} FROM {_table(version)} v "
-        f"WHERE v.{_column(version, 'user')} = u.{_column(PamUser, 'id')} "
-        f"ORDER BY v.{_column(version, 'replaced_at')} DESC, v.{_column(version, 'id')} DESC LIMIT 1) "
-        f"FROM {_table(PamUser)} u "
-        f"WHERE u.{_column(PamUser, 'uid')} = %s OR u.{_column(PamUser, 'title')} = %s LIMIT 2"
+        f"SELECT {account.select('u')}, {_previous('u')} "  # noqa: S608 - names from metadata
+        f"FROM {_table(PamUser)} u WHERE {_by_role_name('u')} LIMIT 2"
     )
     return sql, account
 
@@ -127,11 +164,7 @@ def account_by_role_name(name: str, names: tuple[str, ...] | None = None) -> tup
     with connection.cursor() as cursor:
         cursor.execute(sql, [name, name])
         rows = cursor.fetchall()
-    if not rows:
-        return None
-    uid = account.fields.index(PamUser._meta.get_field("uid"))
-    row = next((row for row in rows if row[uid] == name), rows[0])  # a uid match wins over a title
-    return account.instance(row[:-1]), row[-1] or ""
+    return _role_match(account, rows, name)
 
 
 @cache

@@ -75,13 +75,10 @@ def static_ttl(pam_user: PamUser, now) -> tuple[int, int]:
     return period, max(1, ttl)
 
 
-@vault_view("GET")
+@vault_view("GET", account=READ_FIELDS)
 def static_cred(request, data: dict, name: str) -> JsonResponse:
     """Vault's ``static-cred``: the account's username, DN, current and previous password (one audit event)."""
-    try:
-        pam_user, previous = find_role(name, READ_FIELDS)
-    except Http404:
-        pam_user, previous = None, ""
+    pam_user, previous = request.auth.role_account or (None, "")  # loaded with the token
     pam_user = _allowed(request, pam_user, Action.READ_API)
     # The previous password only to whom the policy lets reveal earlier versions (not Operators).
     secret = read_credential(

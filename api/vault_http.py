@@ -128,13 +128,16 @@ def presented_token(request) -> str:
     return clear
 
 
-def authenticate(request) -> None:
-    """Set request.user and request.auth from X-Vault-Token (or Bearer), or raise Vault's 403."""
+def authenticate(request, role: tuple[str, tuple[str, ...]] | None = None) -> None:
+    """Set request.user and request.auth from X-Vault-Token (or Bearer), or raise Vault's 403.
+
+    ``role`` (a role name and account fields) also loads that account in the token's statement.
+    """
     clear = presented_token(request)
     if not clear:
         raise VaultError(403, "permission denied")
     try:
-        request.user, request.auth = authenticate_token(request, clear)
+        request.user, request.auth = authenticate_token(request, clear, role)
     except exceptions.AuthenticationFailed:
         raise VaultError(403, "permission denied", "invalid token") from None
     except exceptions.PermissionDenied as denied:
@@ -188,11 +191,15 @@ def _add_to_shared(key: str, calls: int, period: int) -> int:
         return calls
 
 
-def vault_view(*methods: str, token: bool = True, reads_body: bool = False):
+def vault_view(
+    *methods: str, token: bool = True, reads_body: bool = False, account: tuple[str, ...] | None = None
+):
     """Make a function a Vault path: allowed methods, header rules, token, rate limit, Vault's errors.
 
     The view is called as ``view(request, data, **kwargs)``: ``data`` is the JSON body of a write
     to a path that ``reads_body`` (a body sent elsewhere is ignored, as Vault ignores unknown fields).
+    With ``account`` (fields), the account the path's ``name`` means is loaded in the token's own
+    statement: ``request.auth.role_account`` is (account, previous password's ciphertext) or None.
     """
     allowed = (
         set(methods) | ({"PUT"} if "POST" in methods else set()) | ({"HEAD"} if "GET" in methods else set())
@@ -206,7 +213,7 @@ def vault_view(*methods: str, token: bool = True, reads_body: bool = False):
                     raise VaultError(405, f"unsupported operation: {request.method}")
                 check_headers(request)
                 if token:
-                    authenticate(request)
+                    authenticate(request, (kwargs["name"], account) if account else None)
                     throttle(request)
                 return view(request, body(request) if reads_body else {}, **kwargs)
             except VaultError as exc:
