@@ -28,7 +28,8 @@ def main() -> None:
     django_in_tempdir()
 
     from records.models import PamDirectory
-    from rotation import discovery, ldap
+    from rotation import discovery
+    from rotation.ldap.search import PAGE_SIZE
     from tests.bulk_accounts import add_offline
     from tests.ldapservers import SambaDC
 
@@ -48,7 +49,7 @@ def main() -> None:
             started = time.perf_counter()
             found = discovery.discover(directory)
             times.append(time.perf_counter() - started)
-        pages = -(-len(found) // ldap.PAGE_SIZE)
+        pages = -(-len(found) // PAGE_SIZE)
         print(
             f"discovery accounts={len(found)} pages={pages} best_s={min(times):.3f} "
             f"median_s={statistics.median(times):.3f}"

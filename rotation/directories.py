@@ -13,7 +13,7 @@ from rotation import ldap
 
 
 def directory_spec(directory: PamDirectory) -> ldap.DirectorySpec:
-    """Return the connection settings of a directory for rotation/ldap.py."""
+    """Return the connection settings of a directory for rotation/ldap/."""
     return ldap.DirectorySpec(
         host=directory.hostname,
         port=directory.port,

@@ -1,6 +1,6 @@
 """Know the directory: list its accounts, adopt them as PAM Users, and find a login's DN.
 
-Everything here reads with the directory's administrative credential (rotation/ldap.py); nothing
+Everything here reads with the directory's administrative credential (rotation/ldap/); nothing
 binds as a discovered account. Adoption goes through ``records.changes.save_record`` like every
 other record change, so each adopted account is scheduled and audited as a record creation.
 """

@@ -19,6 +19,7 @@ from records.forms import UserForm
 from records.models import DirectoryType, PamDirectory, PamUser
 from rotation import discovery, ldap
 from rotation.discovery import canonical_dn
+from rotation.ldap.search import PAGE_SIZE
 from rotation.models import AttemptState
 from tests.bulk_accounts import add_offline
 from tests.conftest import make_configuration, make_user
@@ -94,7 +95,7 @@ def test_discovery_pages_through_2500_samba_accounts(db, big_samba, unique_name,
     found = discovery.discover(directory)
 
     assert len(found) == BULK
-    assert len(searches) == 3 and set(searches) == {ldap.PAGE_SIZE}  # 1,000 + 1,000 + 500
+    assert len(searches) == 3 and set(searches) == {PAGE_SIZE}  # 1,000 + 1,000 + 500
     first = next(item for item in found if item.account.login == "bulk00000")
     assert first.account.dn == big_samba.bulk_dns[0]
     assert first.account.principal_name == "bulk00000@example.test"

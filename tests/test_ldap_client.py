@@ -1,4 +1,4 @@
-"""rotation/ldap.py against real directories: OpenLDAP slapd and a Samba AD DC."""
+"""rotation/ldap/ against real directories: OpenLDAP slapd and a Samba AD DC."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import ldap3
 import pytest
 
 from rotation import ldap as directory
-from rotation.ldap import DirectoryError, DirectorySpec
+from rotation.ldap import DirectoryError, DirectorySpec, connection, pool
 from tests.ldapservers import make_ca, unique_name
 
 # The slapd, samba and tls_files session fixtures come from tests/conftest.py (which imports them from
@@ -561,12 +561,14 @@ def test_test_connection_is_not_collected_as_a_test():
 
 
 def test_a_pooled_admin_connection_is_reused_for_the_next_change(target, monkeypatch):
-    directory.clear_connection_pool()
+    pool.clear_connection_pool()
     first, second = target.add_user("Start-Pass-123!"), target.add_user("Start-Pass-123!")
     directory.set_password(target.spec, target.admin_dn, target.admin_password, first, "Next-Pass-1234!")
     opened = []
-    real_open = directory._Attempt._open
-    monkeypatch.setattr(directory._Attempt, "_open", lambda self, *a: opened.append(1) or real_open(self, *a))
+    real_open = connection._Attempt._open
+    monkeypatch.setattr(
+        connection._Attempt, "_open", lambda self, *a: opened.append(1) or real_open(self, *a)
+    )
 
     directory.set_password(target.spec, target.admin_dn, target.admin_password, second, "Next-Pass-5678!")
 
@@ -575,7 +577,7 @@ def test_a_pooled_admin_connection_is_reused_for_the_next_change(target, monkeyp
 
 
 def test_a_pooled_connection_of_a_restarted_server_is_replaced_not_used(openldap):
-    directory.clear_connection_pool()
+    pool.clear_connection_pool()
     dn = openldap.add_user("Start-Pass-123!")
     directory.set_password(openldap.spec, openldap.admin_dn, openldap.admin_password, dn, "Next-Pass-1234!")
     assert directory.verify_password(openldap.spec, dn, "Next-Pass-1234!")
@@ -589,7 +591,7 @@ def test_a_pooled_connection_of_a_restarted_server_is_replaced_not_used(openldap
 
 
 def test_a_pooled_connection_is_never_used_with_another_admin_password(openldap):
-    directory.clear_connection_pool()
+    pool.clear_connection_pool()
     dn = openldap.add_user("Start-Pass-123!")
     directory.set_password(openldap.spec, openldap.admin_dn, openldap.admin_password, dn, "Next-Pass-1234!")
     with pytest.raises(DirectoryError) as caught:
