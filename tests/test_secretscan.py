@@ -5,7 +5,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import os
 import secrets
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -25,6 +29,7 @@ from tests.secretscan import SHORTEST, encodings, found_in, named_encodings
 # a percent sign, a backslash and two letters outside ASCII (one outside latin-1).
 SECRET = 'Pw"&+/ %\\é中-9fQz'
 NAMES = sorted(named_encodings(SECRET))
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def planted() -> str:
@@ -109,3 +114,46 @@ def test_a_clean_run_making_every_kind_of_secret_is_not_flagged(db, client, bob,
     assert [found_in(secret, text) for secret in _record_generated_passwords] == [None] * len(
         _record_generated_passwords
     )
+
+
+INNER = """
+import logging, os
+from audit.events import record_event
+from audit.models import AuditEvent
+from tests.secretscan import named_encodings
+
+SECRET = os.environ["PLANTED_SECRET"]
+
+
+def test_hex_in_a_table(db, _record_generated_passwords):
+    _record_generated_passwords.append(SECRET)
+    record_event(AuditEvent.CONNECTION_TESTED, message=named_encodings(SECRET)["hex"])
+
+
+def test_utf16_in_a_log_line(db, _record_generated_passwords):
+    _record_generated_passwords.append(SECRET)
+    logging.getLogger("pamrotate").error("got %s", named_encodings(SECRET)["UTF-16-BE"])
+
+
+def test_clean(db, _record_generated_passwords):
+    _record_generated_passwords.append(SECRET)
+    record_event(AuditEvent.CONNECTION_TESTED, message="nothing secret")
+"""
+
+
+def test_the_scan_after_each_test_fails_a_leaking_test_naming_the_encoding_and_not_the_secret(tmp_path):
+    secret = planted()
+    (tmp_path / "test_inner.py").write_text(INNER)
+    (tmp_path / "conftest.py").write_text(
+        "from tests.conftest import _fresh_cache, _record_generated_passwords, pytest_runtest_call  # noqa: F401"
+    )
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--show-capture=no"]
+    command += ["--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml"), str(tmp_path / "test_inner.py")]
+    (tmp_path / "data").mkdir()  # its own test database, not this process's
+    env = {**os.environ, "PLANTED_SECRET": secret, "PAMROTATE_DATA_DIR": str(tmp_path / "data")}
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+    assert "2 failed, 1 passed" in result.stdout, result.stdout + result.stderr
+    assert "AssertionError: a generated secret is stored or logged, as: hex\n" in result.stdout
+    assert "AssertionError: a generated secret is stored or logged, as: UTF-16\n" in result.stdout
+    assert found_in(secret, result.stdout + result.stderr) is None
