@@ -103,7 +103,7 @@ def release_retries(now: dt.datetime) -> int:
         "user__configuration"
     )
     for attempt in waiting:
-        if RotationAttempt.objects.filter(pk=attempt.pk, retry_at=attempt.retry_at).update(retry_at=None):
+        if attempt.take_for_sending():
             enqueue_attempt(attempt)
             released += 1
     return released
@@ -129,9 +129,7 @@ def resend_orphans(now: dt.datetime | None = None, older_than: dt.timedelta = OR
     for gateway, ids in by_gateway.items():
         if get_broker(gateway).queue_size():
             continue  # a backlog is still draining: they may be in it
-        marked += RotationAttempt.objects.filter(
-            pk__in=ids, state=AttemptState.QUEUED, retry_at__isnull=True
-        ).update(retry_at=now)
+        marked += RotationAttempt.mark_for_sending(ids, now)
     if marked:
         log.warning("re-sending %s queued attempts that no worker took (after an outage?)", marked)
     return marked

@@ -1,8 +1,9 @@
 """What an attempt says when it does not simply succeed: every text of the rotation protocol, once.
 
 Both drivers (one account: rotation/services.py, many: rotation/batch.py) end attempts through
-rotation/protocol.py, which takes its texts from here; tests compare against these names. Texts
-from the directory itself come from rotation/ldap_errors.py. None of them carries a secret.
+rotation/protocol.py and the attempt's transitions (rotation/models.py), which take their texts
+from here; tests compare against these names. Texts from the directory itself come from
+rotation/ldap_errors.py. None of them carries a secret.
 """
 
 from __future__ import annotations
@@ -32,6 +33,11 @@ DID_NOT_BIND = "The directory accepted the change but the new password did not b
 INTERRUPTED = "An unexpected error interrupted the rotation; it will be reconciled."
 INTERNAL = "An internal error ({error}) stopped the rotation."
 WORKER_STOPPED = "The worker stopped during the rotation."
+
+# Committing.
+RECONCILED = "Reconciled: the new password opens the account and is now stored."
+# The account's state detail after a rotation set the password of a drifted account.
+ROTATED_OVER_DRIFT = "the rotation set a new password: pamrotate's copy is current again"
 
 # Reconciling.
 NOTHING_WRITTEN = "Interrupted before a new password was generated; nothing was changed."

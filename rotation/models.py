@@ -12,6 +12,7 @@ from django.utils import timezone
 from audit.actors import PERSON, Actor
 from pamrotate import crypto
 from records.models import PamUser, RotationStatus
+from rotation import messages
 
 
 class AttemptState(models.TextChoices):
@@ -217,6 +218,24 @@ class RotationAttempt(models.Model):
                 "",
             )
 
+    def take_for_sending(self) -> bool:
+        """Take a waiting attempt (a retry whose wait is over, an orphan) for sending; return whether the caller won.
+
+        Clears ``retry_at`` with one conditional UPDATE on the value the caller read, so of several
+        dispatchers one sends it.
+        """
+        won = bool(type(self).objects.filter(pk=self.pk, retry_at=self.retry_at).update(retry_at=None))
+        if won:
+            self.retry_at = None
+        return won
+
+    @classmethod
+    def mark_for_sending(cls, attempt_ids, now) -> int:
+        """Mark queued attempts that no retry waits on to be sent again at ``now``; return how many (one UPDATE)."""
+        return cls.objects.filter(
+            pk__in=list(attempt_ids), state=AttemptState.QUEUED, retry_at__isnull=True
+        ).update(retry_at=now)
+
     def refuse(self, error_class: str, message: str) -> None:
         """End an attempt that never ran (blocked, already rotating, superseded)."""
         self.state = AttemptState.REFUSED
@@ -260,8 +279,25 @@ class RotationAttempt(models.Model):
             if state == AttemptState.SUCCEEDED:
                 attempt._set_error("", "")
             else:
-                attempt.error_message = "Reconciled: the new password opens the account and is now stored."
+                attempt.error_message = messages.RECONCILED
         update_rows(cls, attempts, cls.COMMITTED_FIELDS)
+
+    def claim_scripts(self, *, again: bool = False) -> bool:
+        """Mark this attempt's post-rotation scripts running for the caller; return whether it won the claim.
+
+        The first run claims only an attempt whose scripts never ran; ``again`` ("Run scripts
+        again") any whose scripts are not running now. One conditional UPDATE, so of two
+        deliveries of the same task at most one runs the scripts.
+        """
+        rows = type(self).objects.filter(pk=self.pk)
+        if again:
+            rows = rows.exclude(scripts_state=ScriptsState.RUNNING)
+        else:
+            rows = rows.filter(scripts_state=ScriptsState.NONE)
+        won = bool(rows.update(scripts_state=ScriptsState.RUNNING))
+        if won:
+            self.scripts_state = ScriptsState.RUNNING
+        return won
 
     def record_scripts(self, state: str, message: str) -> None:
         """Record how the post-rotation scripts ended (scripts/runner.py); the password is not touched."""

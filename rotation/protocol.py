@@ -73,8 +73,6 @@ COMMITTED_USER_FIELDS = (
     "account_state_detail",
 )
 REQUEUED = "requeued"
-# A rotation set the password on the directory, so pamrotate's copy is current again.
-ROTATED_OVER_DRIFT = "the rotation set a new password: pamrotate's copy is current again"
 
 
 @dataclass(frozen=True)
@@ -348,7 +346,7 @@ def apply_commit(user: PamUser, attempt: RotationAttempt, now: dt.datetime) -> P
     user.rotation_error = ""
     user.updated_at = now
     if user.account_state == AccountState.DRIFTED:
-        user.account_state, user.account_state_detail = AccountState.OK, ROTATED_OVER_DRIFT
+        user.account_state, user.account_state_detail = AccountState.OK, messages.ROTATED_OVER_DRIFT
         user.account_state_at = now
     return version
 

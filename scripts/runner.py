@@ -22,6 +22,7 @@ from audit.actors import Actor
 from audit.models import AuditEvent, Category
 from audit.models import Outcome as AuditOutcome
 from records.models import PamUser, RotationType
+from rotation import protocol, services
 from rotation.models import OK_STATES, AttemptState, RotationAttempt, ScriptsState
 from scripts import files, masking, payload, process, queue, settlement
 from scripts.models import PostRotationScript, RunState, ScriptRun
@@ -36,6 +37,10 @@ from scripts.settlement import (  # noqa: F401 - part of this module's interface
 )
 
 log = logging.getLogger(__name__)
+
+# Why "Run scripts again" is refused while a delivery runs them; what a rerun that stored the password says.
+SCRIPTS_RUNNING = "Its scripts are running now."
+RERUN_STORED = "Run again: every script succeeded; the pending password is now stored."
 
 
 # -- Which scripts --------------------------------------------------------------------------
@@ -100,10 +105,7 @@ def after_commit(attempt: RotationAttempt) -> Outcome | None:
         scripts = scripts_for(user)
         if not scripts:
             return None
-        claimed = RotationAttempt.objects.filter(pk=attempt.pk, scripts_state=ScriptsState.NONE).update(
-            scripts_state=ScriptsState.RUNNING
-        )
-        if not claimed:
+        if not attempt.claim_scripts():
             return None
         new_password, old_password = _passwords_now(user)
         outcome = _deliver(attempt, user, scripts, new_password, old_password, round_number=1)
@@ -137,7 +139,7 @@ def refused_reason(attempt: RotationAttempt) -> str:
         attempt.scripts_state == ScriptsState.RUNNING
         or attempt.script_runs.filter(state=RunState.RUNNING).exists()
     ):
-        return "Its scripts are running now."
+        return SCRIPTS_RUNNING
     if not scripts_for(user):
         return "No post-rotation script is attached to this account, its directory or its configuration."
     scripts_only = user.rotation_type == RotationType.SCRIPTS_ONLY
@@ -181,13 +183,8 @@ def rerun(attempt_id: int) -> dict:
     reason = refused_reason(attempt)
     if reason:
         return {"attempt": attempt_id, "scripts": "refused", "message": reason}
-    claimed = (
-        RotationAttempt.objects.filter(pk=attempt_id)
-        .exclude(scripts_state=ScriptsState.RUNNING)
-        .update(scripts_state=ScriptsState.RUNNING)
-    )
-    if not claimed:  # a second delivery of the same task is running it
-        return {"attempt": attempt_id, "scripts": "refused", "message": "Its scripts are running now."}
+    if not attempt.claim_scripts(again=True):  # a second delivery of the same task is running it
+        return {"attempt": attempt_id, "scripts": "refused", "message": SCRIPTS_RUNNING}
     attempt.refresh_from_db()
     user = user_of(attempt)
     round_number = (attempt.script_runs.aggregate(last=Max("round"))["last"] or 0) + 1
@@ -204,17 +201,17 @@ def rerun(attempt_id: int) -> dict:
 
 
 def _settle_scripts_only(attempt: RotationAttempt, outcome: Outcome) -> None:
-    from rotation import services
+    """Settle an unknown scripts-only attempt by how its scripts ran again: store the pending password, or stay unknown.
 
+    The same steps a first run's outcome takes: the commit (reconciled) with its after-commit
+    hooks, or the protocol's unknown end, which reports through this app's change strategy.
+    """
     if outcome.ok:
-        attempt.record_scripts(
-            outcome.state, "Run again: every script succeeded; the pending password is now stored."
-        )
+        attempt.record_scripts(outcome.state, RERUN_STORED)
         services.commit_delivered(attempt)
         return
     attempt.record_scripts(outcome.state, outcome.message)
-    attempt.mark_unknown(unknown_message(outcome))
-    report_unresolved(attempt)
+    protocol.end_unknown(attempt, unknown_message(outcome), None)
 
 
 # -- Delivering to each script ----------------------------------------------------------------
