@@ -10,27 +10,18 @@ skipped, so importing a file twice changes nothing. Any error rejects the whole 
    that no title or UID was taken since, save configurations, directories, users, then link the
    administrative credentials, and announce each record to the audit log.
 
-The browser's upload waits between preview and confirm in the session or in a private file,
-encrypted (``stash``/``stashed``/``discard``).
+The report is records/import_report.py; the browser's upload waits between preview and confirm
+in records/import_stash.py.
 """
 
 from __future__ import annotations
 
-import os
-import re
-import secrets
-import time
-from dataclasses import dataclass, field
-from pathlib import Path
-
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.http import HttpRequest
 
 from audit.actors import SYSTEM_ACTOR, Actor
-from pamrotate import crypto
-from records import changes, keeper, schedules
+from records import changes, keeper, keeper_schedules, schedules
+from records.import_report import ImportRejected, ImportReport, Item
 from records.keeper import KeeperError
 from records.models import DirectoryType, Environment, PamConfiguration, PamDirectory, PamUser, RotationType
 
@@ -41,87 +32,11 @@ PLAN_EXCLUDE = {
     PamDirectory: ["configuration", "administrative_credential"],
     PamUser: ["configuration", "resource"],
 }
-SESSION_KEY = "pam_import"
-# An upload larger than this (encrypted) waits in a private file instead of the session row.
-SESSION_LIMIT = 64 * 1024
-FILE_NAME = re.compile(r"^[0-9a-f]{32}\.enc$")
 # Keys other apps plan on new records (scripts/ registers "scripts"; records never imports it):
 # key -> handler(record, value, where, find_user, warn), called once a project's records are planned.
 # It raises KeeperError to reject the record, or returns a callable that writes what the key
 # describes: called after the records are saved, before the import's transaction commits.
 EXTRA_KEY_HANDLERS: dict = {}
-
-
-@dataclass
-class Item:
-    """One record named in a report: its kind, title and (for skips and rejections) why."""
-
-    kind: str
-    title: str
-    reason: str = ""
-
-    def __str__(self) -> str:
-        return f"{self.kind} {self.title!r}" + (f": {self.reason}" if self.reason else "")
-
-
-@dataclass
-class ImportReport:
-    """What an import created (or would create), skipped and rejected, and the warnings it raised."""
-
-    created: list[Item] = field(default_factory=list)
-    skipped: list[Item] = field(default_factory=list)
-    rejected: list[Item] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    dry_run: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return not self.rejected
-
-    @property
-    def created_heading(self) -> str:
-        """Return what the created list is: done, to be done, or what a rejected file would have done."""
-        if not self.ok:
-            return "Would have created"
-        return "Would create" if self.dry_run else "Created"
-
-    def hide(self, passwords: set[str]) -> None:
-        """Replace each password (of 4 characters or more) a title, reason or warning echoes."""
-        hidden = sorted((p for p in passwords if len(p) >= 4), key=len, reverse=True)
-        if not hidden:
-            return
-        # One alternation: the regex engine scans each text once, however many passwords the file holds.
-        pattern = re.compile("|".join(map(re.escape, hidden)))
-        for entry in [*self.created, *self.skipped, *self.rejected]:
-            entry.title = pattern.sub("(password hidden)", entry.title)
-            entry.reason = pattern.sub("(password hidden)", entry.reason)
-        self.warnings = [pattern.sub("(password hidden)", warning) for warning in self.warnings]
-
-    def lines(self) -> list[str]:
-        """Return the report as plain text lines."""
-        out = []
-        for heading, entries in (
-            (self.created_heading, self.created),
-            ("Skipped", self.skipped),
-            ("Rejected", self.rejected),
-        ):
-            out.append(f"{heading}: {len(entries)}")
-            out.extend(f"  {entry}" for entry in entries)
-        if self.warnings:
-            out.append(f"Warnings: {len(self.warnings)}")
-            out.extend(f"  {warning}" for warning in self.warnings)
-        return out
-
-
-class ImportRejected(KeeperError):
-    """The file was rejected whole; nothing was written. Carries the report."""
-
-    def __init__(self, report: ImportReport):
-        self.report = report
-        count = len(report.rejected)
-        super().__init__(
-            f"{count} error{'s' if count != 1 else ''}: the file was rejected and nothing was written"
-        )
 
 
 def _title_of(entry) -> str:
@@ -407,7 +322,9 @@ class _Plan:
         if complexity:
             configuration.default_password_complexity = complexity
         if entry.get("default_rotation_schedule") is not None:
-            for name, value in keeper.schedule_fields(entry["default_rotation_schedule"], where).items():
+            for name, value in keeper_schedules.schedule_fields(
+                entry["default_rotation_schedule"], where
+            ).items():
                 setattr(configuration, name, value)
         self.claim_uid(configuration, keeper.uid(entry.get("uid"), f"{where}.uid"), "configuration", where)
         # Planned even when invalid, so the rest of the file is checked too (nothing is written then).
@@ -667,7 +584,7 @@ class _Plan:
             schedule_type=schedules.USE_DEFAULT,
         )
         if settings.get("schedule") is not None:
-            for name, value in keeper.schedule_fields(settings["schedule"], where).items():
+            for name, value in keeper_schedules.schedule_fields(settings["schedule"], where).items():
                 setattr(user, name, value)
         if (
             user.rotation_enabled
@@ -777,63 +694,3 @@ def passwords_in(projects: list[dict]) -> set[str]:
             if isinstance(user, dict) and isinstance(user.get("password"), str) and user["password"]:
                 found.add(user["password"])
     return found
-
-
-# -- The browser upload, waiting between preview and confirm -------------------------------------
-
-
-def _imports_dir() -> Path:
-    return Path(settings.DATA_DIR) / "imports"
-
-
-def _sweep_imports() -> None:
-    """Delete waiting uploads older than a session: their sessions ended without a confirm or cancel."""
-    cutoff = time.time() - settings.SESSION_COOKIE_AGE
-    for path in _imports_dir().glob("*.enc"):
-        try:
-            if path.stat().st_mtime < cutoff:
-                path.unlink()
-        except OSError:
-            pass
-
-
-def _discard_import(request: HttpRequest) -> None:
-    """Forget the waiting upload and delete its file."""
-    stash = request.session.pop(SESSION_KEY, None)
-    if isinstance(stash, dict) and FILE_NAME.match(str(stash.get("file", ""))):
-        (_imports_dir() / stash["file"]).unlink(missing_ok=True)
-
-
-def _stash_import(request: HttpRequest, name: str, text: str) -> None:
-    """Keep an upload, encrypted, until it is confirmed or cancelled: in the session when small, else a file."""
-    _discard_import(request)
-    sealed = crypto.encrypt(text)
-    stash = {"name": name}
-    if len(sealed) <= SESSION_LIMIT:
-        stash["document"] = sealed
-    else:
-        directory = _imports_dir()
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        _sweep_imports()
-        stash["file"] = f"{secrets.token_hex(16)}.enc"
-        descriptor = os.open(directory / stash["file"], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(sealed)
-    request.session[SESSION_KEY] = stash
-
-
-def _stashed_import(request: HttpRequest) -> tuple[str, str] | None:
-    """Return the waiting upload's name and text, or None when there is none (or it is gone)."""
-    stash = request.session.get(SESSION_KEY)
-    if not isinstance(stash, dict):
-        return None
-    sealed = stash.get("document")
-    if sealed is None and FILE_NAME.match(str(stash.get("file", ""))):
-        try:
-            sealed = (_imports_dir() / stash["file"]).read_text()
-        except OSError:
-            return None
-    try:
-        return str(stash.get("name", "")), crypto.decrypt(sealed)
-    except (crypto.DecryptionError, AttributeError, TypeError):
-        return None

@@ -20,7 +20,7 @@ from accounts.mfa import require_verified
 from accounts.policy import Action
 from accounts.timezones import zone_names
 from audit.actors import Actor
-from records import changes, filters, imports, keeper, repoint, schedules
+from records import changes, filters, import_report, import_stash, imports, keeper, repoint, schedules
 from records.complexity import ComplexityError
 from records.forms import FORMS, ImportForm, SchedulePreviewForm
 from records.models import (
@@ -364,19 +364,21 @@ def _require_import(request: HttpRequest) -> None:
     policy.require(request, Action.IMPORT)
 
 
-def _run_import(request: HttpRequest, text: str, *, dry_run: bool) -> imports.ImportReport:
+def _run_import(request: HttpRequest, text: str, *, dry_run: bool) -> import_report.ImportReport:
     """Import (or dry-run) a file as the signed-in user; return the report with the file's passwords hidden."""
     try:
         projects = keeper.parse(text)
     except keeper.KeeperError as exc:
-        return imports.ImportReport(rejected=[imports.Item("file", "", str(exc))], dry_run=dry_run)
+        return import_report.ImportReport(
+            rejected=[import_report.Item("file", "", str(exc))], dry_run=dry_run
+        )
     try:
         report = imports.import_projects(
             projects,
             actor=Actor.from_request(request),
             dry_run=dry_run,
         )
-    except imports.ImportRejected as exc:
+    except import_report.ImportRejected as exc:
         report = exc.report
     report.hide(imports.passwords_in(projects))
     return report
@@ -388,7 +390,7 @@ def import_upload(request: HttpRequest) -> HttpResponse:
     _require_import(request)
     form = ImportForm(request.POST, request.FILES) if request.method == "POST" else ImportForm()
     if form.is_valid():
-        imports._stash_import(request, form.file_name, form.cleaned_data["file"])
+        import_stash.stash(request, form.file_name, form.cleaned_data["file"])
         return redirect("records:import-preview")
     return render(request, "records/import.html", {"form": form})
 
@@ -397,7 +399,7 @@ def import_upload(request: HttpRequest) -> HttpResponse:
 @require_GET
 def import_preview(request: HttpRequest) -> HttpResponse:
     _require_import(request)
-    stashed = imports._stashed_import(request)
+    stashed = import_stash.stashed(request)
     if stashed is None:
         messages.info(request, "Upload a Keeper project file to preview its import.")
         return redirect("records:import")
@@ -411,7 +413,7 @@ def import_preview(request: HttpRequest) -> HttpResponse:
 @require_verified
 def import_confirm(request: HttpRequest) -> HttpResponse:
     _require_import(request)
-    stashed = imports._stashed_import(request)
+    stashed = import_stash.stashed(request)
     if stashed is None:
         messages.error(request, "There is no upload waiting to be imported; upload the file again.")
         return redirect("records:import")
@@ -422,7 +424,7 @@ def import_confirm(request: HttpRequest) -> HttpResponse:
             request, f"{name} was rejected and nothing was written: the records changed since the preview."
         )
         return redirect("records:import-preview")
-    imports._discard_import(request)
+    import_stash.discard(request)
     messages.success(
         request, f"Imported {name}: {len(report.created)} records created, {len(report.skipped)} skipped."
     )
@@ -433,6 +435,6 @@ def import_confirm(request: HttpRequest) -> HttpResponse:
 @require_POST
 def import_cancel(request: HttpRequest) -> HttpResponse:
     _require_import(request)
-    imports._discard_import(request)
+    import_stash.discard(request)
     messages.info(request, "Import cancelled; nothing was written.")
     return redirect("records:configuration-list")

@@ -2,7 +2,7 @@
 
 Keeper's shape: a list of ``{"file", "script_command", "additional_credentials"}`` (a bare
 string is a file). records/ knows nothing of this app: ``register`` hooks these functions into
-its importer (``records.imports.EXTRA_KEY_HANDLERS``) and exporter (``records.keeper.EXTRA_EXPORTS``).
+its importer (``records.imports.EXTRA_KEY_HANDLERS``) and exporter (``records.keeper_export.EXTRA_EXPORTS``).
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ ENTRY_KEYS = {"file", "script_command", "additional_credentials"}
 
 def register() -> None:
     """Hook the ``scripts`` key into the Keeper importer and exporter."""
-    from records import imports, keeper
+    from records import imports, keeper_export
 
     imports.EXTRA_KEY_HANDLERS[KEY] = plan_scripts
-    keeper.EXTRA_EXPORTS[KEY] = export_scripts
+    keeper_export.EXTRA_EXPORTS[KEY] = export_scripts
 
 
 def _owner_field(record) -> str:

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from audit.models import AuditEvent
-from records import imports, keeper
+from records import import_stash, imports, keeper
 from records.models import PamConfiguration, PamDirectory, PamUser
 from tests.conftest import database_text, examples, make_configuration
 
@@ -124,7 +124,7 @@ def test_a_file_that_is_not_a_project_is_refused_clearly(signed_in, content, mes
     response = upload(signed_in, content)
     assert response.status_code == 200
     assert message in response.content.decode()
-    assert imports.SESSION_KEY not in signed_in.session
+    assert import_stash.SESSION_KEY not in signed_in.session
 
 
 def test_a_file_over_five_megabytes_is_refused(signed_in):
@@ -154,13 +154,13 @@ def test_a_password_a_reason_would_echo_is_hidden(signed_in):
 
 
 def test_a_large_upload_waits_encrypted_in_a_private_file_that_confirm_deletes(signed_in, monkeypatch):
-    monkeypatch.setattr(imports, "SESSION_LIMIT", 0)
+    monkeypatch.setattr(import_stash, "SESSION_LIMIT", 0)
     upload(signed_in)
     files = list((Path(django_settings.DATA_DIR) / "imports").glob("*.enc"))
     assert len(files) == 1
     assert stat.S_IMODE(files[0].stat().st_mode) == 0o600
     assert not [password for password in PASSWORDS if password in files[0].read_text()]
-    assert "document" not in signed_in.session[imports.SESSION_KEY]
+    assert "document" not in signed_in.session[import_stash.SESSION_KEY]
     assert signed_in.get(reverse("records:import-preview")).context["report"].created
     signed_in.post(reverse("records:import-confirm"))
     assert not files[0].exists()
@@ -168,13 +168,13 @@ def test_a_large_upload_waits_encrypted_in_a_private_file_that_confirm_deletes(s
 
 
 def test_cancel_discards_the_upload(signed_in, monkeypatch):
-    monkeypatch.setattr(imports, "SESSION_LIMIT", 0)
+    monkeypatch.setattr(import_stash, "SESSION_LIMIT", 0)
     upload(signed_in)
     (waiting,) = (Path(django_settings.DATA_DIR) / "imports").glob("*.enc")
     response = signed_in.post(reverse("records:import-cancel"), follow=True)
     assert "Import cancelled; nothing was written." in response.content.decode()
     assert not waiting.exists()
-    assert imports.SESSION_KEY not in signed_in.session
+    assert import_stash.SESSION_KEY not in signed_in.session
     assert signed_in.get(reverse("records:import-preview")).url == reverse("records:import")
     assert counts() == (0, 0, 0)
 

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from audit.models import AuditEvent
-from records import imports, keeper, schedules
+from records import import_report, imports, keeper, keeper_schedules, schedules
 from records.models import PamConfiguration, PamDirectory, PamUser, RotationType
 from tests import test_import_view
 from tests.conftest import examples, make_configuration, make_directory
@@ -370,7 +370,7 @@ def test_a_missing_file_is_a_clear_error(db, tmp_path):
 DATA = Path(__file__).parent / "data"
 
 
-def report_of(data) -> imports.ImportReport:
+def report_of(data) -> import_report.ImportReport:
     """Import a document (or a file in tests/data) and return the report."""
     text = (DATA / data).read_text() if isinstance(data, str) else json.dumps(data)
     return imports.import_projects(keeper.parse(text))
@@ -483,7 +483,7 @@ def test_keepers_schedule_spellings_and_profile_names_import(db):
     ],
 )
 def test_keepers_quartz_monthly_forms_become_the_monthly_schedules_they_name(cron, expected):
-    fields = keeper.schedule_fields({"type": "CRON", "cron": cron, "tz": "UTC"}, "x")
+    fields = keeper_schedules.schedule_fields({"type": "CRON", "cron": cron, "tz": "UTC"}, "x")
     assert {key: fields[key] for key in expected} == expected
 
 
@@ -534,7 +534,7 @@ def test_a_given_uid_is_kept_and_exported_and_a_malformed_or_taken_one_is_not(db
     report = report_of(taken)
     assert PamConfiguration.objects.get(title="Other").uid != "3iTOsBpxC7E8ZHf2PzFHkQ"
     assert "is used by another record" in " ".join(report.warnings)
-    with pytest.raises(imports.ImportRejected) as info:
+    with pytest.raises(import_report.ImportRejected) as info:
         report_of({"pam_configuration": {"title": "Bad uid", "uid": "not-a-uid"}})
     assert "is not a Keeper record UID" in str(info.value.report.rejected[0])
 
@@ -617,9 +617,9 @@ def test_every_schedule_is_exported_as_quartz_and_read_back_identically(record):
         "schedule_tz": "Europe/Berlin",
     }
     user = PamUser(**{**base, **record})
-    exported = keeper.schedule_json(user)
+    exported = keeper_schedules.schedule_json(user)
     assert exported["type"] == "CRON" and exported["tz"] == "Europe/Berlin"
-    back = keeper.schedule_fields(json.loads(json.dumps(exported)), "x")
+    back = keeper_schedules.schedule_fields(json.loads(json.dumps(exported)), "x")
     for name, value in record.items():
         assert back[name] == value, name
 
@@ -702,7 +702,7 @@ def test_a_user_without_a_dn_is_looked_up_on_a_stored_directory_and_refused_when
             ]
         },
     }
-    with pytest.raises(imports.ImportRejected) as info:
+    with pytest.raises(import_report.ImportRejected) as info:
         report_of(document)
     (item,) = info.value.report.rejected
     assert item.title == "no-dn" and "could not be looked up on Stored LDAP" in item.reason

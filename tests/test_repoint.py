@@ -9,7 +9,8 @@ from django.urls import reverse
 
 from audit.models import AuditEvent
 from records import repoint
-from records.imports import ImportRejected, import_projects
+from records.import_report import ImportRejected
+from records.imports import import_projects
 from records.models import PamDirectory
 from tests.conftest import make_directory, make_user
 from tests.test_mfa import enrol

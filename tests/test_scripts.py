@@ -23,7 +23,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from audit.models import AuditEvent
-from records import imports, keeper
+from records import import_report, imports, keeper, keeper_export
 from records.models import PamUser
 from rotation.models import AttemptState, ScriptsState
 from scripts import files, masking, queue
@@ -545,7 +545,7 @@ def test_keeper_import_attaches_scripts_and_export_writes_them_back(scripts_dir)
     assert PostRotationScript.objects.get(directory__title="Scripts directory").file == "directory.sh"
     assert PostRotationScript.objects.get(configuration__title="Scripts configuration").command == "bash"
 
-    exported = keeper.export_project(app.configuration)
+    exported = keeper_export.export_project(app.configuration)
     assert exported["pam_configuration"]["scripts"] == [
         {"file": "config.sh", "script_command": "bash", "additional_credentials": []}
     ]
@@ -570,7 +570,7 @@ def test_keeper_import_attaches_scripts_and_export_writes_them_back(scripts_dir)
 def test_keeper_import_rejects_an_unusable_script_with_the_reason(scripts_dir, scripts, reason):
     for name in ("config.sh", "directory.sh"):
         write_script(scripts_dir, name, "#!/bin/bash\n")
-    with pytest.raises(imports.ImportRejected) as rejected:
+    with pytest.raises(import_report.ImportRejected) as rejected:
         imports.import_projects(keeper.parse(json.dumps(project_with_scripts(scripts))))
     assert any(reason in str(item) for item in rejected.value.report.rejected), rejected.value.report.lines()
     assert not PamUser.objects.exists() and not PostRotationScript.objects.exists()

@@ -295,7 +295,7 @@ def test_end_to_end_a_qcluster_worker_killed_during_a_script_then_run_again_on_a
 def test_keeper_import_maps_scripts_only_and_refuses_iam_user(db, scripts_dir):
     import json
 
-    from records import imports, keeper
+    from records import import_report, imports, keeper, keeper_export
 
     write_script(scripts_dir, "push.sh", "#!/bin/bash\n")
     document = {
@@ -317,11 +317,11 @@ def test_keeper_import_maps_scripts_only_and_refuses_iam_user(db, scripts_dir):
     user = PamUser.objects.get(title="saas")
     assert user.rotation_type == RotationType.SCRIPTS_ONLY and user.resource is None and user.rotation_enabled
     assert not user.rotation_blocked_reason
-    exported = keeper.export_project(user.configuration)["pam_data"]["users"][0]
+    exported = keeper_export.export_project(user.configuration)["pam_data"]["users"][0]
     assert exported["rotation_settings"]["rotation"] == "scripts_only"
     assert exported["scripts"][0]["file"] == "push.sh"
 
     document["pam_data"]["users"][0].update(title="cloud", rotation_settings={"rotation": "iam_user"})
-    with pytest.raises(imports.ImportRejected) as rejected:
+    with pytest.raises(import_report.ImportRejected) as rejected:
         imports.import_projects(keeper.parse(json.dumps(document)))
     assert "iam_user" in str(rejected.value.report.rejected[0])

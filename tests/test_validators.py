@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 from django.test import RequestFactory
 
-from records import imports, keeper
+from records import import_report, imports, keeper
 from records.models import DirectoryType, PamConfiguration, PamDirectory, PamUser
 from tests.conftest import make_configuration
 from tests.test_records_forms import make_ca_pem
@@ -67,7 +67,7 @@ def nothing_written() -> bool:
     )
 
 
-def assert_one_reason_per_bad_value(rejected: list[imports.Item]) -> None:
+def assert_one_reason_per_bad_value(rejected: list[import_report.Item]) -> None:
     reasons = {(item.kind, item.reason.split(":")[0]): item.reason for item in rejected}
     assert len(rejected) == len(PROBE_REASONS), [str(item) for item in rejected]
     for key, text in PROBE_REASONS.items():
@@ -76,7 +76,7 @@ def assert_one_reason_per_bad_value(rejected: list[imports.Item]) -> None:
 
 @pytest.mark.django_db
 def test_the_probe_file_is_rejected_whole_with_one_reason_per_bad_value():
-    with pytest.raises(imports.ImportRejected) as info:
+    with pytest.raises(import_report.ImportRejected) as info:
         imports.import_projects(keeper.parse(json.dumps(PROBE)))
 
     assert_one_reason_per_bad_value(info.value.report.rejected)

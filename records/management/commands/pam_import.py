@@ -12,7 +12,7 @@ from accounts.cli import (  # noqa: F401 (os_user: other commands import it here
     os_user,
 )
 from accounts.policy import Action
-from records import imports, keeper
+from records import import_report, imports, keeper
 
 
 class Command(BaseCommand):
@@ -42,7 +42,7 @@ class Command(BaseCommand):
         try:
             projects = keeper.parse(text)
             report = imports.import_projects(projects, actor=acting.actor, dry_run=options["dry_run"])
-        except imports.ImportRejected as exc:
+        except import_report.ImportRejected as exc:
             exc.report.hide(imports.passwords_in(projects))
             for line in exc.report.lines():
                 self.stderr.write(line)

@@ -13,7 +13,7 @@ from accounts.cli import Acting, add_as_argument
 from accounts.policy import Action
 from audit import events as audit
 from audit.models import AuditEvent, Category, Outcome
-from records import keeper
+from records import keeper_export
 from records.models import PamConfiguration, PamUser
 
 
@@ -77,12 +77,14 @@ class Command(BaseCommand):
                     "importer reads them) or pick one with --configuration"
                 )
             write_private(
-                output, as_json(keeper.export_document(configurations, include_secrets=include_secrets))
+                output,
+                as_json(keeper_export.export_document(configurations, include_secrets=include_secrets)),
             )
             target = str(output)
         else:
             self.stdout.write(
-                as_json(keeper.export_document(configurations, include_secrets=include_secrets)), ending=""
+                as_json(keeper_export.export_document(configurations, include_secrets=include_secrets)),
+                ending="",
             )
             target = "standard output"
         if include_secrets:
@@ -101,7 +103,7 @@ class Command(BaseCommand):
                 path = directory / f"{stem}-{number}.json"
                 number += 1
             write_private(
-                path, as_json(keeper.export_project(configuration, include_secrets=include_secrets))
+                path, as_json(keeper_export.export_project(configuration, include_secrets=include_secrets))
             )
             paths.append(path)
         return paths
