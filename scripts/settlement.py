@@ -22,7 +22,7 @@ from audit import events as audit
 from audit.models import AuditEvent, Category
 from audit.models import Outcome as AuditOutcome
 from records.models import PamUser
-from rotation import notifications
+from rotation import notifications, protocol
 from rotation.models import OK_STATES, RotationAttempt, ScriptsState, Trigger
 from scripts.models import PostRotationScript, RunState, ScriptRun
 
@@ -109,7 +109,7 @@ def report(attempt: RotationAttempt, outcome: Outcome, *, again: bool = False) -
 
 def report_unresolved(attempt: RotationAttempt) -> None:
     """Audit and mail that a scripts-only attempt's scripts did not all succeed (both passwords kept)."""
-    _audit_failure(attempt, f"Attempt #{attempt.pk} outcome unknown: {attempt.error_message}")
+    protocol.audit_attempt(attempt)  # the attempt's own event: "Attempt #N outcome unknown: …"
     transaction.on_commit(lambda: notifications.notify_script_failure(attempt))
 
 

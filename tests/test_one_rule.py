@@ -8,15 +8,33 @@ An AST pass over every non-test module (migrations and the virtualenv left out):
 - no call passes ``outcome=`` or ``category=`` a string literal, and no audit event is written with
   a literal event name: the values come from ``audit.models`` (Outcome, Category, AuditEvent).
 
-Each check is also run on planted source, so a check that cannot fail would show here.
+Each check is also run on planted source, so a check that cannot fail would show here. The
+methods that replaced the last hand-written updates keep their race guards (tested below), and
+the scripts-only rerun that fails again ends through the protocol's step, as a first run does.
 """
 
 from __future__ import annotations
 
 import ast
+import datetime as dt
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
+
+from audit.models import AuditEvent, Category, Outcome
+from rotation.models import AttemptState, RotationAttempt, ScriptsState, Trigger
+from scripts import runner
+from tests.conftest import make_user
+from tests.test_rotation import rotate
+from tests.test_scripts import (  # noqa: F401 - the *_fixture names are test_scripts' fixtures, shared
+    as_script_user_fixture,
+    attach,
+    script_account_fixture,
+    scripts_dir_fixture,
+    write_script,
+)
+from tests.test_scripts_only import no_directory, scripts_only_user  # noqa: F401 - a fixture, shared
 
 ROOT = Path(__file__).resolve().parent.parent
 SKIPPED_PARTS = {".venv", "tests", "migrations", "node_modules", "test-artifacts", "static", "templates"}
@@ -241,3 +259,87 @@ def test_a_planted_literal_audit_value_is_caught(planted):
 )
 def test_constant_audit_values_are_not_flagged(harmless):
     assert literal_audit_values(harmless) == []
+
+
+# -- The methods keep the conditional UPDATEs' race guards ---------------------------------------
+
+
+def _attempt(**fields) -> RotationAttempt:
+    return RotationAttempt.objects.create(user=make_user(), **fields)
+
+
+def test_of_two_first_claims_on_an_attempts_scripts_one_wins(db):
+    attempt = _attempt(state=AttemptState.SUCCEEDED)
+    other = RotationAttempt.objects.get(pk=attempt.pk)  # a second delivery read the same row
+
+    assert attempt.claim_scripts() is True
+    assert attempt.scripts_state == ScriptsState.RUNNING
+    assert other.claim_scripts() is False
+    assert other.claim_scripts(again=True) is False  # running: "Run scripts again" waits too
+    attempt.record_scripts(ScriptsState.FAILED, "script x failed (exit 1)")
+    assert other.claim_scripts() is False  # the first run happened: only "again" runs them now
+    assert RotationAttempt.objects.get(pk=attempt.pk).scripts_state == ScriptsState.FAILED
+
+
+@pytest.mark.parametrize(
+    "state", [ScriptsState.NONE, ScriptsState.SUCCEEDED, ScriptsState.FAILED, ScriptsState.UNKNOWN]
+)
+def test_run_again_claims_scripts_that_are_not_running(db, state):
+    attempt = _attempt(state=AttemptState.SUCCEEDED, scripts_state=state)
+    other = RotationAttempt.objects.get(pk=attempt.pk)
+    assert attempt.claim_scripts(again=True) is True
+    assert other.claim_scripts(again=True) is False
+    assert RotationAttempt.objects.get(pk=attempt.pk).scripts_state == ScriptsState.RUNNING
+
+
+def test_of_two_dispatchers_one_takes_a_waiting_retry(db):
+    attempt = _attempt(trigger=Trigger.RETRY, try_number=2, retry_at=timezone.now())
+    other = RotationAttempt.objects.get(pk=attempt.pk)
+    assert attempt.take_for_sending() is True and attempt.retry_at is None
+    assert other.take_for_sending() is False
+    assert RotationAttempt.objects.get(pk=attempt.pk).retry_at is None
+
+
+def test_only_queued_attempts_with_no_retry_waiting_are_marked_for_sending(db):
+    now = timezone.now()
+    orphan = _attempt()
+    waiting = _attempt(retry_at=now + dt.timedelta(minutes=2))
+    running = _attempt(state=AttemptState.RUNNING)
+    ids = [orphan.pk, waiting.pk, running.pk]
+
+    assert RotationAttempt.mark_for_sending(ids, now) == 1
+    assert RotationAttempt.mark_for_sending(ids, now) == 0  # a second dispatcher marks nothing
+    stored = dict(RotationAttempt.objects.filter(pk__in=ids).values_list("pk", "retry_at"))
+    assert stored == {orphan.pk: now, waiting.pk: now + dt.timedelta(minutes=2), running.pk: None}
+
+
+# -- The scripts-only rerun ends through the protocol ---------------------------------------------
+
+
+@pytest.mark.usefixtures("no_directory")
+def test_a_scripts_only_rerun_that_fails_again_stays_unknown_and_is_audited_like_a_first_run(
+    db, scripts_dir, django_capture_on_commit_callbacks
+):
+    user = scripts_only_user()
+    attach(user, write_script(scripts_dir, "deploy.sh", "#!/bin/bash\nexit 3\n"))
+    attempt = rotate(user)
+    assert attempt.state == AttemptState.UNKNOWN
+    pending = attempt.get_pending()
+    write_script(scripts_dir, "deploy.sh", "#!/bin/bash\nexit 4\n")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert runner.rerun(attempt.pk) == {"attempt": attempt.pk, "scripts": ScriptsState.FAILED}
+
+    attempt.refresh_from_db()
+    user.refresh_from_db()
+    assert attempt.state == AttemptState.UNKNOWN and attempt.get_pending() == pending
+    assert attempt.scripts_state == ScriptsState.FAILED
+    assert "script deploy.sh failed (exit 4)" in attempt.error_message
+    assert "Both passwords are kept" in attempt.error_message
+    assert user.get_password() != pending
+    events = AuditEvent.objects.filter(attempt_id=attempt.pk, event=AuditEvent.ROTATION_ON_DEMAND_FAIL)
+    first, again = events.order_by("pk")
+    for event in (first, again):
+        assert (event.outcome, event.category) == (Outcome.FAIL, Category.ROTATION)
+    assert "exit 3" in first.message
+    assert again.message == f"Attempt #{attempt.pk} outcome unknown: {attempt.error_message}"
