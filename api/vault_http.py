@@ -241,6 +241,8 @@ class VaultPathMiddleware:
         if not request.path_info.startswith(PREFIX):
             return self.get_response(request)
         request.get_host()  # the ALLOWED_HOSTS check CommonMiddleware would make
+        if "\x00" in request.path_info:  # no name holds one, and PostgreSQL refuses it in a query
+            return error_response(404, "unsupported path")
         try:
             match = resolve(request.path_info, urlconf=VAULT_URLCONF)
         except Resolver404:

@@ -11,6 +11,11 @@ from __future__ import annotations
 import datetime as dt
 import threading
 
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+
+from tests.conftest import examples
 from tests.pgserver import app_env, call
 
 
@@ -117,6 +122,7 @@ def read_path_facts(prefix: str = "rp") -> dict:
         "operator": read(rotated.title, operators),
         "admin": read(rotated.title, admins),
         "operator_hidden": read(hidden.title, operators)["status"],
+        "nasty": nasty_statuses(clear),
         "revoked": _revoked_read(clear, read, rotated.title),
     }
 
@@ -168,6 +174,7 @@ def check_facts(facts: dict) -> None:
     assert facts["operator"]["status"] == 200 and facts["operator"]["data"]["last_password"] == ""
     assert facts["admin"]["data"]["last_password"] == "Previous-Pass-1!"
     assert facts["operator_hidden"] == 200  # the Operators group holds its role on every configuration
+    assert all(status < 500 for status in facts["nasty"]), facts["nasty"]
     assert facts["revoked"]["status"] == 403 and facts["revoked"]["errors"] == [
         "permission denied",
         "invalid token",
@@ -212,3 +219,38 @@ def test_the_rate_limit_counts_every_read_of_a_threaded_worker(db, monkeypatch):
         thread.join()
     assert len(outcomes) == 80 and set(outcomes) <= {200, 429}
     assert outcomes.count(200) == 30, outcomes.count(200)
+
+
+NASTY_NAMES = ["a\x00b", "\x00", "x" * 5000, "'; DROP TABLE x; --", "%", "é/ü", "..", "a b", "\ud7ff", "%00"]
+
+
+def nasty_statuses(token: str) -> list[int]:
+    """Return the statuses of reads by odd role names (a NUL, SQL, a long name, escapes): never a 500."""
+    from urllib.parse import quote
+
+    from django.test import Client
+
+    client = Client(HTTP_HOST="localhost")
+    return [
+        client.get(f"/v1/ldap/static-cred/{quote(name, safe='')}", HTTP_X_VAULT_TOKEN=token).status_code
+        for name in NASTY_NAMES
+    ]
+
+
+@given(name=st.text(max_size=300), token=st.text(max_size=80))
+@hypothesis_settings(
+    max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_no_role_name_or_token_gives_a_server_error(client, db, name, token):
+    from urllib.parse import quote
+
+    from api.models import Application, Token
+
+    _token, clear = Token.issue(application=Application.objects.get_or_create(name="odd-names")[0])
+    for presented in (clear, token):
+        response = client.get(
+            f"/v1/ldap/static-cred/{quote(name, safe='')}",
+            HTTP_X_VAULT_TOKEN=presented.encode("utf-8", "surrogatepass").decode("latin-1"),
+        )
+        assert response.status_code < 500, (name, response.content[:200])
+        assert response.status_code in (403, 404, 400, 429) and "errors" in response.json()
