@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
-from django.db import connection, models
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 
 from api.models import Application, Token
 from audit.models import AuditEvent
@@ -49,13 +49,18 @@ class Columns:
         """Return the ``alias."column", ...`` list of a SELECT."""
         return ", ".join(f"{alias}.{connection.ops.quote_name(field.column)}" for field in self.fields)
 
-    def instance(self, values) -> models.Model:
+    def instance(self, values, db) -> models.Model:
         """Return the model instance a raw row of these columns describes (as the ORM would load it)."""
         values = list(values)
         for position, column, converters in self.converters:
             for convert in converters:
-                values[position] = convert(values[position], column, connection)
-        return self.model.from_db(connection.alias, [field.attname for field in self.fields], values)
+                values[position] = convert(values[position], column, db)
+        return self.model.from_db(db.alias, [field.attname for field in self.fields], values)
+
+
+def _database():
+    """Return this thread's default database connection itself (the ``connection`` proxy costs a lookup a use)."""
+    return connections[DEFAULT_DB_ALIAS]
 
 
 def _table(model) -> str:
@@ -113,35 +118,36 @@ def token_by_digest(wanted: str, role: tuple[str, tuple[str, ...]] | None = None
     ``role_account`` is then ``account_by_role_name``'s answer.
     """
     name, names = role or ("", None)
-    sql, token_columns, application_columns, account_columns = _token_query(connection.vendor, names)
-    with connection.cursor() as cursor:
+    db = _database()
+    sql, token_columns, application_columns, account_columns = _token_query(db.vendor, names)
+    with db.cursor() as cursor:
         cursor.execute(sql, [name, name, wanted] if role else [wanted])
         rows = cursor.fetchall()
     if not rows:
         return None
     first, count = rows[0], len(token_columns.fields)
     linked = count + len(application_columns.fields)  # where the configuration id is, the account after it
-    token = token_columns.instance(first[:count])
+    token = token_columns.instance(first[:count], db)
     if token.application_id is not None:
-        application = application_columns.instance(first[count:linked])
+        application = application_columns.instance(first[count:linked], db)
         application.__dict__["configuration_ids"] = frozenset(
             row[linked] for row in rows if row[linked] is not None
         )
         token._state.fields_cache["application"] = application
     if role:
         token.role_account = _role_match(
-            account_columns, [row[linked + 1 :] for row in rows if row[linked + 1] is not None], name
+            account_columns, [row[linked + 1 :] for row in rows if row[linked + 1] is not None], name, db
         )
     return token
 
 
-def _role_match(account: Columns, rows: list, name: str) -> tuple[PamUser, str] | None:
+def _role_match(account: Columns, rows: list, name: str, db) -> tuple[PamUser, str] | None:
     """Return the account of the rows (its columns, then the previous ciphertext) a role name means."""
     if not rows:
         return None
     uid = account.fields.index(PamUser._meta.get_field("uid"))
     row = next((row for row in rows if row[uid] == name), rows[0])  # a uid match wins over a title
-    return account.instance(row[:-1]), row[-1] or ""
+    return account.instance(row[:-1], db), row[-1] or ""
 
 
 @cache
@@ -160,11 +166,12 @@ def account_by_role_name(name: str, names: tuple[str, ...] | None = None) -> tup
     fields ``names`` loaded if given, and its previous password's ciphertext ("" when it has none);
     None when nothing matches.
     """
-    sql, account = _role_query(connection.vendor, names)
-    with connection.cursor() as cursor:
+    db = _database()
+    sql, account = _role_query(db.vendor, names)
+    with db.cursor() as cursor:
         cursor.execute(sql, [name, name])
         rows = cursor.fetchall()
-    return _role_match(account, rows, name)
+    return _role_match(account, rows, name, db)
 
 
 @cache
@@ -185,7 +192,8 @@ def insert_event(event: AuditEvent) -> None:
     """
     if event.pk is not None:
         raise PermissionError("audit events cannot be changed")
-    sql, fields = _insert_query(connection.vendor)
-    values = [field.get_db_prep_save(field.pre_save(event, True), connection) for field in fields]
-    with connection.cursor() as cursor:
+    db = _database()
+    sql, fields = _insert_query(db.vendor)
+    values = [field.get_db_prep_save(field.pre_save(event, True), db) for field in fields]
+    with db.cursor() as cursor:
         cursor.execute(sql, values)
