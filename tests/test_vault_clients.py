@@ -74,9 +74,10 @@ def bao(reader, live_server, *args: str, token: str | None = None, check: bool =
 def assert_no_secret_leaked(reader) -> None:
     """No token or secret ID in any client's output or in any file of the data directory."""
     texts = list(reader.outputs)
-    for path in Path(django_settings.DATA_DIR).rglob("*"):
-        if path.is_file():
-            texts.append(path.read_bytes().decode("latin-1"))
+    # Read by another process: closing a descriptor of the database file in this one would drop the
+    # POSIX locks of this process's open SQLite connection (and let a worker remove the WAL under it).
+    files = sorted(str(path) for path in Path(django_settings.DATA_DIR).rglob("*") if path.is_file())
+    texts.append(subprocess.run(["cat", *files], capture_output=True, check=True).stdout.decode("latin-1"))
     for path in reader.home.rglob("*"):
         if path.is_file() and path.name not in {"token", "secret_id"}:  # the files handed to the Agent
             texts.append(path.read_bytes().decode("latin-1"))
