@@ -248,28 +248,27 @@ def world(transactional_db):
     return alice, seed_world(alice, carol)
 
 
-def test_every_app_page_has_no_serious_or_critical_violation(browser, live_server, world):
+# One test per width, so that two test processes can share the work.
+@pytest.mark.parametrize("viewport", VIEWPORTS, ids=[str(viewport["width"]) for viewport in VIEWPORTS])
+def test_every_app_page_has_no_serious_or_critical_violation(browser, live_server, world, viewport):
     if not AXE.exists():
         pytest.fail(f"{AXE} is missing: run `npm ci --prefix tests/browser` (make test does)")
     alice, objects = world
     urls = rendered_pages(alice, objects)
     assert len(urls) >= 30, urls
     found = {}
-    for viewport in VIEWPORTS:
-        context = browser.new_context(viewport=viewport)
-        context.add_init_script(path=AXE)  # into every page before its own scripts (the CSP does not apply)
-        context.set_default_timeout(10_000)
-        page = context.new_page()
-        found.update(
-            {(f"sign-in {viewport['width']}", "/"): _check(page, live_server.url + "/accounts/login/")}
-        )
-        sign_in(page, live_server.url, "alice")
-        for url in urls:
-            found[(viewport["width"], url)] = _check(page, live_server.url + url)
-        for name, reach in page_states(page, live_server.url, objects):
-            reach()
-            found[(viewport["width"], name)] = axe(page)
-        context.close()
+    context = browser.new_context(viewport=viewport)
+    context.add_init_script(path=AXE)  # into every page before its own scripts (the CSP does not apply)
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    found[(f"sign-in {viewport['width']}", "/")] = _check(page, live_server.url + "/accounts/login/")
+    sign_in(page, live_server.url, "alice")
+    for url in urls:
+        found[(viewport["width"], url)] = _check(page, live_server.url + url)
+    for name, reach in page_states(page, live_server.url, objects):
+        reach()
+        found[(viewport["width"], name)] = axe(page)
+    context.close()
     failing = {key: value for key, value in found.items() if value}
     assert not failing, "\n".join(f"{key}: {value}" for key, value in failing.items())
 
