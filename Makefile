@@ -71,7 +71,7 @@ check: dev-venv
 
 # The whole suite on PYTEST_WORKERS pytest-xdist workers; the tests of one expensive server (Samba,
 # PostgreSQL) share a worker, so each is provisioned once (XDIST_GROUPS in tests/conftest.py).
-PYTEST_WORKERS ?= 2
+PYTEST_WORKERS ?= 3
 XDIST := -n $(PYTEST_WORKERS) --dist loadgroup
 # The unit layer: no real server, browser, live server or process of its own (the markers follow the
 # fixtures a test uses and what its source starts: tests/conftest.py).
