@@ -72,6 +72,7 @@ check: dev-venv
 # The whole suite on PYTEST_WORKERS pytest-xdist workers; the tests of one expensive server (Samba,
 # PostgreSQL) share a worker, so each is provisioned once (XDIST_GROUPS in tests/conftest.py).
 PYTEST_WORKERS ?= 3
+FAST_WORKERS ?= 2
 XDIST := -n $(PYTEST_WORKERS) --dist loadgroup
 # The unit layer: no real server, browser, live server or process of its own (the markers follow the
 # fixtures a test uses and what its source starts: tests/conftest.py).
@@ -81,8 +82,9 @@ pytest: dev-venv
 	@command -v npm >/dev/null || $(MAKE) apt APT_PACKAGES=npm; npm ci --prefix tests/browser --no-audit --no-fund --silent  # axe-core for test_accessibility
 	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
 
+# The unit layer is CPU-bound: one worker per core (55 s here; 63 s on 3 workers).
 test-fast: dev-venv
-	$(PY) -m pytest $(XDIST) -m "$(FAST)" $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(FAST_WORKERS) --dist loadgroup -m "$(FAST)" $(PYTEST_ARGS)
 
 test: apt dev-venv lint check pytest
 
