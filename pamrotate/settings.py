@@ -17,8 +17,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from pamrotate.directory_signin import settings_from_environment
 from pamrotate import paths
+from pamrotate.directory_signin import settings_from_environment
 
 BASE_DIR = paths.BASE_DIR
 

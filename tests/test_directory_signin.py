@@ -10,9 +10,9 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ImproperlyConfigured
 from django.urls import reverse
 
-from pamrotate.directory_signin import settings_from_environment
 from accounts.models import Profile, Source
 from audit.models import AuditEvent
+from pamrotate.directory_signin import settings_from_environment
 from pamrotate.settings import env_secret
 from tests.conftest import PERSONA_PASSWORD, ensure_roles, make_persona
 from tests.ldapservers import make_ca
