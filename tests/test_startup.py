@@ -104,9 +104,11 @@ def test_production_mode_without_keys_refuses_and_writes_no_key(tmp_path):
 
 def test_processes_starting_together_share_one_key(tmp_path):
     data = tmp_path / "data"
+    # Each process prints a fingerprint of the keys it reads, never the keys themselves.
     read = (
-        "from pamrotate import paths, startup; startup.prepare(); "
-        "print('READ', paths.secret_key_file().read_text().strip(), paths.encryption_key_file().read_text())"
+        "import hashlib; from pamrotate import paths, startup; startup.prepare(); "
+        "keys = paths.secret_key_file().read_bytes() + paths.encryption_key_file().read_bytes(); "
+        "print('READ', hashlib.sha256(keys).hexdigest())"
     )
     env = clean_env(PAMROTATE_MODE="dev", PAMROTATE_DATA_DIR=str(data))
     processes = [
