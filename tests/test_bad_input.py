@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.urls import URLResolver, get_resolver, reverse
+from django.urls import reverse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -17,6 +17,7 @@ from audit.actors import Actor
 from records import schedules
 from records.models import PamUser
 from tests.conftest import examples, make_configuration, make_directory, make_user
+from tests.routes import named_routes
 from tests.test_records_forms import configuration_data, user_data
 
 NEVER_FIRES = ["0 0 31 2 *", "0 0 30 2 *"]
@@ -150,20 +151,10 @@ PROPERTY_SETTINGS = settings(
 )
 
 
-def _routes(patterns=None, namespace="", params=()) -> list[tuple[str, tuple[str, ...]]]:
-    """Return (namespaced name, path parameter names) for every named route of APPS."""
-    found = []
-    for entry in get_resolver().url_patterns if patterns is None else patterns:
-        names = (*params, *entry.pattern.regex.groupindex)
-        if isinstance(entry, URLResolver):
-            inner = f"{namespace}:{entry.namespace}" if namespace and entry.namespace else entry.namespace
-            found += _routes(entry.url_patterns, inner or namespace, names)
-        elif entry.name and namespace.split(":")[0] in APPS:
-            found.append((f"{namespace}:{entry.name}", names))
-    return sorted(set(found))
-
-
-ROUTES = _routes()
+# Every named route of the project's apps, with its path parameter names.
+ROUTES = sorted(
+    {(name, names) for name, names, _ in named_routes() if name.split(":")[0] in APPS and ":" in name}
+)
 
 
 @pytest.fixture

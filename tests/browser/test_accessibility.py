@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 from django.test import Client
-from django.urls import URLResolver, get_resolver, reverse
+from django.urls import reverse
 from django.utils import timezone
 
 from audit.actors import Actor
 from tests.browser.test_records_browser import sign_in
 from tests.conftest import make_configuration, make_directory, make_persona, make_user
+from tests.routes import named_routes
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("roles")]
 
@@ -27,26 +28,11 @@ NOT_PAGES = ("admin", "api:schema", "ops:metrics", "healthz", "api:docs", "api:r
 VENDORED = ("api:docs", "api:redoc")
 
 
-def _routes(patterns=None, namespace="", params=()) -> list[tuple[str, tuple[str, ...], str]]:
-    """Return (namespaced name, parameter names, route text) of every named URL pattern."""
-    found = []
-    for entry in get_resolver().url_patterns if patterns is None else patterns:
-        names = (*params, *entry.pattern.regex.groupindex)
-        if isinstance(entry, URLResolver):
-            inner = f"{namespace}:{entry.namespace}" if namespace and entry.namespace else entry.namespace
-            found += _routes(entry.url_patterns, inner or namespace, names)
-        elif entry.name:
-            found.append(
-                (f"{namespace}:{entry.name}" if namespace else entry.name, names, str(entry.pattern))
-            )
-    return sorted(set(found))
-
-
 def page_routes() -> list[tuple[str, tuple[str, ...]]]:
     """Return every named route that may render a page: not the admin, the APIs or Vault's paths."""
     return [
         (name, names)
-        for name, names, pattern in _routes()
+        for name, names, pattern in named_routes()
         if not name.startswith(NOT_PAGES)
         and not name.startswith(("api:api-", "access:api-", "api:vault-", "access:vault-"))
         and "api/v1/" not in pattern
