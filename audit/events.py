@@ -72,26 +72,9 @@ def new_event(
     )
 
 
-def record_event(
-    event: str,
-    *,
-    instance=None,
-    actor: Actor = SYSTEM_ACTOR,
-    outcome: str = "",
-    message: str = "",
-    attempt_id: int | None = None,
-    category: str = Category.RECORD,
-) -> AuditEvent:
-    """Append one audit event, saying who did it with ``actor`` (see ``new_event``)."""
-    instance = new_event(
-        event,
-        instance=instance,
-        actor=actor,
-        outcome=outcome,
-        message=message,
-        attempt_id=attempt_id,
-        category=category,
-    )
+def record_event(event: str, **fields) -> AuditEvent:
+    """Append one audit event, saying who did it with ``actor``; the fields are ``new_event``'s."""
+    instance = new_event(event, **fields)
     instance.save()
     return instance
 
