@@ -190,8 +190,7 @@ def insert_event(event: AuditEvent) -> None:
     The row is what ``event.save()`` writes (each field's own pre-save and database preparation);
     only Django's query compiler is skipped. The instance's id is not read back.
     """
-    if event.pk is not None:
-        raise PermissionError("audit events cannot be changed")
+    event.ensure_new()
     db = _database()
     sql, fields = _insert_query(db.vendor)
     values = [field.get_db_prep_save(field.pre_save(event, True), db) for field in fields]

@@ -173,12 +173,16 @@ class AuditEvent(models.Model):
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.event} {self.record_title}"
 
     def save(self, *args, **kwargs):
-        if self.pk is not None:
-            raise PermissionError("audit events cannot be changed")
+        self.ensure_new()
         super().save(*args, **kwargs)
 
     def delete(self, *args, **kwargs):
         raise PermissionError("audit events cannot be deleted")
+
+    def ensure_new(self) -> None:
+        """Refuse to write an event that is stored already: the log is append-only (every writer asks)."""
+        if self.pk is not None:
+            raise PermissionError("audit events cannot be changed")
 
     @property
     def label(self) -> str:
